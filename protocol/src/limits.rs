@@ -1,0 +1,57 @@
+//! Limits, defaults and version constants both ends agree on.
+
+/// The protocol version this crate implements.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The WebSocket subprotocol a client offers and a server accepts for [`PROTOCOL_VERSION`].
+pub const SUBPROTOCOL: &str = "relaywire.v1";
+
+/// Largest text frame a server accepts, in bytes (the chat server's `MAX_MESSAGE_SIZE`).
+pub const MAX_MESSAGE_SIZE: usize = 10_000;
+
+/// Longest chat message content, in characters.
+pub const MAX_CONTENT_CHARS: usize = 4_000;
+
+/// Longest id (chat, message, client message id), in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// How often a client pings, in milliseconds (the chat server's `HEARTBEAT_INTERVAL`).
+pub const HEARTBEAT_INTERVAL_MS: u32 = 30_000;
+
+/// How long a typing indicator lasts without a stop, in milliseconds (`TYPING_TIMEOUT`).
+pub const TYPING_TIMEOUT_MS: u32 = 3_000;
+
+/// A connection silent for this long is closed, in milliseconds (`CONNECTION_TIMEOUT`).
+pub const CONNECTION_TIMEOUT_MS: u32 = 60_000;
+
+/// How long a server waits for the first `auth` message when the handshake carried no
+/// token, in milliseconds.
+pub const AUTH_TIMEOUT_MS: u32 = 5_000;
+
+/// The limits a decoder enforces on what it receives.
+///
+/// ```
+/// use relaywire_protocol::Limits;
+///
+/// let strict = Limits { max_message_bytes: 2_048, ..Limits::default() };
+/// assert_eq!(strict.max_content_chars, relaywire_protocol::MAX_CONTENT_CHARS);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame, in bytes. Default [`MAX_MESSAGE_SIZE`].
+    pub max_message_bytes: usize,
+    /// Longest chat message content, in characters. Default [`MAX_CONTENT_CHARS`].
+    pub max_content_chars: usize,
+    /// Longest id, in bytes. Default [`MAX_ID_BYTES`].
+    pub max_id_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: MAX_MESSAGE_SIZE,
+            max_content_chars: MAX_CONTENT_CHARS,
+            max_id_bytes: MAX_ID_BYTES,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Conformance vectors in `tests/vectors/`: every valid frame decodes to its variant
+//! and re-encodes to equal JSON; every invalid frame fails with its error code.
+
+use std::path::PathBuf;
+
+use relaywire_protocol::{
+    ClientEnvelope, ClientMessage, DecodeError, Limits, ServerMessage, decode_client_message,
+    decode_server_message, encode,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Deserialize)]
+struct Valid {
+    name: String,
+    #[serde(default)]
+    newer: bool,
+    frame: Value,
+}
+
+#[derive(Deserialize)]
+struct Invalid {
+    name: String,
+    text: String,
+    code: String,
+    kind: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+fn load<T: for<'de> Deserialize<'de>>(file: &str) -> Vec<T> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/vectors")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let vectors: Vec<T> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert!(!vectors.is_empty(), "{file} holds no vectors");
+    vectors
+}
+
+fn kind_name(err: &DecodeError) -> String {
+    format!("{:?}", err.kind())
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+#[test]
+fn valid_client_frames_decode_and_re_encode_to_equal_json() {
+    let mut seen = std::collections::BTreeSet::new();
+    for vector in load::<Valid>("client-valid.json") {
+        let text = vector.frame.to_string();
+        let envelope = decode_client_message(&text, &Limits::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", vector.name));
+        assert_eq!(
+            envelope.message.type_name(),
+            vector.frame["type"],
+            "{}",
+            vector.name
+        );
+        assert_eq!(
+            envelope.id.as_deref(),
+            vector.frame["id"].as_str(),
+            "{}",
+            vector.name
+        );
+        let again: Value = serde_json::from_str(&encode(&envelope).unwrap()).unwrap();
+        assert_eq!(again, vector.frame, "{}", vector.name);
+
+        // The serde impl accepts what the decoder accepts.
+        let via_serde: ClientEnvelope = serde_json::from_value(vector.frame.clone()).unwrap();
+        assert_eq!(via_serde, envelope, "{}", vector.name);
+        seen.insert(envelope.message.type_name().to_owned());
+    }
+    let all: std::collections::BTreeSet<_> =
+        ClientMessage::TYPES.iter().map(|t| t.to_string()).collect();
+    assert_eq!(seen, all, "every client message type has a valid vector");
+}
+
+#[test]
+fn valid_server_frames_decode_and_re_encode_to_equal_json() {
+    let mut seen = std::collections::BTreeSet::new();
+    for vector in load::<Valid>("server-valid.json") {
+        let text = vector.frame.to_string();
+        let message =
+            decode_server_message(&text).unwrap_or_else(|e| panic!("{}: {e}", vector.name));
+        assert_eq!(message.type_name(), vector.frame["type"], "{}", vector.name);
+        let is_unknown = matches!(message, ServerMessage::Unknown(_));
+        let type_is_known = ServerMessage::TYPES.contains(&message.type_name());
+        assert_eq!(is_unknown, !type_is_known, "{}", vector.name);
+        if !type_is_known {
+            assert!(
+                vector.newer,
+                "{}: unknown types must be marked newer",
+                vector.name
+            );
+        }
+        let again: Value = serde_json::from_str(&encode(&message).unwrap()).unwrap();
+        assert_eq!(again, vector.frame, "{}", vector.name);
+
+        let via_serde: ServerMessage = serde_json::from_value(vector.frame.clone()).unwrap();
+        assert_eq!(via_serde, message, "{}", vector.name);
+        seen.insert(message.type_name().to_owned());
+    }
+    for known in ServerMessage::TYPES {
+        assert!(
+            seen.contains(*known),
+            "no valid vector for server `{known}`"
+        );
+    }
+}
+
+#[test]
+fn invalid_client_frames_fail_with_their_code() {
+    for vector in load::<Invalid>("client-invalid.json") {
+        let err = decode_client_message(&vector.text, &Limits::default())
+            .err()
+            .unwrap_or_else(|| panic!("{} decoded", vector.name));
+        assert_eq!(err.code().as_str(), vector.code, "{}: {err}", vector.name);
+        assert_eq!(kind_name(&err), vector.kind, "{}: {err}", vector.name);
+        assert_eq!(err.id(), vector.id.as_deref(), "{}", vector.name);
+
+        let reply = err.to_error_payload();
+        assert_eq!(reply.code.as_str(), vector.code);
+        assert_eq!(reply.id, vector.id);
+        assert!(!reply.message.is_empty());
+    }
+}
+
+#[test]
+fn invalid_server_frames_fail_with_their_code() {
+    for vector in load::<Invalid>("server-invalid.json") {
+        let err = decode_server_message(&vector.text)
+            .err()
+            .unwrap_or_else(|| panic!("{} decoded", vector.name));
+        assert_eq!(err.code().as_str(), vector.code, "{}: {err}", vector.name);
+        assert_eq!(kind_name(&err), vector.kind, "{}: {err}", vector.name);
+    }
+}

@@ -1,0 +1,47 @@
+//! Relaywire's project automation. Run `cargo xtask help`.
+
+mod cmd;
+mod codegen;
+mod demo;
+mod test;
+mod tools;
+
+use std::process::ExitCode;
+
+const HELP: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  test      everything CI runs: formatting, lints, native tests, the wasm build,
+            generated-file freshness and the TypeScript checks
+  demo      build and start the reference chat server with the example app
+  codegen   regenerate bindings/protocol.ts and the README tables
+  help      this text
+
+Every task installs what it needs and is missing (the wasm32 target, Node packages)
+or prints the one command that does.";
+
+/// A task's failure, already worded for the person who ran it.
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test::run(rest),
+        Some("demo") => demo::run(rest),
+        Some("codegen") => codegen::run(),
+        Some("help" | "--help" | "-h") | None => {
+            println!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task `{other}`\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("\nerror: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Where things are, and installing what a task needs when it is missing.
+
+use std::path::{Path, PathBuf};
+
+use crate::Result;
+use crate::cmd::Cmd;
+
+/// The workspace root.
+pub(crate) fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Installs the `wasm32-unknown-unknown` target with rustup when it is missing.
+pub(crate) fn ensure_wasm_target() -> Result {
+    let root = project_root();
+    let installed = Cmd::new("rustup", &root)
+        .args(["target", "list", "--installed"])
+        .read();
+    match installed {
+        Some(list) if list.lines().any(|t| t.trim() == "wasm32-unknown-unknown") => Ok(()),
+        Some(_) => Cmd::new("rustup", &root)
+            .args(["target", "add", "wasm32-unknown-unknown"])
+            .run(),
+        None => Err("rustup is not available to add the wasm32 target; run \
+             `rustup target add wasm32-unknown-unknown` with your toolchain manager"
+            .to_owned()),
+    }
+}
+
+/// Checks that Node.js 18 or newer and npm are installed.
+pub(crate) fn ensure_node() -> Result {
+    let root = project_root();
+    let hint = "install Node.js 20 and npm (Debian: `apt-get install -y nodejs npm`)";
+    let version = Cmd::new("node", &root)
+        .arg_version()
+        .read()
+        .ok_or_else(|| format!("Node.js is missing: {hint}"))?;
+    let major: u32 = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|major| major.parse().ok())
+        .unwrap_or(0);
+    if major < 18 {
+        return Err(format!("Node.js {} is too old: {hint}", version.trim()));
+    }
+    Cmd::new("npm", &root)
+        .arg_version()
+        .read()
+        .map(drop)
+        .ok_or_else(|| format!("npm is missing: {hint}"))
+}
+
+/// Installs the Node packages of `dir` when `node_modules` is missing or older than
+/// the lockfile.
+pub(crate) fn ensure_npm_packages(dir: &Path) -> Result {
+    ensure_node()?;
+    let lock = dir.join("package-lock.json");
+    let installed = dir.join("node_modules/.package-lock.json");
+    let fresh = match (modified(&lock), modified(&installed)) {
+        (Some(lock), Some(installed)) => installed >= lock,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    let install = if lock.exists() { "ci" } else { "install" };
+    Cmd::new("npm", dir)
+        .args([install, "--no-audit", "--no-fund", "--loglevel=error"])
+        .run()
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl Cmd<'_> {
+    fn arg_version(self) -> Self {
+        self.args(["--version"])
+    }
+}
