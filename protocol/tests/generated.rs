@@ -122,7 +122,9 @@ fn close_code_table() -> String {
     for code in CloseCode::ALL {
         let action = match code.action() {
             CloseAction::Reconnect => "reconnects with backoff",
-            CloseAction::RefreshToken => "gets a fresh token once and reconnects; stops if that fails too",
+            CloseAction::RefreshToken => {
+                "gets a fresh token once and reconnects; stops if that fails too"
+            }
             CloseAction::Stop => "stops",
         };
         let observed = if code.is_sendable() {
