@@ -14,6 +14,24 @@ id: string,
 messageId?: string, };
 
 /**
+ * Body of `POST /api/chats/{chatId}/participants`.
+ */
+export type AddParticipants = { 
+/**
+ * The users to add.
+ */
+userIds: Array<string>, };
+
+/**
+ * The body of every HTTP API error.
+ */
+export type ApiError = { 
+/**
+ * What went wrong.
+ */
+error: ErrorPayload, };
+
+/**
  * Payload of `event`: an application-defined event.
  */
 export type AppEvent = { 
@@ -34,6 +52,24 @@ export type Authenticate = {
  * A JWT, as issued by the identity provider.
  */
 token: string, };
+
+/**
+ * Body of `POST /api/messages/broadcast`: push a message to every connected user.
+ */
+export type Broadcast = { 
+/**
+ * A `notification`, `system` or `event` message.
+ */
+message: ServerMessage, };
+
+/**
+ * Response of `GET /api/chats` and `GET /api/me/chats`.
+ */
+export type ChatList = { 
+/**
+ * The chats, oldest first.
+ */
+chats: Array<ChatSummary>, };
 
 /**
  * A stored chat message.
@@ -61,6 +97,31 @@ senderName: string,
 content: string, 
 /**
  * When the server stored it, RFC 3339 in UTC with milliseconds.
+ */
+createdAt: string, };
+
+/**
+ * A chat as the HTTP API returns it.
+ */
+export type ChatSummary = { 
+/**
+ * The chat id.
+ */
+id: string, 
+/**
+ * Its display title.
+ */
+title: string, 
+/**
+ * Whether anyone may join it with `chat:join`.
+ */
+open: boolean, 
+/**
+ * Its participants.
+ */
+participantIds: Array<string>, 
+/**
+ * When it was created, RFC 3339 in UTC with milliseconds.
  */
 createdAt: string, };
 
@@ -140,6 +201,71 @@ maxMessageBytes?: number,
 protocolVersion?: number, };
 
 /**
+ * Response of `GET /api/users/connected`.
+ */
+export type ConnectedUsers = { 
+/**
+ * Every user with an open connection.
+ */
+users: Array<UserStatus>, };
+
+/**
+ * Body of `POST /api/chats`.
+ */
+export type CreateChat = { 
+/**
+ * The id to use; the server makes one up when absent.
+ */
+id?: string, 
+/**
+ * Display title.
+ */
+title: string, 
+/**
+ * Whether anyone may join it (default: closed).
+ */
+open?: boolean, 
+/**
+ * Its first participants.
+ */
+participantIds?: Array<string>, };
+
+/**
+ * Response of the push endpoints: how far the message got.
+ */
+export type Delivery = { 
+/**
+ * Recipients with at least one open connection.
+ */
+usersReached: number, 
+/**
+ * Connections the message was queued on.
+ */
+connectionsReached: number, };
+
+/**
+ * Body of `POST /auth/dev-login` (local development only).
+ */
+export type DevLogin = { 
+/**
+ * The user to sign in as.
+ */
+userId: string, 
+/**
+ * Display name; defaults to the user id.
+ */
+name?: string, };
+
+/**
+ * Response of `DELETE /api/users/{userId}/connections`.
+ */
+export type Disconnected = { 
+/**
+ * Connections closed.
+ */
+connectionsClosed: number, };
+
+/**
  * The code of an `error` message, and of HTTP API error bodies.
  *
  * Serialized as its wire string, e.g. `"NOT_PARTICIPANT"`. A code this version does
@@ -214,9 +340,43 @@ chatId: string,
 message: ChatMessage, };
 
 /**
+ * Response of `GET /api/chats/{chatId}/messages?before=&after=&limit=`.
+ */
+export type MessagePage = { 
+/**
+ * Messages in the order they were sent.
+ */
+messages: Array<ChatMessage>, 
+/**
+ * Whether more messages lie beyond this page in the direction asked for.
+ */
+hasMore: boolean, };
+
+/**
  * Payload of `notification`.
  */
 export type Notification = { 
+/**
+ * Short title.
+ */
+title: string, 
+/**
+ * Body text.
+ */
+body: string, 
+/**
+ * Application data, any JSON.
+ */
+data?: unknown, };
+
+/**
+ * Body of `POST /api/notifications`: a `notification` for one user.
+ */
+export type NotifyUser = { 
+/**
+ * The recipient.
+ */
+userId: string, 
 /**
  * Short title.
  */
@@ -258,6 +418,32 @@ userId: string,
 online: boolean, };
 
 /**
+ * Body of `POST /api/messages/user`: push a message to one user's connections.
+ */
+export type PushToUser = { 
+/**
+ * The recipient.
+ */
+userId: string, 
+/**
+ * A `notification`, `system` or `event` message.
+ */
+message: ServerMessage, };
+
+/**
+ * Body of `POST /api/messages/users`: push a message to several users.
+ */
+export type PushToUsers = { 
+/**
+ * The recipients.
+ */
+userIds: Array<string>, 
+/**
+ * A `notification`, `system` or `event` message.
+ */
+message: ServerMessage, };
+
+/**
  * Payload of server `chat:read`.
  */
 export type ReadReceipt = { 
@@ -277,6 +463,15 @@ userId: string,
  * When it was read, RFC 3339 in UTC with milliseconds.
  */
 readAt: string, };
+
+/**
+ * Response of `GET /api/chats/{chatId}/receipts`: where each participant has read to.
+ */
+export type ReceiptList = { 
+/**
+ * The latest receipt of each participant who has read something.
+ */
+receipts: Array<ReadReceipt>, };
 
 /**
  * Payload of client `chat:message`.
@@ -299,6 +494,23 @@ content: string, };
  * failing, so older clients keep working when servers add messages.
  */
 export type ServerMessage = { "type": "connected", "payload": Connected } | { "type": "chat:message", "payload": MessageCreated } | { "type": "chat:read", "payload": ReadReceipt } | { "type": "chat:typing", "payload": TypingIndicator } | { "type": "user:online", "payload": PresenceChange } | { "type": "pong", "payload": Pong } | { "type": "notification", "payload": Notification } | { "type": "system", "payload": SystemNotice } | { "type": "event", "payload": AppEvent } | { "type": "ack", "payload": Ack } | { "type": "error", "payload": ErrorPayload };
+
+/**
+ * Who a session belongs to: the response of `POST /auth/dev-login` and `GET /api/me`.
+ */
+export type Session = { 
+/**
+ * The user id.
+ */
+userId: string, 
+/**
+ * Display name.
+ */
+name: string, 
+/**
+ * Whether the user has at least one open connection.
+ */
+online: boolean, };
 
 /**
  * Payload of client `chat:typing`.
@@ -351,3 +563,25 @@ userName: string,
  * `false` when they stopped, or when the server expired the indicator.
  */
 isTyping: boolean, };
+
+/**
+ * A user's connection status: `GET /api/users/{userId}/status`, and the rows of
+ * `GET /api/users/connected`.
+ */
+export type UserStatus = { 
+/**
+ * The user.
+ */
+userId: string, 
+/**
+ * Whether they have at least one open connection.
+ */
+online: boolean, 
+/**
+ * How many connections they have open.
+ */
+connections: number, 
+/**
+ * When their oldest open connection was established.
+ */
+connectedSince?: string, };

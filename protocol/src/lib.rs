@@ -5,6 +5,7 @@ mod client;
 mod close_code;
 mod codec;
 mod error_code;
+pub mod http;
 mod limits;
 mod server;
 #[cfg(feature = "typescript")]

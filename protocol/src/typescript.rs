@@ -7,12 +7,18 @@ use std::path::Path;
 
 use ts_rs::{Config, TS};
 
+use crate::http::{
+    AddParticipants, ApiError, Broadcast, ChatList, ConnectedUsers, CreateChat, Delivery, DevLogin,
+    Disconnected, MessagePage, NotifyUser, PushToUser, PushToUsers, ReceiptList, Session,
+    UserStatus,
+};
 use crate::{ClientEnvelope, ClientErrorCode, ClientMessage, ErrorCode, ServerMessage};
 
 /// The file every type is exported to, relative to the output folder.
 pub const FILE_NAME: &str = "protocol.ts";
 
-/// Writes `protocol.ts` into `out_dir`: every message, payload and error code type.
+/// Writes `protocol.ts` into `out_dir`: every message, payload and error code type, and
+/// the bodies of the reference server's HTTP API.
 ///
 /// ```no_run
 /// relaywire_protocol::typescript::export(std::path::Path::new("bindings"))?;
@@ -26,6 +32,23 @@ pub fn export(out_dir: &Path) -> Result<(), ts_rs::ExportError> {
     ServerMessage::export_all(&config)?;
     ErrorCode::export_all(&config)?;
     ClientErrorCode::export_all(&config)?;
+    // The HTTP API's bodies.
+    AddParticipants::export_all(&config)?;
+    ApiError::export_all(&config)?;
+    Broadcast::export_all(&config)?;
+    ChatList::export_all(&config)?;
+    ConnectedUsers::export_all(&config)?;
+    CreateChat::export_all(&config)?;
+    Delivery::export_all(&config)?;
+    DevLogin::export_all(&config)?;
+    Disconnected::export_all(&config)?;
+    MessagePage::export_all(&config)?;
+    NotifyUser::export_all(&config)?;
+    PushToUser::export_all(&config)?;
+    PushToUsers::export_all(&config)?;
+    ReceiptList::export_all(&config)?;
+    Session::export_all(&config)?;
+    UserStatus::export_all(&config)?;
     Ok(())
 }
 

@@ -13,6 +13,26 @@ pub(crate) fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory, honouring `CARGO_TARGET_DIR`.
+pub(crate) fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => project_root().join(dir),
+        None => project_root().join("target"),
+    }
+}
+
+/// A free TCP port on 127.0.0.1, preferring `preferred`.
+pub(crate) fn free_port(preferred: u16) -> Result<u16> {
+    let bind = |port| std::net::TcpListener::bind(("127.0.0.1", port));
+    let listener = bind(preferred)
+        .or_else(|_| bind(0))
+        .map_err(|err| format!("cannot find a free port on 127.0.0.1: {err}"))?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|err| err.to_string())
+}
+
 /// Installs the `wasm32-unknown-unknown` target with rustup when it is missing.
 pub(crate) fn ensure_wasm_target() -> Result {
     let root = project_root();

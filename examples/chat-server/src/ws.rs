@@ -1,0 +1,513 @@
+//! One WebSocket connection: the handshake checks, authentication, then a read loop
+//! that handles client messages and a writer task that drains the connection's queue.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use relaywire_protocol::{
+    Ack, ClientEnvelope, ClientMessage, CloseCode, ErrorCode, ErrorPayload, Pong, SUBPROTOCOL,
+    ServerMessage, decode_client_message,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::time::sleep_until;
+
+use crate::app::App;
+use crate::auth::{AuthError, Identity, token_from_handshake};
+use crate::hub::{ConnId, frame};
+use crate::rate_limit::RateLimiter;
+use crate::shutdown::TaskGuard;
+use crate::store::StoreError;
+use crate::time::now_rfc3339;
+
+/// A sink write that takes longer than this means the client stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the client's answer to our close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
+
+/// Whether the handshake's `Origin` may connect. Requests without one do not come from
+/// a browser, so there is no cross-site page to protect against.
+pub(crate) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    allowed
+        .iter()
+        .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
+}
+
+/// The subprotocols the client offered, in order.
+fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|protocol| protocol.trim().to_owned())
+        .filter(|protocol| !protocol.is_empty())
+        .collect()
+}
+
+/// `GET /ws`: checks the origin and the protocol version, finds a token in the
+/// handshake, and upgrades.
+pub(crate) async fn upgrade(
+    State(app): State<App>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&app.config.allowed_origins, &headers) {
+        app.metrics.auth_failure("origin");
+        tracing::warn!(origin = ?headers.get(header::ORIGIN), "refused a WebSocket from a disallowed origin");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    let offered = offered_protocols(&headers);
+    let supported = offered.is_empty() || offered.iter().any(|p| p == SUBPROTOCOL);
+    // Echo what the client offered even when it is unsupported, so the handshake
+    // completes and the client can read the 4005 close code.
+    let upgrade = if offered.iter().any(|p| p == SUBPROTOCOL) {
+        upgrade.protocols([SUBPROTOCOL])
+    } else {
+        upgrade.protocols(offered)
+    };
+    let query_token = query
+        .iter()
+        .find(|(key, value)| key == "token" && !value.is_empty())
+        .map(|(_, value)| value.clone());
+    let token =
+        query_token.or_else(|| token_from_handshake(&headers, None, &app.config.auth_cookies));
+    // Frames up to the limit are decoded; larger ones up to this cap get a
+    // MESSAGE_TOO_LARGE error and the connection stays; beyond it, the socket closes 1009.
+    let hard_cap = (app.config.limits.max_message_bytes * 4).max(64 * 1024);
+    let guard = app.tracker.enter();
+    upgrade
+        .max_message_size(hard_cap)
+        .max_frame_size(hard_cap)
+        .on_upgrade(move |socket| async move {
+            let _guard: TaskGuard = guard;
+            run(app, socket, token, supported).await;
+        })
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+fn close_message(code: CloseCode) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.code(),
+        reason: Utf8Bytes::from_static(code.reason()),
+    }))
+}
+
+/// Sends an `error` and closes: how a connection that never authenticated ends.
+async fn reject(sink: &mut Sink, error: ErrorPayload, code: CloseCode) {
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+        sink.send(Message::Text(frame(&ServerMessage::Error(error))))
+            .await?;
+        sink.send(close_message(code)).await
+    })
+    .await;
+}
+
+async fn run(app: App, socket: WebSocket, token: Option<String>, version_supported: bool) {
+    let (mut sink, mut stream) = socket.split();
+    if !version_supported {
+        let error = ErrorPayload::new(
+            ErrorCode::InvalidMessage,
+            format!("this server speaks {SUBPROTOCOL}"),
+        );
+        reject(&mut sink, error, CloseCode::UnsupportedVersion).await;
+        return;
+    }
+    let identity = match authenticate(&app, &mut stream, token).await {
+        Ok(identity) => identity,
+        Err(failure) => {
+            app.metrics.auth_failure(failure.error.reason());
+            app.metrics.error(failure.error.code().as_str());
+            tracing::info!(reason = failure.error.reason(), "authentication failed");
+            let error = ErrorPayload::new(failure.error.code(), failure.error.to_string())
+                .answering(failure.id);
+            reject(
+                &mut sink,
+                error,
+                failure.error.close_code(app.config.auth_close_code),
+            )
+            .await;
+            return;
+        }
+    };
+
+    let (frames, outbound) = mpsc::channel(app.config.outbound_queue);
+    let (close, closing) = watch::channel(None);
+    let close = Arc::new(close);
+    let conn_id = match app.connect(&identity, frames, Arc::clone(&close)).await {
+        Ok(id) => id,
+        Err(err) => {
+            tracing::error!(error = %err, "registering a connection failed");
+            let error = ErrorPayload::new(err.code(), err.public_message());
+            reject(&mut sink, error, CloseCode::InternalError).await;
+            return;
+        }
+    };
+    app.metrics.connection_opened();
+    tracing::info!(user_id = %identity.user_id, conn_id, "user connected");
+    let started = Instant::now();
+
+    let writer = tokio::spawn(write_loop(
+        sink,
+        outbound,
+        closing.clone(),
+        app.config.heartbeat_interval,
+    ));
+    let reason = Connection {
+        app: app.clone(),
+        identity,
+        conn_id,
+        limiter: RateLimiter::new(app.config.rate_limit_per_sec, app.config.rate_limit_burst),
+    }
+    .read_loop(&mut stream, closing)
+    .await;
+    if let Some(code) = reason {
+        close.send_replace(Some(code));
+    }
+    app.hub.unregister(conn_id);
+    if tokio::time::timeout(WRITE_TIMEOUT, writer).await.is_err() {
+        tracing::warn!(conn_id, "writer did not finish in time");
+    }
+    // Finish the closing handshake: the client answers our close frame (the socket
+    // replies to its close by itself), then the TCP connection can go.
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+    app.metrics.connection_closed();
+    tracing::info!(
+        conn_id,
+        duration_ms = started.elapsed().as_millis() as u64,
+        close_code = reason.map(CloseCode::code),
+        "user disconnected"
+    );
+}
+
+/// An authentication failure and the `id` of the `auth` message it answers, if any.
+struct AuthFailure {
+    error: AuthError,
+    id: Option<String>,
+}
+
+impl From<AuthError> for AuthFailure {
+    fn from(error: AuthError) -> Self {
+        Self { error, id: None }
+    }
+}
+
+/// Verifies the handshake's token, or waits for a first `auth` message. Nothing else
+/// is processed before this succeeds.
+async fn authenticate(
+    app: &App,
+    stream: &mut Stream,
+    token: Option<String>,
+) -> Result<Identity, AuthFailure> {
+    if let Some(token) = token {
+        return Ok(app.verifier.verify(&token).await?);
+    }
+    let deadline = tokio::time::Instant::now() + app.config.auth_timeout;
+    let mut shutting_down = app.shutting_down.clone();
+    loop {
+        let message = tokio::select! {
+            message = tokio::time::timeout_at(deadline, stream.next()) => {
+                message.map_err(|_| AuthError::Missing)?
+            }
+            _ = shutting_down.wait_for(|stopping| *stopping) => {
+                return Err(AuthError::Unavailable("the server is shutting down".to_owned()).into());
+            }
+        };
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            _ => return Err(AuthError::Missing.into()),
+        };
+        return match decode_client_message(&text, &app.config.limits) {
+            Ok(ClientEnvelope {
+                id,
+                message: ClientMessage::Auth(auth),
+            }) => app
+                .verifier
+                .verify(&auth.token)
+                .await
+                .map_err(|error| AuthFailure { error, id }),
+            Ok(envelope) => Err(AuthFailure {
+                error: AuthError::Missing,
+                id: envelope.id,
+            }),
+            Err(err) => Err(AuthFailure {
+                error: AuthError::Invalid(format!("expected an auth message: {err}")),
+                id: err.id().map(str::to_owned),
+            }),
+        };
+    }
+}
+
+/// Writes one message; `false` when the socket failed or stayed blocked too long.
+async fn send(sink: &mut Sink, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Drains the connection's queue into the socket, pings, and sends the close frame
+/// when asked to close.
+async fn write_loop(
+    mut sink: Sink,
+    mut outbound: mpsc::Receiver<Utf8Bytes>,
+    mut closing: watch::Receiver<Option<CloseCode>>,
+    heartbeat: Duration,
+) {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    loop {
+        tokio::select! {
+            biased;
+            changed = closing.changed() => {
+                let code = if changed.is_ok() { *closing.borrow() } else { Some(CloseCode::GoingAway) };
+                let Some(code) = code else { continue };
+                // What was queued before the close (e.g. the error that explains it)
+                // still goes out, unless the client is too slow to read it.
+                if code != CloseCode::SlowConsumer {
+                    while let Ok(frame) = outbound.try_recv() {
+                        if !send(&mut sink, Message::Text(frame)).await {
+                            return;
+                        }
+                    }
+                }
+                let _ = send(&mut sink, close_message(code)).await;
+                return;
+            }
+            frame = outbound.recv() => {
+                let Some(frame) = frame else { return };
+                if !send(&mut sink, Message::Text(frame)).await {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if !send(&mut sink, Message::Ping(Default::default())).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// An authenticated connection's read side.
+struct Connection {
+    app: App,
+    identity: Identity,
+    conn_id: ConnId,
+    limiter: RateLimiter,
+}
+
+/// How one client message was answered.
+type Reply = Result<Option<ServerMessage>, ErrorPayload>;
+
+fn store_error(err: StoreError) -> ErrorPayload {
+    if err.code() == ErrorCode::InternalError {
+        tracing::error!(error = %err, "store operation failed");
+    }
+    ErrorPayload::new(err.code(), err.public_message())
+}
+
+fn ack(id: Option<String>, message_id: Option<String>) -> Option<ServerMessage> {
+    id.map(|id| ServerMessage::Ack(Ack { id, message_id }))
+}
+
+/// The instant a token expires, on tokio's clock.
+fn deadline_of(expires_at: Option<SystemTime>) -> Option<tokio::time::Instant> {
+    let expires_at = expires_at?;
+    let left = expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Some(tokio::time::Instant::now() + left)
+}
+
+impl Connection {
+    /// Reads until the connection ends; returns the close code to send, if the server
+    /// is the one closing.
+    async fn read_loop(
+        mut self,
+        stream: &mut Stream,
+        mut closing: watch::Receiver<Option<CloseCode>>,
+    ) -> Option<CloseCode> {
+        let idle_timeout = self.app.config.connection_timeout;
+        let mut idle_deadline = tokio::time::Instant::now() + idle_timeout;
+        let far_future = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let mut token_deadline = deadline_of(self.identity.expires_at);
+        let mut shutting_down = self.app.shutting_down.clone();
+        loop {
+            let message = tokio::select! {
+                message = stream.next() => message,
+                _ = closing.changed() => return None,
+                _ = shutting_down.wait_for(|stopping| *stopping) => return Some(CloseCode::GoingAway),
+                _ = sleep_until(idle_deadline) => return Some(CloseCode::IdleTimeout),
+                _ = sleep_until(token_deadline.unwrap_or(far_future)) => {
+                    let error = ErrorPayload::new(ErrorCode::AuthFailed, "token expired: send a fresh token in an auth message");
+                    self.send(&ServerMessage::Error(error));
+                    return Some(CloseCode::TokenExpired);
+                }
+            };
+            idle_deadline = tokio::time::Instant::now() + idle_timeout;
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(code) = self.on_text(&text, &mut token_deadline).await {
+                        return Some(code);
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    self.app.metrics.message_in("binary");
+                    self.error(ErrorPayload::new(
+                        ErrorCode::InvalidMessage,
+                        "binary frames are not supported: send JSON text",
+                    ));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => return None,
+                Some(Err(err)) => {
+                    let too_big = std::error::Error::source(&err)
+                        .map(|source| source.to_string())
+                        .unwrap_or_else(|| err.to_string());
+                    if too_big.contains("too long") || too_big.contains("Space limit") {
+                        return Some(CloseCode::MessageTooBig);
+                    }
+                    tracing::debug!(error = %err, "socket error");
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn send(&self, message: &ServerMessage) {
+        self.app.hub.send_to_conn(self.conn_id, &frame(message));
+    }
+
+    fn error(&self, error: ErrorPayload) {
+        self.app.metrics.error(error.code.as_str());
+        self.send(&ServerMessage::Error(error));
+    }
+
+    /// Handles one text frame; returns a close code when the connection must end.
+    async fn on_text(
+        &mut self,
+        text: &str,
+        token_deadline: &mut Option<tokio::time::Instant>,
+    ) -> Option<CloseCode> {
+        let decoded = decode_client_message(text, &self.app.config.limits);
+        let id = match &decoded {
+            Ok(envelope) => envelope.id.clone(),
+            Err(err) => err.id().map(str::to_owned),
+        };
+        if let Err(retry_after) = self.limiter.check(Instant::now()) {
+            self.app.metrics.message_in("rate_limited");
+            let mut error =
+                ErrorPayload::new(ErrorCode::RateLimited, "too many messages: slow down")
+                    .answering(id);
+            error.details =
+                Some(serde_json::json!({ "retryAfterMs": retry_after.as_millis() as u64 }));
+            self.error(error);
+            return self.limiter.is_abusive().then_some(CloseCode::RateLimited);
+        }
+        let envelope = match decoded {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                self.app.metrics.message_in("invalid");
+                self.error(err.to_error_payload());
+                return None;
+            }
+        };
+        self.app.metrics.message_in(envelope.message.type_name());
+        let id = envelope.id.clone();
+        match self.handle(envelope, token_deadline).await {
+            Ok(Some(reply)) => self.send(&reply),
+            Ok(None) => {}
+            Err(error) => self.error(error.answering(id)),
+        }
+        None
+    }
+
+    async fn handle(
+        &mut self,
+        envelope: ClientEnvelope,
+        token_deadline: &mut Option<tokio::time::Instant>,
+    ) -> Reply {
+        let app = &self.app;
+        let id = envelope.id;
+        match envelope.message {
+            ClientMessage::Auth(auth) => {
+                let identity = app.verifier.verify(&auth.token).await.map_err(|err| {
+                    app.metrics.auth_failure(err.reason());
+                    ErrorPayload::new(err.code(), err.to_string())
+                })?;
+                if identity.user_id != self.identity.user_id {
+                    return Err(ErrorPayload::new(
+                        ErrorCode::AuthFailed,
+                        "the token belongs to another user: reconnect to switch users",
+                    ));
+                }
+                *token_deadline = deadline_of(identity.expires_at);
+                self.identity = identity;
+                Ok(ack(id, None))
+            }
+            ClientMessage::ChatMessage(message) => {
+                let posted = app
+                    .post_message(&self.identity, message.chat_id, message.content, id.clone())
+                    .await
+                    .map_err(store_error)?;
+                Ok(ack(id, Some(posted.message.id)))
+            }
+            ClientMessage::ChatRead(read) => {
+                app.mark_read(&self.identity, read.chat_id, read.message_id)
+                    .await
+                    .map_err(store_error)?;
+                Ok(ack(id, None))
+            }
+            ClientMessage::ChatTyping(typing) => {
+                app.set_typing(&self.identity, &typing.chat_id, typing.is_typing)
+                    .map_err(store_error)?;
+                Ok(ack(id, None))
+            }
+            ClientMessage::ChatJoin(join) => {
+                app.join(&self.identity, join.chat_id)
+                    .await
+                    .map_err(store_error)?;
+                Ok(ack(id, None))
+            }
+            ClientMessage::ChatLeave(leave) => {
+                app.leave(&self.identity, leave.chat_id)
+                    .await
+                    .map_err(store_error)?;
+                Ok(ack(id, None))
+            }
+            ClientMessage::Ping(_) => {
+                if app.pongs_paused() {
+                    return Ok(None);
+                }
+                self.send(&ServerMessage::Pong(Pong {
+                    timestamp: now_rfc3339(),
+                }));
+                // Like every message, a ping with an id is acknowledged too.
+                Ok(ack(id, None))
+            }
+            // The protocol may grow messages this server does not handle yet.
+            _ => Err(ErrorPayload::new(
+                ErrorCode::InvalidMessage,
+                "this server does not handle that message type",
+            )),
+        }
+    }
+}

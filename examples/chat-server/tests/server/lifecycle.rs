@@ -1,0 +1,214 @@
+//! Start-up, restart and shutdown: what was acknowledged survives a restart, sockets
+//! close with 1001, the binary exits 0 on SIGTERM and 2 on bad configuration.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use relaywire_protocol::CloseCode;
+use serde_json::json;
+
+use crate::support::{Client, Ending, SECRET, TestServer, config, file_database, token};
+
+#[tokio::test]
+async fn nothing_acknowledged_is_lost_across_a_restart() {
+    let (database, dir) = file_database("restart");
+    let mut first = config();
+    first.database = database.clone();
+    let server = TestServer::with(first).await;
+    let (mut alice, _) = server.connect("alice").await;
+    let (mut bob, _) = server.connect("bob").await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let ack = alice
+            .request(&format!("c{i}"), json!({"type": "chat:message", "payload": {"chatId": "general", "content": format!("n{i}")}}))
+            .await;
+        acked.push(ack["payload"]["messageId"].as_str().unwrap().to_owned());
+    }
+    let last = acked.last().unwrap().clone();
+    bob.request(
+        "r",
+        json!({"type": "chat:read", "payload": {"chatId": "general", "messageId": last}}),
+    )
+    .await;
+    server.shutdown().await;
+    assert_eq!(
+        alice.ending().await,
+        Ending::Closed(CloseCode::GoingAway.code())
+    );
+
+    let mut second = config();
+    second.database = database;
+    let server = TestServer::with(second).await;
+    let page: serde_json::Value = server
+        .admin(
+            reqwest::Method::GET,
+            "/api/chats/general/messages?limit=200",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: Vec<String> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored, acked);
+    let receipts: serde_json::Value = server
+        .admin(reqwest::Method::GET, "/api/chats/general/receipts")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(receipts["receipts"][0]["messageId"], last.as_str());
+    // A client id seen before the restart is still recognised.
+    let (mut alice, _) = server.connect("alice").await;
+    let again = alice
+        .request(
+            "c0",
+            json!({"type": "chat:message", "payload": {"chatId": "general", "content": "n0"}}),
+        )
+        .await;
+    assert_eq!(again["payload"]["messageId"], acked[0].as_str());
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_socket_with_1001() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.connect("alice").await;
+    let (mut bob, _) = server.connect("bob").await;
+    // One that has not authenticated yet is closed too.
+    let mut pending = Client::open(&server.ws_url(), &[]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.shutdown().await;
+    assert_eq!(alice.ending().await, Ending::Closed(1001));
+    assert_eq!(bob.ending().await, Ending::Closed(1001));
+    assert!(matches!(pending.ending().await, Ending::Closed(_)));
+}
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_relaywire-chat-server"))
+}
+
+#[test]
+fn bad_configuration_fails_at_start_naming_the_variable() {
+    let cases = [
+        (vec![("JWT_SECRET", SECRET), ("WS_PORT", "http")], "WS_PORT"),
+        (
+            vec![("JWT_SECRET", SECRET), ("MAX_MESSAGE_SIZE", "-1")],
+            "MAX_MESSAGE_SIZE",
+        ),
+        (vec![], "JWT_SECRET"),
+        (
+            vec![("JWT_SECRET", SECRET), ("LOG_LEVEL", "loud=[")],
+            "LOG_LEVEL",
+        ),
+    ];
+    for (vars, name) in cases {
+        let output = binary()
+            .env_clear()
+            .envs(vars)
+            .env("DATABASE_URL", ":memory:")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully_and_exits_zero() {
+    let mut child = binary()
+        .env_clear()
+        .envs([
+            ("JWT_SECRET", SECRET),
+            ("WS_PORT", "0"),
+            ("DATABASE_URL", ":memory:"),
+            ("SEED_DEMO", "true"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The JSON log says where it listens.
+    let stdout = child.stdout.take().unwrap();
+    let url = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line: serde_json::Value = serde_json::from_str(&line.unwrap()).expect("JSON logs");
+            if line["message"] == "listening" {
+                return line["url"].as_str().unwrap().to_owned();
+            }
+        }
+        panic!("no listening line");
+    })
+    .await
+    .unwrap();
+    let ws_url = url.replace("http://", "ws://");
+    let mut alice = Client::open(&format!("{ws_url}/ws?token={}", token("alice")), &[]).await;
+    assert_eq!(alice.next_json().await["type"], "connected");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(alice.ending().await, Ending::Closed(1001));
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn logs_never_contain_tokens() {
+    let token = token("alice");
+    let mut child = binary()
+        .env_clear()
+        .envs([
+            ("JWT_SECRET", SECRET),
+            ("WS_PORT", "0"),
+            ("DATABASE_URL", ":memory:"),
+            ("LOG_LEVEL", "debug"),
+            ("EXIT_ON_STDIN_CLOSE", "1"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line: serde_json::Value =
+            serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        if line["message"] == "listening" {
+            break line["url"].as_str().unwrap().replace("http://", "ws://");
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut ok = Client::open(&format!("{url}/ws?token={token}"), &[]).await;
+        assert_eq!(ok.next_json().await["type"], "connected");
+        let mut bad = Client::open(&format!("{url}/ws?token={token}x"), &[]).await;
+        assert_eq!(bad.ending().await, Ending::Closed(4001));
+        drop(ok);
+    });
+    // Closing stdin stops a supervised server.
+    drop(child.stdin.take());
+    let rest: Vec<String> = lines.map(|line| line.unwrap()).collect();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let all = rest.join("\n");
+    assert!(all.contains("user connected"), "{all}");
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!all.contains(signature), "a token leaked into the logs");
+}

@@ -1,0 +1,242 @@
+//! Bad input gets a coded error and the connection stays usable; floods, silence,
+//! slow readers and oversized frames are contained.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use relaywire_protocol::CloseCode;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{Ending, TestServer, config};
+
+async fn still_usable(client: &mut crate::support::Client) {
+    let reply = client
+        .request("alive", json!({"type": "ping", "payload": {}}))
+        .await;
+    assert_eq!(reply["type"], "ack", "{reply}");
+}
+
+#[tokio::test]
+async fn malformed_and_invalid_frames_get_their_code_and_change_nothing() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.connect("alice").await;
+    let cases = [
+        ("{not json", "INVALID_MESSAGE", None),
+        (r#"["chat:message"]"#, "INVALID_MESSAGE", None),
+        (
+            r#"{"type":"chat:delete","id":"d1","payload":{}}"#,
+            "INVALID_MESSAGE",
+            Some("d1"),
+        ),
+        (
+            r#"{"type":"chat:message","id":"v1","payload":{"chatId":"general"}}"#,
+            "VALIDATION_ERROR",
+            Some("v1"),
+        ),
+        (
+            r#"{"type":"chat:message","id":"v2","payload":{"chatId":"general","content":"  "}}"#,
+            "VALIDATION_ERROR",
+            Some("v2"),
+        ),
+        (
+            r#"{"type":"chat:typing","payload":{"chatId":"general","isTyping":"yes"}}"#,
+            "VALIDATION_ERROR",
+            None,
+        ),
+    ];
+    for (text, code, id) in cases {
+        alice.send_text(text).await;
+        let error = alice.next_json().await;
+        assert_eq!(error["type"], "error", "{text}");
+        assert_eq!(error["payload"]["code"], code, "{text}: {error}");
+        match id {
+            Some(id) => assert_eq!(error["payload"]["id"], id),
+            None => assert!(error["payload"].get("id").is_none()),
+        }
+    }
+    alice.ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    assert_eq!(
+        alice.next_json().await["payload"]["code"],
+        "INVALID_MESSAGE"
+    );
+    still_usable(&mut alice).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn frames_over_the_size_limit_are_refused() {
+    let server = TestServer::start().await;
+    let (mut alice, _) = server.connect("alice").await;
+    let content = "x".repeat(12_000);
+    alice
+        .send(json!({"type": "chat:message", "id": "big", "payload": {"chatId": "general", "content": content}}))
+        .await;
+    let error = alice.next_json().await;
+    assert_eq!(error["payload"]["code"], "MESSAGE_TOO_LARGE", "{error}");
+    still_usable(&mut alice).await;
+
+    // Far beyond the limit, the socket itself refuses the frame: close 1009.
+    alice.send_text(&"y".repeat(1_000_000)).await;
+    assert_eq!(
+        alice.ending().await,
+        Ending::Closed(CloseCode::MessageTooBig.code())
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn floods_are_rate_limited_then_closed() {
+    let mut config = config();
+    config.rate_limit_per_sec = 5;
+    config.rate_limit_burst = 5;
+    let server = TestServer::with(config).await;
+    let (mut alice, _) = server.connect("alice").await;
+    for i in 0..6 {
+        alice
+            .send(json!({"type": "ping", "id": format!("p{i}"), "payload": {}}))
+            .await;
+    }
+    let mut limited = None;
+    for _ in 0..20 {
+        let reply = alice.next_json().await;
+        if reply["type"] == "error" {
+            limited = Some(reply);
+            break;
+        }
+    }
+    let limited = limited.expect("the sixth message is limited");
+    assert_eq!(limited["payload"]["code"], "RATE_LIMITED");
+    assert_eq!(limited["payload"]["id"], "p5");
+    assert!(
+        limited["payload"]["details"]["retryAfterMs"]
+            .as_u64()
+            .unwrap()
+            <= 200
+    );
+
+    // After a pause the client may go on.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    still_usable(&mut alice).await;
+
+    // A client that keeps flooding is closed.
+    for _ in 0..200 {
+        if alice
+            .ws
+            .send(Message::text(r#"{"type":"ping"}"#))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(
+        alice.ending().await,
+        Ending::Closed(CloseCode::RateLimited.code())
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed() {
+    let mut config = config();
+    config.heartbeat_interval = Duration::from_millis(150);
+    config.connection_timeout = Duration::from_millis(500);
+    let server = TestServer::with(config).await;
+    let (mut alice, _) = server.connect("alice").await;
+    // Not reading means not answering the server's pings either.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        alice.ending().await,
+        Ending::Closed(CloseCode::IdleTimeout.code())
+    );
+
+    // A client that reads answers pings and stays.
+    let (mut bob, _) = server.connect("bob").await;
+    bob.expect_silence(Duration::from_millis(900)).await;
+    still_usable(&mut bob).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_closed_instead_of_buffered() {
+    let mut config = config();
+    config.outbound_queue = 8;
+    let server = TestServer::with(config).await;
+    let (mut slow, _) = server.connect("bob").await;
+    let event = json!({
+        "userId": "bob",
+        "message": {"type": "event", "payload": {"name": "bulk", "data": "z".repeat(3_900)}}
+    });
+    // Bob never reads: the socket buffers fill, then his queue, then he is closed.
+    let mut reached = 0;
+    for _ in 0..3_000 {
+        let delivery: serde_json::Value = server
+            .admin(reqwest::Method::POST, "/api/messages/user")
+            .json(&event)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if delivery["connectionsReached"] == 0 {
+            break;
+        }
+        reached += 1;
+    }
+    assert!(reached < 3_000, "the queue never overflowed");
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("relaywire_slow_consumers_total 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        slow.ending().await,
+        Ending::Closed(CloseCode::SlowConsumer.code())
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_test_hook_stops_pongs() {
+    let mut config = config();
+    config.test_hooks = true;
+    let server = TestServer::with(config).await;
+    let (mut alice, _) = server.connect("alice").await;
+    let pause = |paused: bool| {
+        server
+            .http
+            .post(server.url("/test/pongs"))
+            .json(&json!({"paused": paused}))
+            .send()
+    };
+    assert_eq!(pause(true).await.unwrap().status(), 204);
+    alice.send(json!({"type": "ping", "payload": {}})).await;
+    alice.expect_silence(Duration::from_millis(300)).await;
+    assert_eq!(pause(false).await.unwrap().status(), 204);
+    alice.send(json!({"type": "ping", "payload": {}})).await;
+    assert_eq!(alice.next_json().await["type"], "pong");
+
+    // Without TEST_HOOKS the endpoint does not exist.
+    let plain = TestServer::start().await;
+    let status = plain
+        .http
+        .post(plain.url("/test/pongs"))
+        .json(&json!({"paused": true}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    plain.shutdown().await;
+    server.shutdown().await;
+}
