@@ -6,6 +6,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The WebSocket subprotocol a client offers and a server accepts for [`PROTOCOL_VERSION`].
 pub const SUBPROTOCOL: &str = "relaywire.v1";
 
+/// The query parameter, `?auth=message`, by which a client says it will authenticate
+/// with a first `auth` message: the server then ignores ambient credentials (cookies,
+/// headers) and waits for that message, so an explicit token always wins.
+pub const AUTH_BY_MESSAGE: (&str, &str) = ("auth", "message");
+
 /// Largest text frame a server accepts, in bytes (the chat server's `MAX_MESSAGE_SIZE`).
 pub const MAX_MESSAGE_SIZE: usize = 10_000;
 

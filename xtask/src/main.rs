@@ -3,6 +3,7 @@
 mod cmd;
 mod codegen;
 mod demo;
+mod supervisor;
 mod test;
 mod tools;
 
@@ -13,7 +14,8 @@ usage: cargo xtask <task>
 
 tasks:
   test      everything CI runs: formatting, lints, native tests, the wasm build,
-            generated-file freshness and the TypeScript checks
+            generated-file freshness, the TypeScript checks and the browser tests
+            (`cargo xtask test <check>...` runs some; `cargo xtask test --list`)
   demo      build and start the reference chat server with the example app
   codegen   regenerate bindings/protocol.ts and the README tables
   help      this text

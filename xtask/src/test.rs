@@ -2,7 +2,13 @@
 
 use crate::Result;
 use crate::cmd::{Cmd, step};
-use crate::tools::{ensure_npm_packages, ensure_wasm_target, project_root};
+use std::collections::BTreeMap;
+
+use crate::supervisor::{ServerSpec, Supervisor};
+use crate::tools::{
+    ensure_chromium, ensure_npm_packages, ensure_wasm_bindgen_cli, ensure_wasm_target, free_port,
+    project_root, target_dir,
+};
 
 /// One named check; `cargo xtask test <name>...` runs a subset.
 struct Check {
@@ -42,9 +48,20 @@ const CHECKS: &[Check] = &[
         title: "TypeScript: the generated types compile strictly and type the vectors",
         run: typescript,
     },
+    Check {
+        name: "browser",
+        title: "the browser client in headless Chromium against the real server",
+        run: browser,
+    },
 ];
 
 pub(crate) fn run(names: &[String]) -> Result {
+    if names.iter().any(|name| name == "--list") {
+        for check in CHECKS {
+            println!("{:10} {}", check.name, check.title);
+        }
+        return Ok(());
+    }
     for name in names {
         if !CHECKS.iter().any(|check| check.name == name) {
             let known: Vec<_> = CHECKS.iter().map(|check| check.name).collect();
@@ -126,5 +143,62 @@ fn typescript() -> Result {
             "--project",
             "tsconfig.json",
         ])
+        .run()
+}
+
+/// The reference server as the browser tests need it: test hooks on, a short
+/// heartbeat, a database that survives the restarts the tests cause.
+fn browser_test_server() -> Result<ServerSpec> {
+    cargo(&["build", "--quiet", "-p", "relaywire-chat-server"])?;
+    let data_dir = target_dir().join("browser-tests");
+    let _ = std::fs::remove_dir_all(&data_dir);
+    std::fs::create_dir_all(&data_dir).map_err(|err| format!("{}: {err}", data_dir.display()))?;
+    let env: BTreeMap<String, String> = [
+        ("JWT_SECRET", "browser-tests-secret-0123456789"),
+        ("SERVICE_KEYS", "browser-tests"),
+        ("TEST_HOOKS", "true"),
+        ("DEV_LOGIN", "true"),
+        ("SEED_DEMO", "true"),
+        ("CORS_ORIGIN", "*"),
+        ("HEARTBEAT_INTERVAL", "1000"),
+        ("RATE_LIMIT", "1000"),
+        ("RATE_LIMIT_BURST", "2000"),
+        ("LOG_LEVEL", "info"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain([
+        ("DATA_DIR".to_owned(), data_dir.display().to_string()),
+        ("DATABASE_URL".to_owned(), data_dir.join("chat.db").display().to_string()),
+    ])
+    .collect();
+    Ok(ServerSpec {
+        binary: target_dir().join("debug/relaywire-chat-server"),
+        port: free_port(0)?,
+        env,
+        log: data_dir.join("server.log"),
+    })
+}
+
+fn browser() -> Result {
+    ensure_wasm_target()?;
+    ensure_wasm_bindgen_cli()?;
+    let chromedriver = ensure_chromium()?;
+    let supervisor = Supervisor::start(browser_test_server()?)?;
+    Cmd::new("cargo", &project_root())
+        .args([
+            "test",
+            "-p",
+            "relaywire-client",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--test",
+            "browser",
+        ])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
+        .env("CHROMEDRIVER", chromedriver.display().to_string())
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "240")
+        .env("RELAYWIRE_TEST_SERVER", supervisor.server_url())
+        .env("RELAYWIRE_TEST_SUPERVISOR", supervisor.control_url())
         .run()
 }

@@ -104,3 +104,62 @@ impl Cmd<'_> {
         self.args(["--version"])
     }
 }
+
+/// The `wasm-bindgen` version pinned in the workspace manifest.
+pub(crate) fn wasm_bindgen_version() -> Result<String> {
+    let manifest = std::fs::read_to_string(project_root().join("Cargo.toml"))
+        .map_err(|err| format!("cannot read Cargo.toml: {err}"))?;
+    manifest
+        .lines()
+        .find_map(|line| {
+            let rest = line.trim().strip_prefix("wasm-bindgen = \"=")?;
+            Some(rest.trim_end_matches('"').to_owned())
+        })
+        .ok_or_else(|| "Cargo.toml does not pin `wasm-bindgen = \"=X\"`".to_owned())
+}
+
+/// Installs `wasm-bindgen-cli` at exactly the workspace's version when it is missing
+/// (it takes several minutes to build).
+pub(crate) fn ensure_wasm_bindgen_cli() -> Result {
+    let root = project_root();
+    let version = wasm_bindgen_version()?;
+    let installed = Cmd::new("wasm-bindgen", &root).args(["--version"]).read();
+    let runner = Cmd::new("wasm-bindgen-test-runner", &root)
+        .args(["--version"])
+        .read();
+    if installed.is_some_and(|v| v.trim() == format!("wasm-bindgen {version}")) && runner.is_some() {
+        return Ok(());
+    }
+    println!("installing wasm-bindgen-cli {version} (a few minutes, once)");
+    Cmd::new("cargo", &root)
+        .args(["install", "wasm-bindgen-cli", "--version", &version, "--force"])
+        .run()
+}
+
+/// Finds Debian's Chromium and ChromeDriver, installing them when running as root.
+pub(crate) fn ensure_chromium() -> Result<PathBuf> {
+    let driver = PathBuf::from("/usr/bin/chromedriver");
+    let browser = PathBuf::from("/usr/bin/chromium");
+    if driver.exists() && browser.exists() {
+        return Ok(driver);
+    }
+    let root = project_root();
+    let is_root = Cmd::new("id", &root)
+        .args(["-u"])
+        .read()
+        .is_some_and(|uid| uid.trim() == "0");
+    let hint = "apt-get install -y chromium chromium-driver";
+    if !is_root {
+        return Err(format!("Chromium and its driver are missing: run `sudo {hint}`"));
+    }
+    Cmd::new("apt-get", &root).args(["update", "-q"]).run()?;
+    Cmd::new("apt-get", &root)
+        .args(["install", "-y", "-q", "chromium", "chromium-driver"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
+    if driver.exists() {
+        Ok(driver)
+    } else {
+        Err(format!("`{hint}` did not install {}", driver.display()))
+    }
+}

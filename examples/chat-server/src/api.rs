@@ -64,7 +64,10 @@ pub(crate) fn routes(app: &App) -> Router<App> {
             routing::delete(disconnect_user),
         );
     if app.config.test_hooks {
-        router = router.route("/test/pongs", routing::post(pause_pongs));
+        router = router
+            .route("/test/pongs", routing::post(pause_pongs))
+            .route("/test/token", routing::post(test_token))
+            .route("/test/raw", routing::post(test_raw));
     }
     router
 }
@@ -532,4 +535,44 @@ async fn pause_pongs(State(app): State<App>, ApiJson(switch): ApiJson<PongSwitch
         .store(switch.paused, Ordering::Relaxed);
     tracing::warn!(paused = switch.paused, "test hook: pongs");
     StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenRequest {
+    user_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    /// Lifetime in seconds; negative for a token that has already expired.
+    ttl_secs: i64,
+}
+
+/// `POST /test/token {"userId", "name"?, "ttlSecs"}`: an HS256 token for browser tests,
+/// which cannot sign tokens themselves. Only with `TEST_HOOKS`.
+async fn test_token(State(app): State<App>, ApiJson(request): ApiJson<TokenRequest>) -> ApiResult<Json<serde_json::Value>> {
+    valid_id("userId", &request.user_id)?;
+    let name = request.name.unwrap_or_else(|| request.user_id.clone());
+    let token = app
+        .verifier
+        .sign_token(&request.user_id, &name, request.ttl_secs)
+        .ok_or_else(|| Failure::new(ErrorCode::NotFound, "test tokens need HS256"))?;
+    Ok(Json(serde_json::json!({ "token": token })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawFrame {
+    user_id: String,
+    frame: serde_json::Value,
+}
+
+/// `POST /test/raw {"userId", "frame"}`: sends any JSON as a frame, to test how clients
+/// take messages a newer server might send. Only with `TEST_HOOKS`.
+async fn test_raw(State(app): State<App>, ApiJson(raw): ApiJson<RawFrame>) -> Json<Delivery> {
+    let frame = crate::hub::Frame::from(raw.frame.to_string());
+    let reached = app.hub.send_to_user(&raw.user_id, &frame);
+    Json(Delivery {
+        users_reached: u32::from(reached > 0),
+        connections_reached: reached,
+    })
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use relaywire_protocol::{
-    Ack, ClientEnvelope, ClientMessage, CloseCode, ErrorCode, ErrorPayload, Pong, SUBPROTOCOL,
+    AUTH_BY_MESSAGE, Ack, ClientEnvelope, ClientMessage, CloseCode, ErrorCode, ErrorPayload, Pong, SUBPROTOCOL,
     ServerMessage, decode_client_message,
 };
 use tokio::sync::{mpsc, watch};
@@ -82,8 +82,14 @@ pub(crate) async fn upgrade(
         .iter()
         .find(|(key, value)| key == "token" && !value.is_empty())
         .map(|(_, value)| value.clone());
-    let token =
-        query_token.or_else(|| token_from_handshake(&headers, None, &app.config.auth_cookies));
+    // A client that will send an `auth` message means it: a cookie the browser sends
+    // along must not make it someone else.
+    let (param, by_message) = AUTH_BY_MESSAGE;
+    let token = if query.iter().any(|(key, value)| key == param && value == by_message) {
+        None
+    } else {
+        query_token.or_else(|| token_from_handshake(&headers, None, &app.config.auth_cookies))
+    };
     // Frames up to the limit are decoded; larger ones up to this cap get a
     // MESSAGE_TOO_LARGE error and the connection stays; beyond it, the socket closes 1009.
     let hard_cap = (app.config.limits.max_message_bytes * 4).max(64 * 1024);

@@ -218,6 +218,12 @@ impl Verifier {
 
     /// Signs an HS256 token for local development; `None` unless tokens are HS256.
     pub fn sign_dev_token(&self, user_id: &str, name: &str, lifetime: Duration) -> Option<String> {
+        self.sign_token(user_id, name, i64::try_from(lifetime.as_secs()).ok()?)
+    }
+
+    /// Signs an HS256 token that expires `ttl_secs` from now (in the past when
+    /// negative); `None` unless tokens are HS256.
+    pub fn sign_token(&self, user_id: &str, name: &str, ttl_secs: i64) -> Option<String> {
         let Verifier::Hs256 { encoding, .. } = self else {
             return None;
         };
@@ -226,7 +232,7 @@ impl Verifier {
             sub: user_id,
             name,
             iat: now,
-            exp: now + lifetime.as_secs(),
+            exp: now.checked_add_signed(ttl_secs)?,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, encoding).ok()
     }

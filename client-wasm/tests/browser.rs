@@ -1,0 +1,91 @@
+//! The browser client in headless Chromium against the real reference server.
+//!
+//! `cargo xtask test browser` starts the server and a supervisor that can kill and
+//! restart it, and passes their addresses at build time. The scenarios are written
+//! in JavaScript (`browser.js`) against the same API applications use; each test
+//! here runs one and fails with the error it throws.
+#![cfg(target_arch = "wasm32")]
+
+use relaywire_client::RelaywireClient;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen(module = "/tests/browser.js")]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    async fn authModes(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn authFailureIsFinal(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn expiredTokenIsRefreshedOnce(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn twoClientsChat(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn reconnectsAfterRestartAndFlushesInOrder(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn deadConnectionIsDetected(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn requestsSettle(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn fullQueueRefuses(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn closeLeavesNothing(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn snapshotIsStable(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn offlinePausesAndOnlineRetries(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn unknownTypesReachTheUnknownHandler(env: &JsValue) -> Result<(), JsValue>;
+}
+
+/// What the scenarios need: the server, the supervisor, and a way to make clients.
+fn env() -> JsValue {
+    let server = option_env!("RELAYWIRE_TEST_SERVER")
+        .expect("run the browser tests with `cargo xtask test browser`");
+    let supervisor = option_env!("RELAYWIRE_TEST_SUPERVISOR").unwrap_or_default();
+    let env = js_sys::Object::new();
+    let set = |key: &str, value: &JsValue| {
+        js_sys::Reflect::set(&env, &key.into(), value).expect("a plain object");
+    };
+    set("server", &server.into());
+    set("supervisor", &supervisor.into());
+    let create = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(|options| {
+        RelaywireClient::new(options).map(JsValue::from)
+    });
+    set("createClient", &create.into_js_value());
+    env.into()
+}
+
+macro_rules! scenario {
+    ($($test:ident => $scenario:ident),+ $(,)?) => {
+        $(
+            #[wasm_bindgen_test]
+            async fn $test() {
+                if let Err(err) = $scenario(&env()).await {
+                    let message = js_sys::Reflect::get(&err, &"stack".into())
+                        .ok()
+                        .and_then(|stack| stack.as_string())
+                        .unwrap_or_else(|| format!("{err:?}"));
+                    panic!("{message}");
+                }
+            }
+        )+
+    };
+}
+
+scenario! {
+    connects_with_every_auth_mode => authModes,
+    an_auth_failure_ends_in_unauthorized_without_retrying => authFailureIsFinal,
+    an_expired_token_is_refreshed_once => expiredTokenIsRefreshedOnce,
+    two_clients_chat_with_receipts_typing_and_presence => twoClientsChat,
+    reconnects_after_a_restart_with_growing_delays_and_flushes_in_order => reconnectsAfterRestartAndFlushesInOrder,
+    a_server_that_stops_answering_is_detected => deadConnectionIsDetected,
+    requests_resolve_reject_and_time_out => requestsSettle,
+    a_full_queue_refuses_with_a_code => fullQueueRefuses,
+    close_leaves_no_socket_timer_or_listener => closeLeavesNothing,
+    the_snapshot_is_the_same_object_until_it_changes => snapshotIsStable,
+    offline_pauses_retries_and_online_retries_at_once => offlinePausesAndOnlineRetries,
+    unknown_message_types_reach_the_unknown_handler => unknownTypesReachTheUnknownHandler,
+}
