@@ -6,5 +6,8 @@ pub mod core;
 #[cfg(target_arch = "wasm32")]
 mod browser;
 
+#[cfg(feature = "native")]
+pub mod native;
+
 #[cfg(target_arch = "wasm32")]
 pub use browser::RelaywireClient;

@@ -22,8 +22,9 @@ pub use codec::{
 };
 pub use error_code::{ClientErrorCode, ErrorCode};
 pub use limits::{
-    AUTH_BY_MESSAGE, AUTH_TIMEOUT_MS, CONNECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, Limits, MAX_CONTENT_CHARS,
-    MAX_ID_BYTES, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, SUBPROTOCOL, TYPING_TIMEOUT_MS,
+    AUTH_BY_MESSAGE, AUTH_TIMEOUT_MS, CONNECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, Limits,
+    MAX_CONTENT_CHARS, MAX_ID_BYTES, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, SUBPROTOCOL,
+    TYPING_TIMEOUT_MS,
 };
 pub use server::{
     Ack, AppEvent, ChatMessage, Connected, ErrorPayload, MessageCreated, Notification, Pong,

@@ -9,7 +9,9 @@ use crate::tools::{free_port, project_root, target_dir};
 
 pub(crate) fn run(args: &[String]) -> Result {
     if let Some(arg) = args.first() {
-        return Err(format!("`cargo xtask demo` takes no arguments, got `{arg}`"));
+        return Err(format!(
+            "`cargo xtask demo` takes no arguments, got `{arg}`"
+        ));
     }
     let root = project_root();
     step("building the reference chat server");

@@ -6,6 +6,7 @@ mod demo;
 mod supervisor;
 mod test;
 mod tools;
+mod wasm;
 
 use std::process::ExitCode;
 

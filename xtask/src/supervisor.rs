@@ -63,7 +63,9 @@ fn wait_healthy(port: u16) -> Result {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("the server on port {port} did not become healthy within 20 s"))
+    Err(format!(
+        "the server on port {port} did not become healthy within 20 s"
+    ))
 }
 
 /// A running server plus the control endpoint; dropping it stops both.
@@ -112,7 +114,11 @@ impl Drop for Supervisor {
 }
 
 /// Handles one control request.
-fn serve(stream: TcpStream, spec: &ServerSpec, child: &Mutex<Option<Child>>) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    spec: &ServerSpec,
+    child: &Mutex<Option<Child>>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -133,7 +139,9 @@ fn serve(stream: TcpStream, spec: &ServerSpec, child: &Mutex<Option<Child>>) -> 
     let outcome = match (method, path) {
         ("OPTIONS", _) => Ok(()),
         ("POST", "/kill") => {
-            let mut guard = child.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            let mut guard = child
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
             if let Some(mut running) = guard.take() {
                 let _ = running.kill();
                 let _ = running.wait();
@@ -141,7 +149,9 @@ fn serve(stream: TcpStream, spec: &ServerSpec, child: &Mutex<Option<Child>>) -> 
             Ok(())
         }
         ("POST", "/start") => {
-            let mut guard = child.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            let mut guard = child
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
             if guard.is_none() {
                 spec.spawn().map(|started| *guard = Some(started))
             } else {

@@ -9,6 +9,7 @@ use crate::tools::{
     ensure_chromium, ensure_npm_packages, ensure_wasm_bindgen_cli, ensure_wasm_target, free_port,
     project_root, target_dir,
 };
+use crate::wasm;
 
 /// One named check; `cargo xtask test <name>...` runs a subset.
 struct Check {
@@ -35,7 +36,7 @@ const CHECKS: &[Check] = &[
     },
     Check {
         name: "wasm",
-        title: "wasm32 build of the protocol and the client",
+        title: "wasm32 build of the protocol and the browser client package",
         run: wasm_build,
     },
     Check {
@@ -101,6 +102,20 @@ fn clippy() -> Result {
         "--",
         "-D",
         "warnings",
+    ])?;
+    // The browser client exists only for wasm32.
+    ensure_wasm_target()?;
+    cargo(&[
+        "clippy",
+        "-p",
+        "relaywire-client",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
     ])
 }
 
@@ -119,9 +134,8 @@ fn wasm_build() -> Result {
         "wasm32-unknown-unknown",
         "-p",
         "relaywire-protocol",
-        "-p",
-        "relaywire-client",
-    ])
+    ])?;
+    wasm::build().map(drop)
 }
 
 fn docs() -> Result {
@@ -137,6 +151,13 @@ fn typescript() -> Result {
     Cmd::new("node", &dir)
         .args(["generate-vectors.mjs"])
         .run()?;
+    // The client's declarations, as the package ships them.
+    let declarations = wasm::out_dir().join("relaywire_client.d.ts");
+    if !declarations.exists() {
+        wasm::build()?;
+    }
+    std::fs::copy(&declarations, dir.join("generated/relaywire_client.d.ts"))
+        .map_err(|err| format!("cannot copy {}: {err}", declarations.display()))?;
     Cmd::new("node", &dir)
         .args([
             "node_modules/typescript/bin/tsc",
@@ -169,7 +190,10 @@ fn browser_test_server() -> Result<ServerSpec> {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .chain([
         ("DATA_DIR".to_owned(), data_dir.display().to_string()),
-        ("DATABASE_URL".to_owned(), data_dir.join("chat.db").display().to_string()),
+        (
+            "DATABASE_URL".to_owned(),
+            data_dir.join("chat.db").display().to_string(),
+        ),
     ])
     .collect();
     Ok(ServerSpec {
@@ -195,7 +219,10 @@ fn browser() -> Result {
             "--test",
             "browser",
         ])
-        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner")
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            "wasm-bindgen-test-runner",
+        )
         .env("CHROMEDRIVER", chromedriver.display().to_string())
         .env("WASM_BINDGEN_TEST_TIMEOUT", "240")
         .env("RELAYWIRE_TEST_SERVER", supervisor.server_url())

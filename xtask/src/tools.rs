@@ -127,12 +127,19 @@ pub(crate) fn ensure_wasm_bindgen_cli() -> Result {
     let runner = Cmd::new("wasm-bindgen-test-runner", &root)
         .args(["--version"])
         .read();
-    if installed.is_some_and(|v| v.trim() == format!("wasm-bindgen {version}")) && runner.is_some() {
+    if installed.is_some_and(|v| v.trim() == format!("wasm-bindgen {version}")) && runner.is_some()
+    {
         return Ok(());
     }
     println!("installing wasm-bindgen-cli {version} (a few minutes, once)");
     Cmd::new("cargo", &root)
-        .args(["install", "wasm-bindgen-cli", "--version", &version, "--force"])
+        .args([
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            &version,
+            "--force",
+        ])
         .run()
 }
 
@@ -150,7 +157,9 @@ pub(crate) fn ensure_chromium() -> Result<PathBuf> {
         .is_some_and(|uid| uid.trim() == "0");
     let hint = "apt-get install -y chromium chromium-driver";
     if !is_root {
-        return Err(format!("Chromium and its driver are missing: run `sudo {hint}`"));
+        return Err(format!(
+            "Chromium and its driver are missing: run `sudo {hint}`"
+        ));
     }
     Cmd::new("apt-get", &root).args(["update", "-q"]).run()?;
     Cmd::new("apt-get", &root)

@@ -53,7 +53,10 @@ struct Checked {
 
 fn check(message: &JsValue) -> Result<Checked, JsValue> {
     if !message.is_object() {
-        return Err(error(ErrorCode::InvalidMessage.as_str(), "a message must be an object"));
+        return Err(error(
+            ErrorCode::InvalidMessage.as_str(),
+            "a message must be an object",
+        ));
     }
     let kind = get_string(message, "type")
         .filter(|kind| ClientMessage::TYPES.contains(&kind.as_str()))
@@ -64,7 +67,10 @@ fn check(message: &JsValue) -> Result<Checked, JsValue> {
     } else if payload.is_object() && !js_sys::Array::is_array(&payload) {
         payload
     } else {
-        return Err(error(ErrorCode::ValidationError.as_str(), "`payload` must be an object"));
+        return Err(error(
+            ErrorCode::ValidationError.as_str(),
+            "`payload` must be an object",
+        ));
     };
     Ok(Checked { kind, payload })
 }
@@ -96,15 +102,24 @@ fn timeout_option(options: &JsValue) -> Option<u32> {
 
 impl RelaywireClient {
     /// Encodes a checked message with `id` and hands it to the core.
-    fn enqueue(&self, checked: &Checked, id: Option<String>, timeout_ms: Option<u32>) -> Result<(), JsValue> {
+    fn enqueue(
+        &self,
+        checked: &Checked,
+        id: Option<String>,
+        timeout_ms: Option<u32>,
+    ) -> Result<(), JsValue> {
         let frame = JsValue::from(Object::new());
         put(&frame, "type", &JsValue::from_str(&checked.kind));
         if let Some(id) = &id {
             put(&frame, "id", &JsValue::from_str(id));
         }
         put(&frame, "payload", &checked.payload);
-        let text = js_sys::JSON::stringify(&frame)
-            .map_err(|_| error(ErrorCode::ValidationError.as_str(), "the payload cannot be encoded as JSON"))?;
+        let text = js_sys::JSON::stringify(&frame).map_err(|_| {
+            error(
+                ErrorCode::ValidationError.as_str(),
+                "the payload cannot be encoded as JSON",
+            )
+        })?;
         let effect = effect(checked);
         with(&self.driver, |d| {
             if !fits(&text, d.core.max_message_bytes()) {
@@ -123,7 +138,12 @@ impl RelaywireClient {
             d.execute();
             result.map_err(|code| client_error(code, describe(code)))
         })
-        .unwrap_or_else(|| Err(client_error(ClientErrorCode::ClientClosed, "the client is busy")))
+        .unwrap_or_else(|| {
+            Err(client_error(
+                ClientErrorCode::ClientClosed,
+                "the client is busy",
+            ))
+        })
     }
 
     fn add_subscription(&self, topic: Topic, handler: Function) -> Function {
@@ -138,15 +158,23 @@ impl RelaywireClient {
         .unchecked_into()
     }
 
-    fn request_checked(&self, checked: Result<Checked, JsValue>, timeout_ms: Option<u32>) -> Promise {
+    fn request_checked(
+        &self,
+        checked: Result<Checked, JsValue>,
+        timeout_ms: Option<u32>,
+    ) -> Promise {
         let checked = match checked {
             Ok(checked) => checked,
             Err(err) => return js::promise_reject(&err),
         };
         let Some(id) = with(&self.driver, |d| d.core.next_id()) else {
-            return js::promise_reject(&client_error(ClientErrorCode::ClientClosed, "the client is busy"));
+            return js::promise_reject(&client_error(
+                ClientErrorCode::ClientClosed,
+                "the client is busy",
+            ));
         };
-        let timeout = timeout_ms.or_else(|| with(&self.driver, |d| d.core.default_request_timeout_ms()));
+        let timeout =
+            timeout_ms.or_else(|| with(&self.driver, |d| d.core.default_request_timeout_ms()));
         let promise = Promise::new(&mut |resolve, reject| {
             let id = id.clone();
             with(&self.driver, |d| d.add_request(id, resolve, reject));
@@ -311,7 +339,8 @@ impl RelaywireClient {
     #[wasm_bindgen(js_name = onAny, unchecked_return_type = "() => void")]
     pub fn on_any(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "(message: ServerMessage) => void")] handler: Function,
+        #[wasm_bindgen(unchecked_param_type = "(message: ServerMessage) => void")]
+        handler: Function,
     ) -> Function {
         self.add_subscription(Topic::Any, handler)
     }
@@ -321,7 +350,9 @@ impl RelaywireClient {
     #[wasm_bindgen(js_name = onUnknown, unchecked_return_type = "() => void")]
     pub fn on_unknown(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "(message: { type: string; payload: unknown }) => void")]
+        #[wasm_bindgen(
+            unchecked_param_type = "(message: { type: string; payload: unknown }) => void"
+        )]
         handler: Function,
     ) -> Function {
         self.add_subscription(Topic::Unknown, handler)

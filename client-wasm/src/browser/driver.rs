@@ -94,7 +94,10 @@ impl Decoded {
                 get_string(payload, "id"),
                 get_string(payload, "code").unwrap_or_default(),
             ),
-            Some("user:online") => match (get_string(payload, "userId"), get(payload, "online").as_bool()) {
+            Some("user:online") => match (
+                get_string(payload, "userId"),
+                get(payload, "online").as_bool(),
+            ) {
                 (Some(user_id), Some(online)) => Decoded::Presence(user_id, online),
                 _ => Decoded::Other,
             },
@@ -190,7 +193,11 @@ fn run_deferred(driver: &Rc<RefCell<Driver>>, deferred: Vec<Deferred>) {
 
 /// Calls `getToken({ forceRefresh })` and reports the outcome to the core.
 fn fetch_token(driver: &Rc<RefCell<Driver>>, fetch: u32, force_refresh: bool) {
-    let Some(get_token) = driver.try_borrow().ok().and_then(|d| d.options.get_token.clone()) else {
+    let Some(get_token) = driver
+        .try_borrow()
+        .ok()
+        .and_then(|d| d.options.get_token.clone())
+    else {
         return;
     };
     let context = JsValue::from(Object::new());
@@ -221,16 +228,20 @@ fn fetch_token(driver: &Rc<RefCell<Driver>>, fetch: u32, force_refresh: bool) {
 
 /// When a JWT expires, read from its `exp` claim, on the core's clock.
 fn jwt_expiry(token: &str) -> Option<Millis> {
-    let payload = token.split('.').nth(1)?;
-    let mut base64: String = payload
+    // The claims are the second of three dot-separated parts; no slicing that could
+    // panic, so the browser build stays free of panic machinery.
+    let mut base64: String = token
         .chars()
+        .skip_while(|c| *c != '.')
+        .skip(1)
+        .take_while(|c| *c != '.')
         .map(|c| match c {
             '-' => '+',
             '_' => '/',
             c => c,
         })
         .collect();
-    while base64.len() % 4 != 0 {
+    while !base64.len().is_multiple_of(4) {
         base64.push('=');
     }
     let json = js::atob(&base64).ok()?;
@@ -308,7 +319,11 @@ impl Driver {
             match command {
                 Command::Open { socket, token } => self.open(socket, token.as_deref()),
                 Command::Send { socket, frame } => self.send(socket, frame),
-                Command::CloseSocket { socket, code, reason } => {
+                Command::CloseSocket {
+                    socket,
+                    code,
+                    reason,
+                } => {
                     if self.socket.as_ref().is_some_and(|(id, _)| *id == socket) {
                         self.drop_socket(code, reason);
                     }
@@ -323,8 +338,11 @@ impl Driver {
                 Command::Resolve { id } => {
                     if let Some(request) = self.take_request(&id) {
                         let payload = self.current_payload.clone();
-                        self.deferred
-                            .push(Deferred::Call(request.resolve, payload, JsValue::UNDEFINED));
+                        self.deferred.push(Deferred::Call(
+                            request.resolve,
+                            payload,
+                            JsValue::UNDEFINED,
+                        ));
                     }
                 }
                 Command::Reject { id, reason } => {
@@ -342,8 +360,11 @@ impl Driver {
                                 error
                             }
                         };
-                        self.deferred
-                            .push(Deferred::Call(request.reject, error, JsValue::UNDEFINED));
+                        self.deferred.push(Deferred::Call(
+                            request.reject,
+                            error,
+                            JsValue::UNDEFINED,
+                        ));
                     }
                 }
                 Command::Publish => publish = true,
@@ -351,7 +372,10 @@ impl Driver {
         }
         if publish {
             if self.options.debug {
-                js::console_debug("relaywire:", &JsValue::from_str(self.core.status().as_str()));
+                js::console_debug(
+                    "relaywire:",
+                    &JsValue::from_str(self.core.status().as_str()),
+                );
             }
             self.deferred.push(Deferred::Notify);
         }
@@ -384,7 +408,9 @@ impl Driver {
             return self.options.url.clone();
         };
         let params = if let Ok(function) = self.options.params.clone().dyn_into::<Function>() {
-            function.call0(&JsValue::UNDEFINED).unwrap_or(JsValue::UNDEFINED)
+            function
+                .call0(&JsValue::UNDEFINED)
+                .unwrap_or(JsValue::UNDEFINED)
         } else {
             self.options.params.clone()
         };
@@ -392,7 +418,9 @@ impl Driver {
             let search = url.search_params();
             for entry in Object::entries(&Object::from(params)).iter() {
                 let entry = js_sys::Array::from(&entry);
-                if let (Some(key), Some(value)) = (entry.get(0).as_string(), entry.get(1).as_string()) {
+                if let (Some(key), Some(value)) =
+                    (entry.get(0).as_string(), entry.get(1).as_string())
+                {
                     search.set(&key, &value);
                 }
             }
@@ -412,7 +440,8 @@ impl Driver {
         let url = self.url(token);
         let (Ok(ws), Some(callbacks)) = (Socket::open(&url, SUBPROTOCOL), &self.callbacks) else {
             // The URL was checked up front; the browser refused anyway. Retry later.
-            self.core.handle(now(), Event::Closed { socket, code: 1006 });
+            self.core
+                .handle(now(), Event::Closed { socket, code: 1006 });
             return;
         };
         ws.set_onopen(callbacks.open.as_ref());
@@ -521,7 +550,10 @@ impl Driver {
     }
 
     fn token_fetched(&mut self, fetch: u32, value: Option<JsValue>) {
-        let token = value.as_ref().and_then(JsValue::as_string).filter(|t| !t.is_empty());
+        let token = value
+            .as_ref()
+            .and_then(JsValue::as_string)
+            .filter(|t| !t.is_empty());
         let outcome = match (&value, &token) {
             (None, _) => TokenOutcome::Failed,
             (Some(_), Some(token)) => TokenOutcome::Token {
@@ -576,7 +608,11 @@ impl Driver {
     }
 
     pub(crate) fn add_request(&mut self, id: String, resolve: Function, reject: Function) {
-        self.requests.push(PendingRequest { id, resolve, reject });
+        self.requests.push(PendingRequest {
+            id,
+            resolve,
+            reject,
+        });
     }
 
     /// The snapshot, rebuilt only when the core's version changed.

@@ -172,7 +172,9 @@ pub(crate) fn page_visible() -> bool {
 
 /// `navigator.onLine` (true when unknown).
 pub(crate) fn online() -> bool {
-    get(&global("navigator"), "onLine").as_bool().unwrap_or(true)
+    get(&global("navigator"), "onLine")
+        .as_bool()
+        .unwrap_or(true)
 }
 
 /// Adds or removes the `visibilitychange` listener on the document, if there is one.

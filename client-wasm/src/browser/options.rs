@@ -38,7 +38,14 @@ fn count(options: &JsValue, key: &str, default: u32, message: &str) -> Result<u3
     }
 }
 
-fn ratio(options: &JsValue, key: &str, default: f64, min: f64, max: f64, message: &str) -> Result<f64, JsValue> {
+fn ratio(
+    options: &JsValue,
+    key: &str,
+    default: f64,
+    min: f64,
+    max: f64,
+    message: &str,
+) -> Result<f64, JsValue> {
     match get_number(options, key) {
         None if get(options, key).is_undefined() => Ok(default),
         Some(n) if n.is_finite() && n >= min && n <= max => Ok(n),
@@ -80,19 +87,54 @@ fn reconnect(options: &JsValue) -> Result<ReconnectPolicy, JsValue> {
         v => match v.as_f64() {
             Some(n) if n == f64::INFINITY => None,
             Some(n) if n.is_finite() && n >= 0.0 => Some(n.min(f64::from(u32::MAX)) as u32),
-            _ => return Err(invalid("`reconnect.maxAttempts` must be a number, Infinity or null")),
+            _ => {
+                return Err(invalid(
+                    "`reconnect.maxAttempts` must be a number, Infinity or null",
+                ));
+            }
         },
     };
     let policy = ReconnectPolicy {
-        initial_delay_ms: count(&value, "initialDelayMs", defaults.initial_delay_ms, "`reconnect.initialDelayMs` must be a number of milliseconds")?,
-        max_delay_ms: count(&value, "maxDelayMs", defaults.max_delay_ms, "`reconnect.maxDelayMs` must be a number of milliseconds")?,
-        factor: ratio(&value, "factor", defaults.factor, 1.0, 100.0, "`reconnect.factor` must be between 1 and 100")?,
-        jitter: ratio(&value, "jitter", defaults.jitter, 0.0, 1.0, "`reconnect.jitter` must be between 0 and 1")?,
+        initial_delay_ms: count(
+            &value,
+            "initialDelayMs",
+            defaults.initial_delay_ms,
+            "`reconnect.initialDelayMs` must be a number of milliseconds",
+        )?,
+        max_delay_ms: count(
+            &value,
+            "maxDelayMs",
+            defaults.max_delay_ms,
+            "`reconnect.maxDelayMs` must be a number of milliseconds",
+        )?,
+        factor: ratio(
+            &value,
+            "factor",
+            defaults.factor,
+            1.0,
+            100.0,
+            "`reconnect.factor` must be between 1 and 100",
+        )?,
+        jitter: ratio(
+            &value,
+            "jitter",
+            defaults.jitter,
+            0.0,
+            1.0,
+            "`reconnect.jitter` must be between 0 and 1",
+        )?,
         max_attempts,
-        reset_after_ms: count(&value, "resetAfterMs", defaults.reset_after_ms, "`reconnect.resetAfterMs` must be a number of milliseconds")?,
+        reset_after_ms: count(
+            &value,
+            "resetAfterMs",
+            defaults.reset_after_ms,
+            "`reconnect.resetAfterMs` must be a number of milliseconds",
+        )?,
     };
     if policy.max_delay_ms < policy.initial_delay_ms {
-        return Err(invalid("`reconnect.maxDelayMs` must not be below `initialDelayMs`"));
+        return Err(invalid(
+            "`reconnect.maxDelayMs` must not be below `initialDelayMs`",
+        ));
     }
     Ok(policy)
 }
@@ -110,8 +152,18 @@ fn heartbeat(options: &JsValue) -> Result<Option<HeartbeatPolicy>, JsValue> {
         return Err(invalid("`heartbeat` must be an object or false"));
     }
     let policy = HeartbeatPolicy {
-        interval_ms: count(&value, "intervalMs", defaults.interval_ms, "`heartbeat.intervalMs` must be a number of milliseconds")?,
-        timeout_ms: count(&value, "timeoutMs", defaults.timeout_ms, "`heartbeat.timeoutMs` must be a number of milliseconds")?,
+        interval_ms: count(
+            &value,
+            "intervalMs",
+            defaults.interval_ms,
+            "`heartbeat.intervalMs` must be a number of milliseconds",
+        )?,
+        timeout_ms: count(
+            &value,
+            "timeoutMs",
+            defaults.timeout_ms,
+            "`heartbeat.timeoutMs` must be a number of milliseconds",
+        )?,
     };
     if policy.interval_ms < 100 || policy.timeout_ms < 100 {
         return Err(invalid("heartbeat times must be at least 100 ms"));
@@ -133,7 +185,9 @@ fn auth(options: &JsValue) -> Result<(Auth, Option<Function>), JsValue> {
     if let Ok(get_token) = get(&value, "getToken").dyn_into::<Function>() {
         return Ok((Auth::Provider, Some(get_token)));
     }
-    Err(invalid("`auth` must be \"cookie\", { token } or { getToken }"))
+    Err(invalid(
+        "`auth` must be \"cookie\", { token } or { getToken }",
+    ))
 }
 
 /// Reads and checks the options object.
@@ -156,7 +210,12 @@ pub(crate) fn parse(options: &JsValue) -> Result<BrowserOptions, JsValue> {
         return Err(invalid("`params` must be an object or a function"));
     }
     let defaults = Options::default();
-    let queue_size = count(options, "queueSize", defaults.queue_size as u32, "`queueSize` must be a number")?;
+    let queue_size = count(
+        options,
+        "queueSize",
+        defaults.queue_size as u32,
+        "`queueSize` must be a number",
+    )?;
     if queue_size == 0 {
         return Err(invalid("`queueSize` must be at least 1"));
     }
@@ -165,10 +224,21 @@ pub(crate) fn parse(options: &JsValue) -> Result<BrowserOptions, JsValue> {
         token_transport,
         reconnect: reconnect(options)?,
         heartbeat: heartbeat(options)?,
-        connect_timeout_ms: count(options, "connectTimeoutMs", defaults.connect_timeout_ms, "`connectTimeoutMs` must be a number of milliseconds")?,
+        connect_timeout_ms: count(
+            options,
+            "connectTimeoutMs",
+            defaults.connect_timeout_ms,
+            "`connectTimeoutMs` must be a number of milliseconds",
+        )?,
         queue_size: queue_size as usize,
-        request_timeout_ms: count(options, "requestTimeoutMs", defaults.request_timeout_ms, "`requestTimeoutMs` must be a number of milliseconds")?,
-        seed: (js::random() * 9_007_199_254_740_992.0) as u64 ^ (js::performance_now() * 1_000.0) as u64,
+        request_timeout_ms: count(
+            options,
+            "requestTimeoutMs",
+            defaults.request_timeout_ms,
+            "`requestTimeoutMs` must be a number of milliseconds",
+        )?,
+        seed: (js::random() * 9_007_199_254_740_992.0) as u64
+            ^ (js::performance_now() * 1_000.0) as u64,
     };
     Ok(BrowserOptions {
         core,

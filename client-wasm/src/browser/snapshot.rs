@@ -17,7 +17,11 @@ fn frozen(value: impl Into<JsValue>) -> JsValue {
 /// `nextRetryAt`.
 pub(crate) fn build(core: &Core<JsValue>, now: Millis) -> JsValue {
     let snapshot = JsValue::from(Object::new());
-    put(&snapshot, "status", &JsValue::from_str(core.status().as_str()));
+    put(
+        &snapshot,
+        "status",
+        &JsValue::from_str(core.status().as_str()),
+    );
     put(&snapshot, "attempt", &JsValue::from(core.attempt()));
     let next_retry_at = core.next_retry_at().map_or(JsValue::NULL, |at| {
         JsValue::from_f64(js::date_now() + at.saturating_sub(now) as f64)

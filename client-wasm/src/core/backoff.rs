@@ -107,10 +107,17 @@ mod tests {
         let policy = ReconnectPolicy::default();
         let mut rng = Rng::new(42);
         for attempt in 1..=10 {
-            let full = ReconnectPolicy { jitter: 0.0, ..policy }.delay(attempt, 0.0);
+            let full = ReconnectPolicy {
+                jitter: 0.0,
+                ..policy
+            }
+            .delay(attempt, 0.0);
             for _ in 0..100 {
                 let delay = policy.delay(attempt, rng.unit());
-                assert!(delay <= full && delay >= full / 2, "{attempt}: {delay} of {full}");
+                assert!(
+                    delay <= full && delay >= full / 2,
+                    "{attempt}: {delay} of {full}"
+                );
             }
         }
     }
@@ -120,7 +127,12 @@ mod tests {
         let mut a = Rng::new(7);
         let mut b = Rng::new(7);
         let draws: Vec<f64> = (0..1000).map(|_| a.unit()).collect();
-        assert!(draws.iter().zip((0..1000).map(|_| b.unit())).all(|(x, y)| *x == y));
+        assert!(
+            draws
+                .iter()
+                .zip((0..1000).map(|_| b.unit()))
+                .all(|(x, y)| *x == y)
+        );
         assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
         let mean = draws.iter().sum::<f64>() / 1000.0;
         assert!((0.4..0.6).contains(&mean), "{mean}");

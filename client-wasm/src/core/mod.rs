@@ -18,7 +18,7 @@ pub(crate) mod frames;
 use std::collections::VecDeque;
 
 use relaywire_protocol::{
-    CloseAction, CloseCode, ClientErrorCode, HEARTBEAT_INTERVAL_MS, MAX_MESSAGE_SIZE,
+    ClientErrorCode, CloseAction, CloseCode, HEARTBEAT_INTERVAL_MS, MAX_MESSAGE_SIZE,
     TYPING_TIMEOUT_MS,
 };
 
@@ -737,9 +737,8 @@ impl<F: Clone> Core<F> {
             Inbound::Ack { id } => {
                 if let Some(tracked) = self.take(id) {
                     self.apply(tracked.effect);
-                    self.commands.push_back(Command::Resolve {
-                        id: id.to_owned(),
-                    });
+                    self.commands
+                        .push_back(Command::Resolve { id: id.to_owned() });
                     self.changed();
                 }
             }
@@ -761,12 +760,10 @@ impl<F: Clone> Core<F> {
             }
             Inbound::Presence { user_id, online } => {
                 if let Some(session) = &mut self.session {
-                    let known = session.online_user_ids.iter().position(|u| u == user_id);
+                    let known = session.online_user_ids.iter().any(|u| u == user_id);
                     match (known, online) {
-                        (None, true) => session.online_user_ids.push(user_id.to_owned()),
-                        (Some(index), false) => {
-                            session.online_user_ids.remove(index);
-                        }
+                        (false, true) => session.online_user_ids.push(user_id.to_owned()),
+                        (true, false) => session.online_user_ids.retain(|u| u != user_id),
                         _ => return,
                     }
                     self.changed();
@@ -928,18 +925,17 @@ impl<F: Clone> Core<F> {
 
     fn stop_typing_due(&mut self, now: Millis) {
         let socket = self.open_socket();
-        let mut index = 0;
-        while let Some(typing) = self.typing.get(index) {
-            if typing.stop_at <= now {
-                let typing = self.typing.swap_remove(index);
-                if let Some(socket) = socket {
-                    let frame = Frame::Control(frames::typing(&typing.chat_id, false));
-                    self.commands.push_back(Command::Send { socket, frame });
-                }
-            } else {
-                index += 1;
+        let commands = &mut self.commands;
+        self.typing.retain(|typing| {
+            if typing.stop_at > now {
+                return true;
             }
-        }
+            if let Some(socket) = socket {
+                let frame = Frame::Control(frames::typing(&typing.chat_id, false));
+                commands.push_back(Command::Send { socket, frame });
+            }
+            false
+        });
     }
 
     fn disconnected(&mut self, now: Millis, code: u16) {
@@ -1033,7 +1029,7 @@ impl<F: Clone> Core<F> {
     }
 
     fn reject_all(&mut self, reason: ClientErrorCode) {
-        for tracked in self.outbox.drain(..) {
+        while let Some(tracked) = self.outbox.pop_front() {
             if let Some(id) = tracked.id {
                 self.commands.push_back(Command::Reject {
                     id,
@@ -1128,8 +1124,8 @@ impl<F: Clone> Core<F> {
                 });
                 true
             }
-            (Some(index), false) => {
-                self.typing.swap_remove(index);
+            (Some(_), false) => {
+                self.typing.retain(|t| t.chat_id != chat_id);
                 true
             }
             (None, false) => false,

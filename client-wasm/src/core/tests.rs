@@ -89,7 +89,12 @@ impl Harness {
         self.handle(Event::Closed { socket, code })
     }
 
-    fn send(&mut self, text: &str, id: Option<&str>, timeout_ms: Option<u32>) -> Result<(), ClientErrorCode> {
+    fn send(
+        &mut self,
+        text: &str,
+        id: Option<&str>,
+        timeout_ms: Option<u32>,
+    ) -> Result<(), ClientErrorCode> {
         let now = self.now;
         self.core.send(
             now,
@@ -107,7 +112,10 @@ fn sent(commands: &[Command<String>]) -> Vec<String> {
     commands
         .iter()
         .filter_map(|c| match c {
-            Command::Send { frame: Frame::App(f) | Frame::Control(f), .. } => Some(f.clone()),
+            Command::Send {
+                frame: Frame::App(f) | Frame::Control(f),
+                ..
+            } => Some(f.clone()),
             _ => None,
         })
         .collect()
@@ -118,12 +126,21 @@ fn a_first_connection_goes_idle_connecting_open() {
     let mut h = Harness::new(no_jitter());
     assert_eq!(h.core.status(), Status::Idle);
     let commands = h.handle(Event::Connect);
-    assert_eq!(commands, [Command::Open { socket: 1, token: None }]);
+    assert_eq!(
+        commands,
+        [Command::Open {
+            socket: 1,
+            token: None
+        }]
+    );
     assert_eq!(h.core.status(), Status::Connecting);
     // Cookie auth sends nothing on open.
     assert_eq!(h.handle(Event::Opened(1)), []);
     assert_eq!(h.core.status(), Status::Connecting);
-    h.handle(Event::Message { socket: 1, inbound: Inbound::Connected(session("alice")) });
+    h.handle(Event::Message {
+        socket: 1,
+        inbound: Inbound::Connected(session("alice")),
+    });
     assert_eq!(h.core.status(), Status::Open);
     assert_eq!(h.core.session().unwrap().user_id, "alice");
     assert_eq!(h.core.attempt(), 0);
@@ -131,37 +148,76 @@ fn a_first_connection_goes_idle_connecting_open() {
 
 #[test]
 fn tokens_travel_in_the_first_message_or_the_query() {
-    let mut h = Harness::new(Options { auth: Auth::Token("t0k".into()), ..no_jitter() });
+    let mut h = Harness::new(Options {
+        auth: Auth::Token("t0k".into()),
+        ..no_jitter()
+    });
     let socket = Harness::expect_open(&h.handle(Event::Connect));
-    assert_eq!(sent(&h.handle(Event::Opened(socket))), [frames::auth("t0k")]);
+    assert_eq!(
+        sent(&h.handle(Event::Opened(socket))),
+        [frames::auth("t0k")]
+    );
 
     let mut h = Harness::new(Options {
         auth: Auth::Token("t0k".into()),
         token_transport: TokenTransport::Query,
         ..no_jitter()
     });
-    assert_eq!(h.handle(Event::Connect), [Command::Open { socket: 1, token: Some("t0k".into()) }]);
+    assert_eq!(
+        h.handle(Event::Connect),
+        [Command::Open {
+            socket: 1,
+            token: Some("t0k".into())
+        }]
+    );
     assert_eq!(h.handle(Event::Opened(1)), []);
 }
 
 #[test]
 fn a_token_provider_is_asked_before_every_connect() {
-    let mut h = Harness::new(Options { auth: Auth::Provider, ..no_jitter() });
-    assert_eq!(h.handle(Event::Connect), [Command::FetchToken { fetch: 1, force_refresh: false }]);
+    let mut h = Harness::new(Options {
+        auth: Auth::Provider,
+        ..no_jitter()
+    });
+    assert_eq!(
+        h.handle(Event::Connect),
+        [Command::FetchToken {
+            fetch: 1,
+            force_refresh: false
+        }]
+    );
     let commands = h.handle(Event::Token {
         fetch: 1,
-        outcome: TokenOutcome::Token { token: "first", expires_at: None },
+        outcome: TokenOutcome::Token {
+            token: "first",
+            expires_at: None,
+        },
     });
     let socket = Harness::expect_open(&commands);
     assert_eq!(sent(&h.establish(socket)), [frames::auth("first")]);
     // A dropped connection fetches again (the token may have been rotated).
     h.closed(socket, 1006);
     let commands = h.run_until(h.now + 1_000);
-    assert_eq!(commands, [Command::FetchToken { fetch: 2, force_refresh: false }]);
+    assert_eq!(
+        commands,
+        [Command::FetchToken {
+            fetch: 2,
+            force_refresh: false
+        }]
+    );
     // A stale answer is ignored.
-    assert_eq!(h.handle(Event::Token { fetch: 1, outcome: TokenOutcome::SignedOut }), []);
+    assert_eq!(
+        h.handle(Event::Token {
+            fetch: 1,
+            outcome: TokenOutcome::SignedOut
+        }),
+        []
+    );
     // Signed out: unauthorized, no retry.
-    h.handle(Event::Token { fetch: 2, outcome: TokenOutcome::SignedOut });
+    h.handle(Event::Token {
+        fetch: 2,
+        outcome: TokenOutcome::SignedOut,
+    });
     assert_eq!(h.core.status(), Status::Unauthorized);
     assert_eq!(h.core.next_deadline(), None);
 }
@@ -183,13 +239,19 @@ fn failed_attempts_back_off_exponentially_up_to_the_cap() {
 
 #[test]
 fn jittered_delays_stay_in_their_band() {
-    let mut h = Harness::new(Options { seed: 99, ..Options::default() });
+    let mut h = Harness::new(Options {
+        seed: 99,
+        ..Options::default()
+    });
     let mut socket = Harness::expect_open(&h.handle(Event::Connect));
     for attempt in 1..=6u32 {
         h.closed(socket, 1006);
         let wait = h.core.next_retry_at().unwrap() - h.now;
         let full = 1_000u64 << (attempt - 1);
-        assert!(wait >= full / 2 && wait <= full, "attempt {attempt}: {wait}");
+        assert!(
+            wait >= full / 2 && wait <= full,
+            "attempt {attempt}: {wait}"
+        );
         socket = Harness::expect_open(&h.advance(wait));
     }
 }
@@ -219,9 +281,15 @@ fn out_of_attempts_fails_and_rejects_what_waits() {
         reason: Rejection::Client(ClientErrorCode::ConnectionFailed)
     }));
     assert_eq!(h.core.last_error().unwrap().code, "CONNECTION_FAILED");
-    assert_eq!(h.send("late", None, None), Err(ClientErrorCode::ConnectionFailed));
+    assert_eq!(
+        h.send("late", None, None),
+        Err(ClientErrorCode::ConnectionFailed)
+    );
     // Connecting again always works.
-    assert!(matches!(h.handle(Event::Connect)[..], [Command::Open { .. }]));
+    assert!(matches!(
+        h.handle(Event::Connect)[..],
+        [Command::Open { .. }]
+    ));
     assert_eq!(h.core.attempt(), 0);
 }
 
@@ -269,7 +337,11 @@ fn close_codes_decide_between_retry_refresh_and_stop() {
         h.closed(socket, code);
         assert_eq!(h.core.status(), status, "close code {code}");
         if status != Status::Reconnecting {
-            assert_eq!(h.core.next_deadline(), None, "code {code} leaves nothing scheduled");
+            assert_eq!(
+                h.core.next_deadline(),
+                None,
+                "code {code} leaves nothing scheduled"
+            );
             assert_eq!(h.core.last_error().unwrap().close_code, Some(code));
         }
     }
@@ -277,18 +349,30 @@ fn close_codes_decide_between_retry_refresh_and_stop() {
 
 #[test]
 fn an_expired_token_is_refreshed_once_then_unauthorized() {
-    let mut h = Harness::new(Options { auth: Auth::Provider, ..no_jitter() });
+    let mut h = Harness::new(Options {
+        auth: Auth::Provider,
+        ..no_jitter()
+    });
     h.handle(Event::Connect);
     let token = |h: &mut Harness, fetch: u32, token: &str| {
         Harness::expect_open(&h.handle(Event::Token {
             fetch,
-            outcome: TokenOutcome::Token { token, expires_at: None },
+            outcome: TokenOutcome::Token {
+                token,
+                expires_at: None,
+            },
         }))
     };
     let socket = token(&mut h, 1, "old");
     h.establish(socket);
     // 4002: fetch a fresh token at once, forcing the refresh.
-    assert_eq!(h.closed(socket, 4002), [Command::FetchToken { fetch: 2, force_refresh: true }]);
+    assert_eq!(
+        h.closed(socket, 4002),
+        [Command::FetchToken {
+            fetch: 2,
+            force_refresh: true
+        }]
+    );
     let socket = token(&mut h, 2, "new");
     h.handle(Event::Opened(socket));
     // The refreshed token fails too: stop, no retry storm.
@@ -301,16 +385,31 @@ fn an_expired_token_is_refreshed_once_then_unauthorized() {
     h.handle(Event::Connect);
     let socket = token(&mut h, 3, "fresh");
     h.establish(socket);
-    assert_eq!(h.closed(socket, 4002), [Command::FetchToken { fetch: 4, force_refresh: true }]);
+    assert_eq!(
+        h.closed(socket, 4002),
+        [Command::FetchToken {
+            fetch: 4,
+            force_refresh: true
+        }]
+    );
 }
 
 #[test]
 fn cookie_or_static_token_auth_failures_stop_at_once() {
     for auth in [Auth::Cookie, Auth::Token("bad".into())] {
-        let mut h = Harness::new(Options { auth, ..no_jitter() });
+        let mut h = Harness::new(Options {
+            auth,
+            ..no_jitter()
+        });
         let socket = Harness::expect_open(&h.handle(Event::Connect));
         h.handle(Event::Opened(socket));
-        h.handle(Event::Message { socket, inbound: Inbound::Error { id: None, code: "AUTH_FAILED" } });
+        h.handle(Event::Message {
+            socket,
+            inbound: Inbound::Error {
+                id: None,
+                code: "AUTH_FAILED",
+            },
+        });
         h.closed(socket, 4001);
         assert_eq!(h.core.status(), Status::Unauthorized);
         assert_eq!(h.core.next_deadline(), None);
@@ -319,10 +418,17 @@ fn cookie_or_static_token_auth_failures_stop_at_once() {
 
 #[test]
 fn a_connect_attempt_that_does_not_open_in_time_is_abandoned() {
-    let mut h = Harness::new(Options { connect_timeout_ms: 3_000, ..no_jitter() });
+    let mut h = Harness::new(Options {
+        connect_timeout_ms: 3_000,
+        ..no_jitter()
+    });
     let socket = Harness::expect_open(&h.handle(Event::Connect));
     let commands = h.advance(3_000);
-    assert!(commands.contains(&Command::CloseSocket { socket, code: 4000, reason: "connect timeout" }));
+    assert!(commands.contains(&Command::CloseSocket {
+        socket,
+        code: 4000,
+        reason: "connect timeout"
+    }));
     assert_eq!(h.core.status(), Status::Reconnecting);
     // Its late events change nothing.
     assert_eq!(h.handle(Event::Opened(socket)), []);
@@ -331,13 +437,20 @@ fn a_connect_attempt_that_does_not_open_in_time_is_abandoned() {
     let socket = Harness::expect_open(&h.advance(1_000));
     h.handle(Event::Opened(socket));
     let commands = h.advance(3_000);
-    assert!(commands.contains(&Command::CloseSocket { socket, code: 4000, reason: "connect timeout" }));
+    assert!(commands.contains(&Command::CloseSocket {
+        socket,
+        code: 4000,
+        reason: "connect timeout"
+    }));
 }
 
 #[test]
 fn no_traffic_after_a_ping_means_the_connection_is_dead() {
     let mut h = Harness::new(Options {
-        heartbeat: Some(HeartbeatPolicy { interval_ms: 30_000, timeout_ms: 10_000 }),
+        heartbeat: Some(HeartbeatPolicy {
+            interval_ms: 30_000,
+            timeout_ms: 10_000,
+        }),
         ..no_jitter()
     });
     let socket = h.connect();
@@ -345,13 +458,20 @@ fn no_traffic_after_a_ping_means_the_connection_is_dead() {
     assert_eq!(sent(&commands), [frames::PING]);
     // Any traffic before the deadline keeps it alive.
     h.advance(5_000);
-    h.handle(Event::Message { socket, inbound: Inbound::Other });
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Other,
+    });
     assert_eq!(h.advance(10_000), []);
     // The next ping gets nothing back: closed and retried, though the socket never said so.
     let commands = h.advance(15_000);
     assert_eq!(sent(&commands), [frames::PING]);
     let commands = h.advance(10_000);
-    assert!(commands.contains(&Command::CloseSocket { socket, code: 4000, reason: "heartbeat timeout" }));
+    assert!(commands.contains(&Command::CloseSocket {
+        socket,
+        code: 4000,
+        reason: "heartbeat timeout"
+    }));
     assert_eq!(h.core.status(), Status::Reconnecting);
 }
 
@@ -362,7 +482,10 @@ fn the_servers_heartbeat_interval_wins() {
     h.handle(Event::Opened(socket));
     let mut announced = session("alice");
     announced.heartbeat_interval_ms = Some(2_000);
-    h.handle(Event::Message { socket, inbound: Inbound::Connected(announced) });
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Connected(announced),
+    });
     assert_eq!(sent(&h.advance(1_999)), Vec::<String>::new());
     assert_eq!(sent(&h.advance(1)), [frames::PING]);
 }
@@ -374,10 +497,17 @@ fn a_visible_page_checks_liveness_at_once() {
     h.advance(1_000);
     assert_eq!(sent(&h.handle(Event::Visible)), [frames::PING]);
     let commands = h.advance(5_000);
-    assert!(commands.contains(&Command::CloseSocket { socket, code: 4000, reason: "heartbeat timeout" }));
+    assert!(commands.contains(&Command::CloseSocket {
+        socket,
+        code: 4000,
+        reason: "heartbeat timeout"
+    }));
     // Waiting to retry: a visible page retries now.
     assert!(h.core.next_retry_at().is_some());
-    assert!(matches!(h.handle(Event::Visible)[..], [Command::Open { .. }]));
+    assert!(matches!(
+        h.handle(Event::Visible)[..],
+        [Command::Open { .. }]
+    ));
 }
 
 #[test]
@@ -389,7 +519,10 @@ fn offline_pauses_retries_and_online_retries_at_once() {
     assert_eq!(h.core.status(), Status::Offline);
     assert_eq!(h.core.next_deadline(), None);
     assert_eq!(h.advance(60_000), []);
-    assert!(matches!(h.handle(Event::Online)[..], [Command::Open { .. }]));
+    assert!(matches!(
+        h.handle(Event::Online)[..],
+        [Command::Open { .. }]
+    ));
 
     // Going offline while waiting pauses the wait too.
     let mut h = Harness::new(no_jitter());
@@ -402,7 +535,10 @@ fn offline_pauses_retries_and_online_retries_at_once() {
 
 #[test]
 fn messages_wait_in_order_and_a_full_queue_refuses() {
-    let mut h = Harness::new(Options { queue_size: 3, ..no_jitter() });
+    let mut h = Harness::new(Options {
+        queue_size: 3,
+        ..no_jitter()
+    });
     let socket = Harness::expect_open(&h.handle(Event::Connect));
     h.send("a", Some("1"), None).unwrap();
     h.send("b", None, None).unwrap();
@@ -413,8 +549,14 @@ fn messages_wait_in_order_and_a_full_queue_refuses() {
     assert_eq!(sent(&commands), ["a", "b", "c"]);
     // Without an id a message is done once sent; with one it waits for its ack.
     assert_eq!(h.core.pending(), 2);
-    h.handle(Event::Message { socket, inbound: Inbound::Ack { id: "1" } });
-    h.handle(Event::Message { socket, inbound: Inbound::Ack { id: "3" } });
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Ack { id: "1" },
+    });
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Ack { id: "3" },
+    });
     assert_eq!(h.core.pending(), 0);
     // Open: straight out.
     h.send("e", None, None).unwrap();
@@ -430,19 +572,40 @@ fn requests_resolve_reject_or_time_out() {
     h.send("r3", Some("r3"), Some(1_000)).unwrap();
     h.commands();
     assert_eq!(
-        h.handle(Event::Message { socket, inbound: Inbound::Ack { id: "r1" } }),
+        h.handle(Event::Message {
+            socket,
+            inbound: Inbound::Ack { id: "r1" }
+        }),
         [Command::Resolve { id: "r1".into() }]
     );
     assert_eq!(
-        h.handle(Event::Message { socket, inbound: Inbound::Error { id: Some("r2"), code: "NOT_PARTICIPANT" } }),
-        [Command::Reject { id: "r2".into(), reason: Rejection::Server("NOT_PARTICIPANT".into()) }]
+        h.handle(Event::Message {
+            socket,
+            inbound: Inbound::Error {
+                id: Some("r2"),
+                code: "NOT_PARTICIPANT"
+            }
+        }),
+        [Command::Reject {
+            id: "r2".into(),
+            reason: Rejection::Server("NOT_PARTICIPANT".into())
+        }]
     );
     assert_eq!(
         h.advance(1_000),
-        [Command::Reject { id: "r3".into(), reason: Rejection::Client(ClientErrorCode::Timeout) }]
+        [Command::Reject {
+            id: "r3".into(),
+            reason: Rejection::Client(ClientErrorCode::Timeout)
+        }]
     );
     // Replies to nothing change nothing.
-    assert_eq!(h.handle(Event::Message { socket, inbound: Inbound::Ack { id: "r3" } }), []);
+    assert_eq!(
+        h.handle(Event::Message {
+            socket,
+            inbound: Inbound::Ack { id: "r3" }
+        }),
+        []
+    );
 }
 
 #[test]
@@ -452,7 +615,10 @@ fn unacknowledged_messages_are_sent_again_after_a_reconnect() {
     h.send("m1", Some("m1"), None).unwrap();
     h.send("m2", Some("m2"), None).unwrap();
     assert_eq!(sent(&h.commands()), ["m1", "m2"]);
-    h.handle(Event::Message { socket, inbound: Inbound::Ack { id: "m1" } });
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Ack { id: "m1" },
+    });
     h.closed(socket, 1006);
     h.send("m3", Some("m3"), None).unwrap();
     let socket = Harness::expect_open(&h.advance(1_000));
@@ -466,18 +632,50 @@ fn unacknowledged_messages_are_sent_again_after_a_reconnect() {
 fn join_and_leave_acks_update_the_chats_and_presence_the_online_list() {
     let mut h = Harness::new(no_jitter());
     let socket = h.connect();
-    for (id, effect) in [("j", Effect::Join("random".into())), ("l", Effect::Leave("general".into()))] {
+    for (id, effect) in [
+        ("j", Effect::Join("random".into())),
+        ("l", Effect::Leave("general".into())),
+    ] {
         let now = h.now;
         h.core
-            .send(now, Outgoing { id: Some(id.into()), frame: id.into(), timeout_ms: None, effect })
+            .send(
+                now,
+                Outgoing {
+                    id: Some(id.into()),
+                    frame: id.into(),
+                    timeout_ms: None,
+                    effect,
+                },
+            )
             .unwrap();
-        h.handle(Event::Message { socket, inbound: Inbound::Ack { id } });
+        h.handle(Event::Message {
+            socket,
+            inbound: Inbound::Ack { id },
+        });
     }
     assert_eq!(h.core.session().unwrap().chat_ids, ["random"]);
-    h.handle(Event::Message { socket, inbound: Inbound::Presence { user_id: "bob", online: true } });
-    h.handle(Event::Message { socket, inbound: Inbound::Presence { user_id: "bob", online: true } });
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Presence {
+            user_id: "bob",
+            online: true,
+        },
+    });
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Presence {
+            user_id: "bob",
+            online: true,
+        },
+    });
     assert_eq!(h.core.session().unwrap().online_user_ids, ["bob"]);
-    h.handle(Event::Message { socket, inbound: Inbound::Presence { user_id: "bob", online: false } });
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Presence {
+            user_id: "bob",
+            online: false,
+        },
+    });
     assert!(h.core.session().unwrap().online_user_ids.is_empty());
 }
 
@@ -489,10 +687,18 @@ fn typing_repeats_while_active_and_stops_by_itself() {
     assert_eq!(sent(&h.commands()), [frames::typing("general", true)]);
     h.now = 1_000;
     h.core.set_typing(1_000, "general", true);
-    assert_eq!(sent(&h.commands()), Vec::<String>::new(), "not resent within half the timeout");
+    assert_eq!(
+        sent(&h.commands()),
+        Vec::<String>::new(),
+        "not resent within half the timeout"
+    );
     h.now = 2_000;
     h.core.set_typing(2_000, "general", true);
-    assert_eq!(sent(&h.commands()), [frames::typing("general", true)], "kept alive for the server");
+    assert_eq!(
+        sent(&h.commands()),
+        [frames::typing("general", true)],
+        "kept alive for the server"
+    );
     // No more keystrokes: the stop goes out by itself after the typing timeout.
     assert_eq!(sent(&h.advance(2_999)), Vec::<String>::new());
     assert_eq!(sent(&h.advance(1)), [frames::typing("general", false)]);
@@ -500,7 +706,13 @@ fn typing_repeats_while_active_and_stops_by_itself() {
     h.core.set_typing(h.now, "general", true);
     h.core.set_typing(h.now, "general", false);
     h.core.set_typing(h.now, "general", false);
-    assert_eq!(sent(&h.commands()), [frames::typing("general", true), frames::typing("general", false)]);
+    assert_eq!(
+        sent(&h.commands()),
+        [
+            frames::typing("general", true),
+            frames::typing("general", false)
+        ]
+    );
     // Nothing is left to stop.
     assert_eq!(sent(&h.advance(5_000)), Vec::<String>::new());
 }
@@ -516,8 +728,15 @@ fn close_settles_everything_and_leaves_nothing_scheduled() {
     assert_eq!(
         commands,
         [
-            Command::CloseSocket { socket, code: 1000, reason: "closed" },
-            Command::Reject { id: "r".into(), reason: Rejection::Client(ClientErrorCode::ClientClosed) },
+            Command::CloseSocket {
+                socket,
+                code: 1000,
+                reason: "closed"
+            },
+            Command::Reject {
+                id: "r".into(),
+                reason: Rejection::Client(ClientErrorCode::ClientClosed)
+            },
         ]
     );
     assert_eq!(h.core.status(), Status::Closed);
@@ -534,7 +753,14 @@ fn connect_close_connect_never_leaves_two_sockets() {
     // What React StrictMode does: mount, unmount, mount.
     let mut h = Harness::new(no_jitter());
     let first = Harness::expect_open(&h.handle(Event::Connect));
-    assert_eq!(h.handle(Event::Close), [Command::CloseSocket { socket: first, code: 1000, reason: "closed" }]);
+    assert_eq!(
+        h.handle(Event::Close),
+        [Command::CloseSocket {
+            socket: first,
+            code: 1000,
+            reason: "closed"
+        }]
+    );
     let second = Harness::expect_open(&h.handle(Event::Connect));
     assert_ne!(first, second);
     assert_eq!(h.handle(Event::Opened(first)), []);
@@ -548,28 +774,53 @@ fn the_version_changes_only_when_the_snapshot_does() {
     let mut h = Harness::new(no_jitter());
     let socket = h.connect();
     let version = h.core.version();
-    h.handle(Event::Message { socket, inbound: Inbound::Other });
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Other,
+    });
     h.handle(Event::Timer);
     h.handle(Event::Connect);
     assert_eq!(h.core.version(), version);
-    h.handle(Event::Message { socket, inbound: Inbound::Presence { user_id: "bob", online: true } });
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Presence {
+            user_id: "bob",
+            online: true,
+        },
+    });
     assert!(h.core.version() > version);
 }
 
 #[test]
 fn tokens_are_refreshed_in_band_before_they_expire() {
-    let mut h = Harness::new(Options { auth: Auth::Provider, heartbeat: None, ..no_jitter() });
+    let mut h = Harness::new(Options {
+        auth: Auth::Provider,
+        heartbeat: None,
+        ..no_jitter()
+    });
     h.handle(Event::Connect);
     let socket = Harness::expect_open(&h.handle(Event::Token {
         fetch: 1,
-        outcome: TokenOutcome::Token { token: "short", expires_at: Some(600_000) },
+        outcome: TokenOutcome::Token {
+            token: "short",
+            expires_at: Some(600_000),
+        },
     }));
     h.establish(socket);
     let commands = h.run_until(570_000);
-    assert!(commands.contains(&Command::FetchToken { fetch: 2, force_refresh: true }), "{commands:?}");
+    assert!(
+        commands.contains(&Command::FetchToken {
+            fetch: 2,
+            force_refresh: true
+        }),
+        "{commands:?}"
+    );
     let commands = h.handle(Event::Token {
         fetch: 2,
-        outcome: TokenOutcome::Token { token: "renewed", expires_at: Some(1_200_000) },
+        outcome: TokenOutcome::Token {
+            token: "renewed",
+            expires_at: Some(1_200_000),
+        },
     });
     assert_eq!(sent(&commands), [frames::auth("renewed")]);
     assert_eq!(h.core.status(), Status::Open);
@@ -577,8 +828,14 @@ fn tokens_are_refreshed_in_band_before_they_expire() {
 
 #[test]
 fn ids_are_unique_and_share_a_random_prefix() {
-    let mut a = Core::<String>::new(Options { seed: 1, ..Options::default() });
-    let mut b = Core::<String>::new(Options { seed: 2, ..Options::default() });
+    let mut a = Core::<String>::new(Options {
+        seed: 1,
+        ..Options::default()
+    });
+    let mut b = Core::<String>::new(Options {
+        seed: 2,
+        ..Options::default()
+    });
     let ids: Vec<String> = (0..100).map(|_| a.next_id()).collect();
     let mut unique = ids.clone();
     unique.sort();

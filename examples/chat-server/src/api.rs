@@ -549,7 +549,10 @@ struct TokenRequest {
 
 /// `POST /test/token {"userId", "name"?, "ttlSecs"}`: an HS256 token for browser tests,
 /// which cannot sign tokens themselves. Only with `TEST_HOOKS`.
-async fn test_token(State(app): State<App>, ApiJson(request): ApiJson<TokenRequest>) -> ApiResult<Json<serde_json::Value>> {
+async fn test_token(
+    State(app): State<App>,
+    ApiJson(request): ApiJson<TokenRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
     valid_id("userId", &request.user_id)?;
     let name = request.name.unwrap_or_else(|| request.user_id.clone());
     let token = app

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use relaywire_protocol::{
-    AUTH_BY_MESSAGE, Ack, ClientEnvelope, ClientMessage, CloseCode, ErrorCode, ErrorPayload, Pong, SUBPROTOCOL,
-    ServerMessage, decode_client_message,
+    AUTH_BY_MESSAGE, Ack, ClientEnvelope, ClientMessage, CloseCode, ErrorCode, ErrorPayload, Pong,
+    SUBPROTOCOL, ServerMessage, decode_client_message,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
@@ -85,7 +85,10 @@ pub(crate) async fn upgrade(
     // A client that will send an `auth` message means it: a cookie the browser sends
     // along must not make it someone else.
     let (param, by_message) = AUTH_BY_MESSAGE;
-    let token = if query.iter().any(|(key, value)| key == param && value == by_message) {
+    let token = if query
+        .iter()
+        .any(|(key, value)| key == param && value == by_message)
+    {
         None
     } else {
         query_token.or_else(|| token_from_handshake(&headers, None, &app.config.auth_cookies))

@@ -321,20 +321,3 @@ async fn an_auth_message_wins_over_a_cookie_when_announced() {
     assert_eq!(client.next_json().await["payload"]["userId"], "cookie-user");
     server.shutdown().await;
 }
-
-#[tokio::test]
-async fn an_auth_message_wins_over_a_cookie_when_announced() {
-    let server = TestServer::start().await;
-    let cookie = format!("authToken={}", token("cookie-user"));
-    // Announced: the cookie is ignored and the auth message decides.
-    let url = format!("{}?auth=message", server.ws_url());
-    let mut client = Client::open(&url, &[("cookie", &cookie)]).await;
-    client
-        .send(json!({"type": "auth", "payload": {"token": token("alice")}}))
-        .await;
-    assert_eq!(client.next_json().await["payload"]["userId"], "alice");
-    // Not announced: the cookie authenticates at once, as before.
-    let mut client = Client::open(&server.ws_url(), &[("cookie", &cookie)]).await;
-    assert_eq!(client.next_json().await["payload"]["userId"], "cookie-user");
-    server.shutdown().await;
-}
