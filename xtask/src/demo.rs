@@ -1,9 +1,10 @@
-//! `cargo xtask demo`: builds the reference chat server and serves the demo at one URL.
+//! `cargo xtask demo`: builds the client, the npm package and the React app, and serves
+//! the app from the reference chat server at one URL.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::Result;
+use crate::app;
 use crate::cmd::{Cmd, step};
 use crate::tools::{free_port, project_root, target_dir};
 
@@ -13,19 +14,21 @@ pub(crate) fn run(args: &[String]) -> Result {
             "`cargo xtask demo` takes no arguments, got `{arg}`"
         ));
     }
-    let root = project_root();
+    let dist = app::build()?;
     step("building the reference chat server");
-    Cmd::new("cargo", &root)
+    Cmd::new("cargo", &project_root())
         .args(["build", "--quiet", "-p", "relaywire-chat-server"])
         .run()?;
-    let static_dir = placeholder_page()?;
 
     let port = free_port(8080)?;
     let url = format!("http://127.0.0.1:{port}");
     let data_dir = target_dir().join("demo-data");
     step("starting the server");
-    println!("demo: open {url} (Ctrl-C stops it)");
-    println!("demo: data is kept in {}", data_dir.display());
+    println!("demo: open {url} in two windows (one private) and sign in as two users");
+    println!(
+        "demo: messages are kept in {}; Ctrl-C stops the server",
+        data_dir.display()
+    );
     let server = target_dir().join("debug/relaywire-chat-server");
     // The server stops when this task ends, even when it is killed.
     let mut child = Command::new(&server)
@@ -35,27 +38,17 @@ pub(crate) fn run(args: &[String]) -> Result {
         .env("DEV_LOGIN", "true")
         .env("SEED_DEMO", "true")
         .env("DATA_DIR", &data_dir)
-        .env("STATIC_DIR", &static_dir)
+        .env("STATIC_DIR", &dist)
         .env("CORS_ORIGIN", format!("{url},http://localhost:{port}"))
         .env("LOG_LEVEL", "info")
         .spawn()
         .map_err(|err| format!("cannot start {}: {err}", server.display()))?;
+    // `wait` would close the child's stdin, which tells the server to stop.
+    let _stdin = child.stdin.take();
     let status = child.wait().map_err(|err| err.to_string())?;
     if status.success() {
         Ok(())
     } else {
         Err(format!("the server stopped: {status}"))
     }
-}
-
-/// A page that says what the server offers until the web app is built.
-fn placeholder_page() -> Result<PathBuf> {
-    let dir = target_dir().join("demo-static");
-    std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-    let page = "<!doctype html><meta charset=utf-8><title>Relaywire</title>\
-        <h1>Relaywire reference chat server</h1>\
-        <p>The WebSocket endpoint is <code>/ws</code>; <code>POST /auth/dev-login</code> \
-        signs you in; <code>/healthz</code> and <code>/metrics</code> report its state.</p>";
-    std::fs::write(dir.join("index.html"), page).map_err(|err| err.to_string())?;
-    Ok(dir)
 }

@@ -1,8 +1,10 @@
 //! Relaywire's project automation. Run `cargo xtask help`.
 
+mod app;
 mod cmd;
 mod codegen;
 mod demo;
+mod package;
 mod supervisor;
 mod test;
 mod tools;
@@ -19,6 +21,7 @@ tasks:
             (`cargo xtask test <check>...` runs some; `cargo xtask test --list`)
   demo      build and start the reference chat server with the example app
   codegen   regenerate bindings/protocol.ts and the README tables
+  package   build the npm package into target/npm/ (relaywire-<version>.tgz)
   help      this text
 
 Every task installs what it needs and is missing (the wasm32 target, Node packages)
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(rest),
         Some("demo") => demo::run(rest),
         Some("codegen") => codegen::run(),
+        Some("package") => package::run(rest),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
             Ok(())

@@ -9,7 +9,7 @@ use crate::tools::{
     ensure_chromium, ensure_npm_packages, ensure_wasm_bindgen_cli, ensure_wasm_target, free_port,
     project_root, target_dir,
 };
-use crate::wasm;
+use crate::{app, wasm};
 
 /// One named check; `cargo xtask test <name>...` runs a subset.
 struct Check {
@@ -53,6 +53,11 @@ const CHECKS: &[Check] = &[
         name: "browser",
         title: "the browser client in headless Chromium against the real server",
         run: browser,
+    },
+    Check {
+        name: "e2e",
+        title: "the React example app, two users in headless Chromium, with a server restart",
+        run: e2e,
     },
 ];
 
@@ -167,38 +172,34 @@ fn typescript() -> Result {
         .run()
 }
 
-/// The reference server as the browser tests need it: test hooks on, a short
-/// heartbeat, a database that survives the restarts the tests cause.
-fn browser_test_server() -> Result<ServerSpec> {
+/// The reference server for a browser-driven check: a fresh database in
+/// `target/<name>` that survives the restarts the tests cause, plus `extra` settings.
+fn test_server(name: &str, extra: &[(&str, &str)]) -> Result<ServerSpec> {
     cargo(&["build", "--quiet", "-p", "relaywire-chat-server"])?;
-    let data_dir = target_dir().join("browser-tests");
+    let data_dir = target_dir().join(name);
     let _ = std::fs::remove_dir_all(&data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|err| format!("{}: {err}", data_dir.display()))?;
-    let env: BTreeMap<String, String> = [
+    let port = free_port(0)?;
+    let mut env: BTreeMap<String, String> = [
         ("JWT_SECRET", "browser-tests-secret-0123456789"),
-        ("SERVICE_KEYS", "browser-tests"),
-        ("TEST_HOOKS", "true"),
         ("DEV_LOGIN", "true"),
         ("SEED_DEMO", "true"),
-        ("CORS_ORIGIN", "*"),
-        ("HEARTBEAT_INTERVAL", "1000"),
-        ("RATE_LIMIT", "1000"),
-        ("RATE_LIMIT_BURST", "2000"),
         ("LOG_LEVEL", "info"),
     ]
     .into_iter()
+    .chain(extra.iter().copied())
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .chain([
-        ("DATA_DIR".to_owned(), data_dir.display().to_string()),
-        (
-            "DATABASE_URL".to_owned(),
-            data_dir.join("chat.db").display().to_string(),
-        ),
-    ])
     .collect();
+    env.insert("DATA_DIR".to_owned(), data_dir.display().to_string());
+    env.insert(
+        "DATABASE_URL".to_owned(),
+        data_dir.join("chat.db").display().to_string(),
+    );
+    env.entry("CORS_ORIGIN".to_owned())
+        .or_insert_with(|| format!("http://127.0.0.1:{port}"));
     Ok(ServerSpec {
         binary: target_dir().join("debug/relaywire-chat-server"),
-        port: free_port(0)?,
+        port,
         env,
         log: data_dir.join("server.log"),
     })
@@ -208,7 +209,19 @@ fn browser() -> Result {
     ensure_wasm_target()?;
     ensure_wasm_bindgen_cli()?;
     let chromedriver = ensure_chromium()?;
-    let supervisor = Supervisor::start(browser_test_server()?)?;
+    // Test hooks on, a short heartbeat, any origin (the runner serves the page).
+    let spec = test_server(
+        "browser-tests",
+        &[
+            ("SERVICE_KEYS", "browser-tests"),
+            ("TEST_HOOKS", "true"),
+            ("CORS_ORIGIN", "*"),
+            ("HEARTBEAT_INTERVAL", "1000"),
+            ("RATE_LIMIT", "1000"),
+            ("RATE_LIMIT_BURST", "2000"),
+        ],
+    )?;
+    let supervisor = Supervisor::start(spec)?;
     Cmd::new("cargo", &project_root())
         .args([
             "test",
@@ -227,5 +240,30 @@ fn browser() -> Result {
         .env("WASM_BINDGEN_TEST_TIMEOUT", "240")
         .env("RELAYWIRE_TEST_SERVER", supervisor.server_url())
         .env("RELAYWIRE_TEST_SUPERVISOR", supervisor.control_url())
+        .run()
+}
+
+fn e2e() -> Result {
+    let chromium = ensure_chromium()?;
+    let dist = app::build()?;
+    let e2e = project_root().join("tests/e2e");
+    ensure_npm_packages(&e2e)?;
+    let dist = dist.display().to_string();
+    let spec = test_server(
+        "e2e",
+        &[("SERVICE_KEYS", "e2e-service-key"), ("STATIC_DIR", &dist)],
+    )?;
+    let supervisor = Supervisor::start(spec)?;
+    let screenshots = target_dir().join("e2e");
+    Cmd::new("node", &e2e)
+        .args(["chat.mjs"])
+        .env("RELAYWIRE_APP", supervisor.server_url())
+        .env("RELAYWIRE_SUPERVISOR", supervisor.control_url())
+        .env("RELAYWIRE_SERVICE_KEY", "e2e-service-key")
+        .env("RELAYWIRE_SCREENSHOTS", screenshots.display().to_string())
+        .env(
+            "CHROMIUM",
+            chromium.with_file_name("chromium").display().to_string(),
+        )
         .run()
 }

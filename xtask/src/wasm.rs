@@ -1,13 +1,19 @@
 //! Building the browser client: the size-optimised wasm, wasm-bindgen's JS glue and
-//! `.d.ts`, then Debian's `wasm-opt -Oz` when it is installed.
+//! `.d.ts`, then `wasm-opt -Oz` from the `binaryen` npm package.
+//!
+//! Debian's binaryen (108) cannot be used: reading and writing a module with two
+//! tables, as wasm-bindgen emits for externrefs, it points the `__wbindgen_externrefs`
+//! export at the function table, and the module fails to instantiate.
 
 use std::path::PathBuf;
 
 use crate::Result;
 use crate::cmd::Cmd;
-use crate::tools::{ensure_wasm_bindgen_cli, ensure_wasm_target, project_root, target_dir};
+use crate::tools::{
+    ensure_npm_packages, ensure_wasm_bindgen_cli, ensure_wasm_target, project_root, target_dir,
+};
 
-/// Feature flags Debian's binaryen needs for what rustc emits.
+/// Features rustc's output uses; wasm-bindgen drops the section that would say so.
 pub(crate) const WASM_OPT_FEATURES: &[&str] = &[
     "--enable-bulk-memory",
     "--enable-sign-ext",
@@ -22,12 +28,19 @@ pub(crate) fn out_dir() -> PathBuf {
     target_dir().join("wasm-pkg")
 }
 
-/// Whether a working `wasm-opt` is on the PATH.
-pub(crate) fn has_wasm_opt() -> bool {
-    Cmd::new("wasm-opt", &project_root())
-        .args(["--version"])
-        .read()
-        .is_some()
+/// The `wasm-opt` of the pinned `binaryen` npm package, installed when missing.
+pub(crate) fn wasm_opt() -> Result<PathBuf> {
+    let bindings = project_root().join("bindings");
+    ensure_npm_packages(&bindings)?;
+    let wasm_opt = bindings.join("node_modules/binaryen/bin/wasm-opt");
+    if wasm_opt.exists() {
+        Ok(wasm_opt)
+    } else {
+        Err(format!(
+            "{} is missing after installing bindings/",
+            wasm_opt.display()
+        ))
+    }
 }
 
 /// Builds the browser client into [`out_dir`]: `relaywire_client.js`,
@@ -63,18 +76,12 @@ pub(crate) fn build() -> Result<PathBuf> {
         ])
         .args([wasm.display().to_string()])
         .run()?;
-    let bindgen_wasm = out.join("relaywire_client_bg.wasm");
-    if has_wasm_opt() {
-        let path = bindgen_wasm.display().to_string();
-        Cmd::new("wasm-opt", &root)
-            .args(["-Oz"])
-            .args(WASM_OPT_FEATURES.iter().copied())
-            .args([path.as_str(), "-o", path.as_str()])
-            .run()?;
-    } else {
-        println!(
-            "note: wasm-opt is not installed (Debian: apt-get install binaryen); the wasm is not optimised further"
-        );
-    }
+    let path = out.join("relaywire_client_bg.wasm").display().to_string();
+    let wasm_opt = wasm_opt()?.display().to_string();
+    Cmd::new("node", &root)
+        .args([wasm_opt.as_str(), "-Oz"])
+        .args(WASM_OPT_FEATURES.iter().copied())
+        .args([path.as_str(), "-o", path.as_str()])
+        .run()?;
     Ok(out)
 }

@@ -1,0 +1,30 @@
+//! The React example app, built against the npm package as a user would install it.
+
+use std::path::PathBuf;
+
+use crate::Result;
+use crate::cmd::{Cmd, step};
+use crate::package;
+use crate::tools::{ensure_node, project_root};
+
+/// Builds the package, installs it into `examples/react-chat` from its tarball, and
+/// builds the app; returns the folder to serve.
+pub(crate) fn build() -> Result<PathBuf> {
+    let tarball = package::build()?;
+    step("building the React example app against the package");
+    ensure_node()?;
+    let app = project_root().join("examples/react-chat");
+    let vendor = app.join("vendor");
+    std::fs::create_dir_all(&vendor).map_err(|err| format!("{}: {err}", vendor.display()))?;
+    std::fs::copy(&tarball, vendor.join("relaywire.tgz"))
+        .map_err(|err| format!("{}: {err}", tarball.display()))?;
+    // npm keeps an installed tarball dependency; the package was just rebuilt.
+    let _ = std::fs::remove_dir_all(app.join("node_modules/relaywire"));
+    Cmd::new("npm", &app)
+        .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+        .run()?;
+    Cmd::new("npm", &app)
+        .args(["run", "--silent", "build"])
+        .run()?;
+    Ok(app.join("dist"))
+}

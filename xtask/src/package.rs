@@ -1,0 +1,211 @@
+//! `cargo xtask package`: the npm package `relaywire`, built into `target/npm/`.
+//!
+//! It holds the wasm-bindgen glue, the WebAssembly embedded as base64 (so no bundler
+//! needs configuring and the module initialises itself), the protocol types, the
+//! React bindings compiled from `bindings/src/`, and the README. `npm pack` turns it
+//! into `target/npm/relaywire-<version>.tgz`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::Result;
+use crate::cmd::{Cmd, step};
+use crate::tools::{ensure_npm_packages, project_root, target_dir};
+use crate::wasm;
+
+/// The files the tarball must hold, and nothing else.
+pub(crate) const FILES: &[&str] = &[
+    "README.md",
+    "index.d.ts",
+    "index.js",
+    "package.json",
+    "react.d.ts",
+    "react.js",
+    "relaywire_client.d.ts",
+    "relaywire_client.js",
+    "relaywire_client_wasm.d.ts",
+    "relaywire_client_wasm.js",
+];
+
+pub(crate) fn run(args: &[String]) -> Result {
+    if let Some(arg) = args.first() {
+        return Err(format!(
+            "`cargo xtask package` takes no arguments, got `{arg}`"
+        ));
+    }
+    let tarball = build()?;
+    println!("\npackage: {}", tarball.display());
+    Ok(())
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+    move |err| format!("{}: {err}", path.display())
+}
+
+fn copy(from: &Path, to: &Path) -> Result {
+    fs::copy(from, to).map(drop).map_err(io(from))
+}
+
+fn write(path: &Path, contents: &str) -> Result {
+    fs::write(path, contents).map_err(io(path))
+}
+
+/// The glue's async `init()` falls back to fetching `relaywire_client_bg.wasm` next to
+/// it, which bundlers warn about (and try to resolve). The package embeds the wasm and
+/// initialises synchronously, so that fallback goes.
+fn without_wasm_url(glue: &str) -> Result<String> {
+    const FALLBACK: &str = "module_or_path = new URL('relaywire_client_bg.wasm', import.meta.url);";
+    if !glue.contains(FALLBACK) {
+        return Err("the wasm-bindgen glue changed: no wasm URL fallback to remove".to_owned());
+    }
+    Ok(glue.replace(
+        FALLBACK,
+        "throw new Error('relaywire initialises itself: import \"relaywire\" instead');",
+    ))
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The workspace version, from `[workspace.package]`.
+fn version() -> Result<String> {
+    let manifest =
+        fs::read_to_string(project_root().join("Cargo.toml")).map_err(|e| e.to_string())?;
+    manifest
+        .lines()
+        .skip_while(|line| line.trim() != "[workspace.package]")
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("version = \"")?
+                .strip_suffix('"')
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| "no version in [workspace.package]".to_owned())
+}
+
+/// Builds the package folder and its tarball; returns the tarball.
+pub(crate) fn build() -> Result<PathBuf> {
+    let root = project_root();
+    let pkg = wasm::build()?;
+    step("assembling the npm package");
+    let bindings = root.join("bindings");
+    ensure_npm_packages(&bindings)?;
+    let npm = target_dir().join("npm");
+    let work = npm.join("build");
+    let staging = npm.join("relaywire");
+    for dir in [&work, &staging] {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+
+    // Compile the package's own TypeScript next to the generated glue it imports.
+    for entry in fs::read_dir(bindings.join("src")).map_err(io(&bindings))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if let Some(name) = path.file_name() {
+            copy(&path, &work.join(name))?;
+        }
+    }
+    copy(
+        &pkg.join("relaywire_client.d.ts"),
+        &work.join("relaywire_client.d.ts"),
+    )?;
+    copy(
+        &pkg.join("relaywire_client.d.ts"),
+        &staging.join("relaywire_client.d.ts"),
+    )?;
+    let glue = fs::read_to_string(pkg.join("relaywire_client.js")).map_err(|e| e.to_string())?;
+    let glue = without_wasm_url(&glue)?;
+    write(&work.join("relaywire_client.js"), &glue)?;
+    write(&staging.join("relaywire_client.js"), &glue)?;
+    let wasm_bytes = fs::read(pkg.join("relaywire_client_bg.wasm")).map_err(|e| e.to_string())?;
+    let embedded = format!(
+        "// The client's WebAssembly ({} bytes), embedded so no bundler needs configuring.\nexport default \"{}\";\n",
+        wasm_bytes.len(),
+        base64(&wasm_bytes)
+    );
+    let declaration = "/** The client's WebAssembly, base64. */\ndeclare const wasm: string;\nexport default wasm;\n";
+    for dir in [&work, &staging] {
+        write(&dir.join("relaywire_client_wasm.js"), &embedded)?;
+        write(&dir.join("relaywire_client_wasm.d.ts"), declaration)?;
+    }
+    copy(&bindings.join("tsconfig.json"), &work.join("tsconfig.json"))?;
+    let modules = work.join("node_modules");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(bindings.join("node_modules"), &modules).map_err(io(&modules))?;
+    let tsc = bindings
+        .join("node_modules/typescript/bin/tsc")
+        .display()
+        .to_string();
+    let out_dir = staging.display().to_string();
+    Cmd::new("node", &work)
+        .args([
+            tsc.as_str(),
+            "--project",
+            "tsconfig.json",
+            "--outDir",
+            out_dir.as_str(),
+        ])
+        .run()?;
+
+    let template =
+        fs::read_to_string(bindings.join("npm/package.json")).map_err(|e| e.to_string())?;
+    let version = version()?;
+    let manifest = template.replace(
+        "\"version\": \"0.0.0\"",
+        &format!("\"version\": \"{version}\""),
+    );
+    write(&staging.join("package.json"), &manifest)?;
+    copy(&bindings.join("npm/README.md"), &staging.join("README.md"))?;
+
+    let mut present: Vec<String> = fs::read_dir(&staging)
+        .map_err(io(&staging))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    present.sort();
+    if present != FILES {
+        return Err(format!("the package holds {present:?}, expected {FILES:?}"));
+    }
+    let npm_arg = npm.display().to_string();
+    Cmd::new("npm", &staging)
+        .args(["pack", "--silent", "--pack-destination", npm_arg.as_str()])
+        .run()?;
+    let tarball = npm.join(format!("relaywire-{version}.tgz"));
+    if !tarball.exists() {
+        return Err(format!("npm pack did not write {}", tarball.display()));
+    }
+    Ok(tarball)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+    }
+}
