@@ -198,7 +198,20 @@ maxMessageBytes?: number,
 /**
  * The protocol version the server speaks.
  */
-protocolVersion?: number, };
+protocolVersion?: number, 
+/**
+ * The newest stored event when the session began; events after it come live. A
+ * client remembers the last `seq` it saw and resumes from it on reconnect.
+ */
+seq?: Seq, 
+/**
+ * How many missed events follow this message, replayed in order before anything new.
+ */
+replayed?: number, 
+/**
+ * More events were missed than the server replays: reload history over HTTP.
+ */
+replayTruncated?: boolean, };
 
 /**
  * Response of `GET /api/users/connected`.
@@ -337,7 +350,11 @@ chatId: string,
 /**
  * The stored message.
  */
-message: ChatMessage, };
+message: ChatMessage, 
+/**
+ * Its event number; a client that saw it already drops it.
+ */
+seq?: Seq, };
 
 /**
  * Response of `GET /api/chats/{chatId}/messages?before=&after=&limit=`.
@@ -462,7 +479,11 @@ userId: string,
 /**
  * When it was read, RFC 3339 in UTC with milliseconds.
  */
-readAt: string, };
+readAt: string, 
+/**
+ * Its event number; a client that saw it already drops it.
+ */
+seq?: Seq, };
 
 /**
  * Response of `GET /api/chats/{chatId}/receipts`: where each participant has read to.
@@ -485,6 +506,22 @@ chatId: string,
  * The text; not empty, at most `Limits::max_content_chars` characters.
  */
 content: string, };
+
+/**
+ * The position of a stored event (a chat message or a read receipt) in the server's
+ * total order. Clients remember the last one they saw and resume from it.
+ *
+ * At most 2^53 − 1, so `JSON.parse` reads it exactly; it is a `number` in TypeScript.
+ *
+ * ```
+ * use relaywire_protocol::Seq;
+ *
+ * let seq = Seq::new(42).unwrap();
+ * assert_eq!(seq.get(), 42);
+ * assert!(Seq::new(1 << 53).is_err());
+ * ```
+ */
+export type Seq = number;
 
 /**
  * A message the server sends to a client.

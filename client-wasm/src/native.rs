@@ -31,8 +31,8 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use relaywire_protocol::{
-    AUTH_BY_MESSAGE, Ack, ClientEnvelope, ClientErrorCode, ClientMessage, ErrorCode, SUBPROTOCOL,
-    ServerMessage, decode_server_message, encode,
+    AUTH_BY_MESSAGE, Ack, ClientEnvelope, ClientErrorCode, ClientMessage, ErrorCode, RESUME_PARAM,
+    SUBPROTOCOL, ServerMessage, decode_server_message, encode,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -315,6 +315,7 @@ fn inbound(message: &ServerMessage) -> Inbound<'_> {
             heartbeat_interval_ms: connected.heartbeat_interval_ms,
             typing_timeout_ms: connected.typing_timeout_ms,
             max_message_bytes: connected.max_message_bytes,
+            seq: connected.seq.map(|seq| seq.get()),
         }),
         ServerMessage::Ack(ack) => Inbound::Ack { id: &ack.id },
         ServerMessage::Error(error) => Inbound::Error {
@@ -490,6 +491,17 @@ impl Driver {
         }
         self.execute().await;
         self.current_ack = None;
+        // A replayed event this client saw already is not handed over twice.
+        let seq = match &message {
+            ServerMessage::ChatMessage(created) => created.seq,
+            ServerMessage::ChatRead(receipt) => receipt.seq,
+            _ => None,
+        };
+        if let Some(seq) = seq
+            && !self.core.admit(seq.get())
+        {
+            return;
+        }
         // Waits when the application reads slowly: back-pressure reaches the socket.
         let _ = self.messages.send(message).await;
     }
@@ -508,30 +520,42 @@ impl Driver {
         }
     }
 
-    fn url(&self, token: Option<&str>) -> String {
+    fn url(&self, token: Option<&str>, resume_after: Option<u64>) -> String {
+        let mut params = Vec::new();
+        if let Some(seq) = resume_after {
+            params.push(format!("{RESUME_PARAM}={seq}"));
+        }
+        match token {
+            Some(token) => params.push(format!("token={token}")),
+            None if self.options.core.auth != Auth::Cookie => {
+                let (key, value) = AUTH_BY_MESSAGE;
+                params.push(format!("{key}={value}"));
+            }
+            None => {}
+        }
+        if params.is_empty() {
+            return self.options.url.clone();
+        }
         let separator = if self.options.url.contains('?') {
             '&'
         } else {
             '?'
         };
-        match token {
-            Some(token) => format!("{}{separator}token={token}", self.options.url),
-            None if self.options.core.auth != Auth::Cookie => {
-                let (key, value) = AUTH_BY_MESSAGE;
-                format!("{}{separator}{key}={value}", self.options.url)
-            }
-            None => self.options.url.clone(),
-        }
+        format!("{}{separator}{}", self.options.url, params.join("&"))
     }
 
     async fn execute(&mut self) {
         let mut publish = false;
         while let Some(command) = self.core.poll_command() {
             match command {
-                Command::Open { socket, token } => {
+                Command::Open {
+                    socket,
+                    token,
+                    resume_after,
+                } => {
                     self.socket = None;
                     self.writer = None;
-                    let url = self.url(token.as_deref());
+                    let url = self.url(token.as_deref(), resume_after);
                     let connect: Opening = Box::pin(async move {
                         let mut request = url.into_client_request()?;
                         request.headers_mut().insert(

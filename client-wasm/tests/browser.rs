@@ -38,6 +38,8 @@ extern "C" {
     async fn offlinePausesAndOnlineRetries(env: &JsValue) -> Result<(), JsValue>;
     #[wasm_bindgen(catch)]
     async fn unknownTypesReachTheUnknownHandler(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn missedMessagesAreReplayedOnce(env: &JsValue) -> Result<(), JsValue>;
 }
 
 /// What the scenarios need: the server, the supervisor, and a way to make clients.
@@ -91,4 +93,5 @@ scenario! {
     the_snapshot_is_the_same_object_until_it_changes => snapshotIsStable,
     offline_pauses_retries_and_online_retries_at_once => offlinePausesAndOnlineRetries,
     unknown_message_types_reach_the_unknown_handler => unknownTypesReachTheUnknownHandler,
+    missed_messages_are_replayed_once_in_order_after_a_reconnect => missedMessagesAreReplayedOnce,
 }

@@ -7,6 +7,7 @@ mod codec;
 mod error_code;
 pub mod http;
 mod limits;
+mod seq;
 mod server;
 #[cfg(feature = "typescript")]
 pub mod typescript;
@@ -23,9 +24,10 @@ pub use codec::{
 pub use error_code::{ClientErrorCode, ErrorCode};
 pub use limits::{
     AUTH_BY_MESSAGE, AUTH_TIMEOUT_MS, CONNECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, Limits,
-    MAX_CONTENT_CHARS, MAX_ID_BYTES, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, SUBPROTOCOL,
-    TYPING_TIMEOUT_MS,
+    MAX_CONTENT_CHARS, MAX_ID_BYTES, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, RESUME_PARAM, SUBPROTOCOL,
+    SUPPORTED_SUBPROTOCOLS, TYPING_TIMEOUT_MS,
 };
+pub use seq::{Seq, SeqOutOfRange};
 pub use server::{
     Ack, AppEvent, ChatMessage, Connected, ErrorPayload, MessageCreated, Notification, Pong,
     PresenceChange, ReadReceipt, ServerMessage, SystemLevel, SystemNotice, TypingIndicator,

@@ -1,10 +1,23 @@
 //! Limits, defaults and version constants both ends agree on.
 
 /// The protocol version this crate implements.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2 numbers stored events (`seq` on `chat:message` and `chat:read`) and lets a
+/// reconnecting client resume where it stopped ([`RESUME_PARAM`]).
+pub const PROTOCOL_VERSION: u32 = 2;
 
-/// The WebSocket subprotocol a client offers and a server accepts for [`PROTOCOL_VERSION`].
-pub const SUBPROTOCOL: &str = "relaywire.v1";
+/// The WebSocket subprotocol a client offers for [`PROTOCOL_VERSION`].
+pub const SUBPROTOCOL: &str = "relaywire.v2";
+
+/// Every subprotocol a server built from this crate accepts, newest first. A client
+/// offering none of them is refused with close code 4005, so a peer of another
+/// version is turned away cleanly instead of misunderstood. Version 1 clients simply
+/// never resume.
+pub const SUPPORTED_SUBPROTOCOLS: &[&str] = &[SUBPROTOCOL, "relaywire.v1"];
+
+/// The query parameter, `?lastSeq=<n>`, by which a reconnecting client says which
+/// event it saw last: the server sends what it missed before anything new.
+pub const RESUME_PARAM: &str = "lastSeq";
 
 /// The query parameter, `?auth=message`, by which a client says it will authenticate
 /// with a first `auth` message: the server then ignores ambient credentials (cookies,

@@ -9,8 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ErrorCode;
 use crate::catalogue::message_enum;
+use crate::{ErrorCode, Seq};
 
 message_enum! {
     /// A message the server sends to a client.
@@ -133,6 +133,16 @@ pub struct Connected {
     /// The protocol version the server speaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<u32>,
+    /// The newest stored event when the session began; events after it come live. A
+    /// client remembers the last `seq` it saw and resumes from it on reconnect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<Seq>,
+    /// How many missed events follow this message, replayed in order before anything new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<u32>,
+    /// More events were missed than the server replays: reload history over HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_truncated: Option<bool>,
 }
 
 /// Payload of server `chat:message`.
@@ -140,7 +150,7 @@ pub struct Connected {
 #[cfg_attr(
     feature = "typescript",
     derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
+    ts(export_to = "protocol.ts", optional_fields)
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MessageCreated {
@@ -148,6 +158,9 @@ pub struct MessageCreated {
     pub chat_id: String,
     /// The stored message.
     pub message: ChatMessage,
+    /// Its event number; a client that saw it already drops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<Seq>,
 }
 
 /// A stored chat message.
@@ -178,7 +191,7 @@ pub struct ChatMessage {
 #[cfg_attr(
     feature = "typescript",
     derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
+    ts(export_to = "protocol.ts", optional_fields)
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ReadReceipt {
@@ -190,6 +203,9 @@ pub struct ReadReceipt {
     pub user_id: String,
     /// When it was read, RFC 3339 in UTC with milliseconds.
     pub read_at: String,
+    /// Its event number; a client that saw it already drops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<Seq>,
 }
 
 /// Payload of server `chat:typing`.

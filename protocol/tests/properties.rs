@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use relaywire_protocol::{
     Ack, AppEvent, Authenticate, ChatMessage, ClientEnvelope, ClientMessage, Connected, ErrorCode,
     ErrorPayload, JoinChat, LeaveChat, Limits, MarkRead, MessageCreated, Notification, Ping, Pong,
-    PresenceChange, ReadReceipt, SendMessage, ServerMessage, SetTyping, SystemLevel, SystemNotice,
-    TypingIndicator, decode_client_message, decode_server_message, encode,
+    PresenceChange, ReadReceipt, SendMessage, Seq, ServerMessage, SetTyping, SystemLevel,
+    SystemNotice, TypingIndicator, decode_client_message, decode_server_message, encode,
 };
 use serde_json::{Value, json};
 
@@ -92,6 +92,10 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
     ]
 }
 
+fn seq() -> impl Strategy<Value = Option<Seq>> {
+    prop::option::of((0..=Seq::MAX).prop_map(|n| Seq::new(n).unwrap()))
+}
+
 fn server_message() -> impl Strategy<Value = ServerMessage> {
     let chat_message = (id(), id(), id(), text(), text(), text()).prop_map(
         |(id, chat_id, sender_id, sender_name, content, created_at)| ChatMessage {
@@ -117,20 +121,24 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
                 ..Connected::default()
             }
             .into()),
-        chat_message.prop_map(|message| MessageCreated {
+        (chat_message, seq()).prop_map(|(message, seq)| MessageCreated {
             chat_id: message.chat_id.clone(),
-            message
+            message,
+            seq,
         }
         .into()),
-        (id(), id(), id(), text()).prop_map(|(chat_id, message_id, user_id, read_at)| {
-            ReadReceipt {
-                chat_id,
-                message_id,
-                user_id,
-                read_at,
+        (id(), id(), id(), text(), seq()).prop_map(
+            |(chat_id, message_id, user_id, read_at, seq)| {
+                ReadReceipt {
+                    chat_id,
+                    message_id,
+                    user_id,
+                    read_at,
+                    seq,
+                }
+                .into()
             }
-            .into()
-        }),
+        ),
         (id(), id(), text(), any::<bool>()).prop_map(|(chat_id, user_id, user_name, is_typing)| {
             TypingIndicator {
                 chat_id,

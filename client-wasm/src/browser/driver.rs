@@ -9,7 +9,9 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Object};
-use relaywire_protocol::{AUTH_BY_MESSAGE, ClientErrorCode, SUBPROTOCOL, ServerMessage};
+use relaywire_protocol::{
+    AUTH_BY_MESSAGE, ClientErrorCode, RESUME_PARAM, SUBPROTOCOL, ServerMessage,
+};
 use wasm_bindgen::prelude::*;
 
 use super::errors::{client_error, describe, error};
@@ -88,6 +90,7 @@ impl Decoded {
                 heartbeat_interval_ms: get_number(payload, "heartbeatIntervalMs").map(|n| n as u32),
                 typing_timeout_ms: get_number(payload, "typingTimeoutMs").map(|n| n as u32),
                 max_message_bytes: get_number(payload, "maxMessageBytes").map(|n| n as u32),
+                seq: get_number(payload, "seq").map(|n| n as u64),
             }),
             Some("ack") => get_string(payload, "id").map_or(Decoded::Other, Decoded::Ack),
             Some("error") => Decoded::Error(
@@ -317,7 +320,11 @@ impl Driver {
         let mut publish = false;
         while let Some(command) = self.core.poll_command() {
             match command {
-                Command::Open { socket, token } => self.open(socket, token.as_deref()),
+                Command::Open {
+                    socket,
+                    token,
+                    resume_after,
+                } => self.open(socket, token.as_deref(), resume_after),
                 Command::Send { socket, frame } => self.send(socket, frame),
                 Command::CloseSocket {
                     socket,
@@ -403,7 +410,7 @@ impl Driver {
         self.timer = Some((at, handle));
     }
 
-    fn url(&self, token: Option<&str>) -> String {
+    fn url(&self, token: Option<&str>, resume_after: Option<u64>) -> String {
         let Some(url) = super::options::resolve_url(&self.options.url) else {
             return self.options.url.clone();
         };
@@ -425,6 +432,10 @@ impl Driver {
                 }
             }
         }
+        if let Some(seq) = resume_after {
+            url.search_params()
+                .set(RESUME_PARAM, &(seq as f64).to_string());
+        }
         if let Some(token) = token {
             url.search_params().set("token", token);
         } else if self.options.core.auth != Auth::Cookie {
@@ -435,9 +446,9 @@ impl Driver {
         url.href()
     }
 
-    fn open(&mut self, socket: SocketId, token: Option<&str>) {
+    fn open(&mut self, socket: SocketId, token: Option<&str>, resume_after: Option<u64>) {
         self.drop_socket(1000, "replaced");
-        let url = self.url(token);
+        let url = self.url(token, resume_after);
         let (Ok(ws), Some(callbacks)) = (Socket::open(&url, SUBPROTOCOL), &self.callbacks) else {
             // The URL was checked up front; the browser refused anyway. Retry later.
             self.core
@@ -521,6 +532,14 @@ impl Driver {
             inbound: decoded.inbound(),
         });
         self.current_payload = JsValue::UNDEFINED;
+        // A replayed event this client saw already is not handed over twice.
+        let numbered = matches!(kind.as_deref(), Some("chat:message" | "chat:read"));
+        if numbered
+            && let Some(seq) = get_number(&payload, "seq")
+            && !self.core.admit(seq as u64)
+        {
+            return;
+        }
         self.dispatch(kind.as_deref(), &payload, &message);
     }
 

@@ -161,6 +161,8 @@ pub struct Session {
     pub typing_timeout_ms: Option<u32>,
     /// The server's frame limit.
     pub max_message_bytes: Option<u32>,
+    /// The newest stored event when the session began.
+    pub seq: Option<u64>,
 }
 
 /// The parts of a received message the core acts on. Everything else is `Other`, which
@@ -269,12 +271,15 @@ pub enum Rejection {
 /// Something the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<F> {
-    /// Open a socket; `token` goes into `?token=` when present.
+    /// Open a socket; `token` goes into `?token=` and `resume_after` into `?lastSeq=`
+    /// when present.
     Open {
         /// Its id, for the events it will cause.
         socket: SocketId,
         /// Token for the query string.
         token: Option<String>,
+        /// The last event seen, so the server sends what was missed.
+        resume_after: Option<u64>,
     },
     /// Send a frame on a socket.
     Send {
@@ -334,7 +339,8 @@ pub struct Outgoing<F> {
     pub id: Option<String>,
     /// The encoded frame.
     pub frame: F,
-    /// Give up and reject with `TIMEOUT` after this many milliseconds (requests).
+    /// Give up and reject with `TIMEOUT` when no reply comes this many milliseconds
+    /// after it was sent (requests). Time spent waiting for a connection does not count.
     pub timeout_ms: Option<u32>,
     /// What its ack changes.
     pub effect: Effect,
@@ -344,6 +350,7 @@ pub struct Outgoing<F> {
 struct Tracked<F> {
     id: Option<String>,
     frame: F,
+    timeout_ms: Option<u32>,
     deadline: Option<Millis>,
     effect: Effect,
     sent_on: Option<SocketId>,
@@ -398,6 +405,7 @@ pub struct Core<F> {
     next_ping_at: Option<Millis>,
     ping_deadline: Option<Millis>,
     session: Option<Session>,
+    last_seq: Option<u64>,
     last_error: Option<LastError>,
     outbox: VecDeque<Tracked<F>>,
     typing: Vec<Typing>,
@@ -459,6 +467,7 @@ impl<F: Clone> Core<F> {
             next_ping_at: None,
             ping_deadline: None,
             session: None,
+            last_seq: None,
             last_error: None,
             outbox: VecDeque::new(),
             typing: Vec::new(),
@@ -673,7 +682,11 @@ impl<F: Clone> Core<F> {
             TokenTransport::Query => self.token.clone(),
             TokenTransport::Message => None,
         };
-        self.commands.push_back(Command::Open { socket, token });
+        self.commands.push_back(Command::Open {
+            socket,
+            token,
+            resume_after: self.last_seq,
+        });
         let deadline = now + u64::from(self.options.connect_timeout_ms);
         self.set_phase(Phase::Opening { socket, deadline });
     }
@@ -803,6 +816,13 @@ impl<F: Clone> Core<F> {
         self.has_connected = true;
         self.refreshed_after_failure = false;
         self.last_error = None;
+        // Resume from where this client stopped; a server whose log is behind it lost
+        // its store, so start from its head instead of dropping everything as seen.
+        self.last_seq = match (self.last_seq, session.seq) {
+            (Some(last), Some(head)) if last > head => Some(head),
+            (None, head) => head,
+            (last, _) => last,
+        };
         self.session = Some(session);
         self.phase = Phase::Open { socket, since: now };
         self.next_ping_at = self.heartbeat_interval().map(|interval| now + interval);
@@ -813,6 +833,7 @@ impl<F: Clone> Core<F> {
         while let Some(tracked) = self.outbox.get_mut(index) {
             if tracked.sent_on != Some(socket) {
                 tracked.sent_on = Some(socket);
+                tracked.deadline = tracked.timeout_ms.map(|ms| now + u64::from(ms));
                 let frame = Frame::App(tracked.frame.clone());
                 let keep = tracked.id.is_some();
                 self.commands.push_back(Command::Send { socket, frame });
@@ -946,6 +967,10 @@ impl<F: Clone> Core<F> {
         self.next_ping_at = None;
         self.ping_deadline = None;
         self.typing.clear();
+        // Whatever was in flight waits for the next connection; its clock restarts then.
+        for tracked in &mut self.outbox {
+            tracked.deadline = None;
+        }
         if let Some(since) = was_open
             && now.saturating_sub(since) >= u64::from(self.options.reconnect.reset_after_ms)
         {
@@ -1064,8 +1089,8 @@ impl<F: Clone> Core<F> {
         if let Some(refusal) = self.refusal() {
             return Err(refusal);
         }
-        let deadline = message.timeout_ms.map(|ms| now + u64::from(ms));
         let socket = self.open_socket();
+        let deadline = socket.and(message.timeout_ms).map(|ms| now + u64::from(ms));
         if let Some(socket) = socket {
             let frame = Frame::App(message.frame.clone());
             self.commands.push_back(Command::Send { socket, frame });
@@ -1076,12 +1101,31 @@ impl<F: Clone> Core<F> {
         self.outbox.push_back(Tracked {
             id: message.id,
             frame: message.frame,
+            timeout_ms: message.timeout_ms,
             deadline,
             effect: message.effect,
             sent_on: socket,
         });
         self.changed();
         Ok(())
+    }
+
+    /// Whether an event numbered `seq` is new to this client; remembers it when it is.
+    /// The server replays what a reconnecting client missed, so an event may come
+    /// twice: the second time it is dropped.
+    pub fn admit(&mut self, seq: u64) -> bool {
+        match self.last_seq {
+            Some(last) if seq <= last => false,
+            _ => {
+                self.last_seq = Some(seq);
+                true
+            }
+        }
+    }
+
+    /// The last event this client saw.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
     }
 
     /// The request timeout to use when a request names none.

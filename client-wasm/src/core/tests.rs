@@ -130,7 +130,8 @@ fn a_first_connection_goes_idle_connecting_open() {
         commands,
         [Command::Open {
             socket: 1,
-            token: None
+            token: None,
+            resume_after: None,
         }]
     );
     assert_eq!(h.core.status(), Status::Connecting);
@@ -167,7 +168,8 @@ fn tokens_travel_in_the_first_message_or_the_query() {
         h.handle(Event::Connect),
         [Command::Open {
             socket: 1,
-            token: Some("t0k".into())
+            token: Some("t0k".into()),
+            resume_after: None,
         }]
     );
     assert_eq!(h.handle(Event::Opened(1)), []);
@@ -845,4 +847,94 @@ fn ids_are_unique_and_share_a_random_prefix() {
     assert!(ids.iter().all(|id| id.starts_with(&prefix)));
     assert_ne!(b.next_id().split('-').next().unwrap(), prefix);
     assert!(ids.iter().all(|id| id.len() <= 32));
+}
+
+#[test]
+fn a_request_times_out_only_after_it_was_sent() {
+    let mut h = Harness::new(Options {
+        heartbeat: None,
+        ..no_jitter()
+    });
+    let socket = h.connect();
+    h.closed(socket, 1006);
+    h.send("r", Some("r"), Some(1_000)).unwrap();
+    // Ten seconds without a connection: still waiting, not timed out.
+    let mut socket = Harness::expect_open(&h.advance(1_000));
+    for _ in 0..3 {
+        h.closed(socket, 1006);
+        let commands = h.advance(h.core.next_retry_at().unwrap() - h.now);
+        assert!(
+            !commands.iter().any(|c| matches!(c, Command::Reject { .. })),
+            "{commands:?}"
+        );
+        socket = Harness::expect_open(&commands);
+    }
+    assert!(h.now >= 10_000);
+    // Sent on the new connection, the clock starts.
+    assert_eq!(sent(&h.establish(socket)), ["r"]);
+    assert_eq!(h.advance(999), []);
+    assert_eq!(
+        h.advance(1),
+        [Command::Reject {
+            id: "r".into(),
+            reason: Rejection::Client(ClientErrorCode::Timeout)
+        }]
+    );
+}
+
+#[test]
+fn events_are_admitted_once_and_a_reconnect_resumes_after_the_last() {
+    let mut h = Harness::new(no_jitter());
+    let socket = Harness::expect_open(&h.handle(Event::Connect));
+    h.handle(Event::Opened(socket));
+    let mut announced = session("alice");
+    announced.seq = Some(10);
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Connected(announced.clone()),
+    });
+    assert_eq!(h.core.last_seq(), Some(10));
+    assert!(
+        !h.core.admit(10),
+        "what came before the session is not replayed twice"
+    );
+    assert!(h.core.admit(11));
+    assert!(!h.core.admit(11));
+    assert!(!h.core.admit(5));
+    assert!(h.core.admit(14));
+    h.closed(socket, 1006);
+    let commands = h.advance(1_000);
+    assert!(
+        commands.contains(&Command::Open {
+            socket: 2,
+            token: None,
+            resume_after: Some(14)
+        }),
+        "{commands:?}"
+    );
+    // The server's replay starts after 14; duplicates it may send are dropped.
+    h.handle(Event::Opened(2));
+    h.handle(Event::Message {
+        socket: 2,
+        inbound: Inbound::Connected(Session {
+            seq: Some(20),
+            ..announced.clone()
+        }),
+    });
+    assert!(!h.core.admit(14));
+    assert!(h.core.admit(15));
+
+    // A server whose log is behind the client lost its store: start from its head.
+    h.closed(2, 1006);
+    let socket = Harness::expect_open(&h.advance(h.core.next_retry_at().unwrap() - h.now));
+    h.handle(Event::Opened(socket));
+    h.handle(Event::Message {
+        socket,
+        inbound: Inbound::Connected(Session {
+            seq: Some(3),
+            ..announced
+        }),
+    });
+    assert_eq!(h.core.last_seq(), Some(3));
+    assert!(h.core.admit(4));
 }

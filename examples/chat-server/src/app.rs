@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use relaywire_protocol::http::{ChatSummary, CreateChat};
 use relaywire_protocol::{
-    CONNECTION_TIMEOUT_MS, CloseCode, Connected, MessageCreated, PROTOCOL_VERSION, ServerMessage,
+    CONNECTION_TIMEOUT_MS, CloseCode, Connected, PROTOCOL_VERSION, Seq, ServerMessage,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -53,23 +53,35 @@ fn millis(duration: std::time::Duration) -> u32 {
 
 impl App {
     /// Registers an authenticated connection: records the user, loads their chats,
-    /// and queues `connected` as the connection's first frame.
+    /// and queues `connected` as the connection's first frame. With `resume_after`,
+    /// the events the client missed follow at once, before anything new: the whole
+    /// registration runs on the store thread, so no event can fall in between.
     pub async fn connect(
         &self,
         identity: &Identity,
         frames: mpsc::Sender<Frame>,
         close: Arc<watch::Sender<Option<CloseCode>>>,
+        resume_after: Option<Seq>,
     ) -> Result<ConnId, StoreError> {
         let hub = Arc::clone(&self.hub);
         let config = Arc::clone(&self.config);
         let user_id = identity.user_id.clone();
         let name = identity.name.clone();
+        // The replay must fit in the connection's queue beside live traffic.
+        let replay_limit = (config.outbound_queue / 2).max(1);
         self.store
             .run(move |db| {
                 queries::upsert_user(db, &user_id, &name)?;
                 let chat_ids = queries::chat_ids_of(db, &user_id)?;
+                let head = queries::head_seq(db)?;
+                let mut missed = match resume_after {
+                    Some(after) => queries::events_since(db, &user_id, after, replay_limit + 1)?,
+                    None => Vec::new(),
+                };
+                let truncated = missed.len() > replay_limit;
+                missed.truncate(replay_limit);
                 let registered = hub.register(&user_id, &chat_ids, frames, close, |online| {
-                    frame(&ServerMessage::Connected(Connected {
+                    let connected = frame(&ServerMessage::Connected(Connected {
                         user_id: user_id.clone(),
                         chat_ids: chat_ids.clone(),
                         user_name: Some(name.clone()),
@@ -79,7 +91,13 @@ impl App {
                         typing_timeout_ms: Some(millis(config.typing_timeout)),
                         max_message_bytes: u32::try_from(config.limits.max_message_bytes).ok(),
                         protocol_version: Some(PROTOCOL_VERSION),
-                    }))
+                        seq: Some(head),
+                        replayed: resume_after.map(|_| u32::try_from(missed.len()).unwrap_or(u32::MAX)),
+                        replay_truncated: truncated.then_some(true),
+                    }));
+                    std::iter::once(connected)
+                        .chain(missed.into_iter().map(Frame::from))
+                        .collect()
                 });
                 if registered.replaced > 0 {
                     tracing::info!(%user_id, replaced = registered.replaced, "replaced older connections");
@@ -89,8 +107,9 @@ impl App {
             .await
     }
 
-    /// Stores a chat message and delivers it to the chat's online participants. A
-    /// message re-sent under the same client id is found, not stored or delivered again.
+    /// Stores a chat message and delivers it, numbered, to the chat's online
+    /// participants. A message re-sent under the same client id (a lost ack, a
+    /// reconnect) is found, not stored or delivered again: the sender gets the same id.
     pub async fn post_message(
         &self,
         sender: &Identity,
@@ -113,21 +132,15 @@ impl App {
                         client_id: client_id.as_deref(),
                     },
                 )?;
-                if !posted.duplicate {
-                    hub.send_to_chat(
-                        &chat_id,
-                        &frame(&ServerMessage::ChatMessage(MessageCreated {
-                            chat_id: chat_id.clone(),
-                            message: posted.message.clone(),
-                        })),
-                    );
+                if let Some(frame) = &posted.frame {
+                    hub.send_to_chat(&chat_id, &Frame::from(frame.clone()));
                 }
                 Ok(posted)
             })
             .await
     }
 
-    /// Stores a read receipt and, when it moved forward, tells the chat.
+    /// Stores a read receipt and, when it moved forward, tells the chat (numbered).
     pub async fn mark_read(
         &self,
         reader: &Identity,
@@ -139,11 +152,8 @@ impl App {
         self.store
             .run(move |db| {
                 let stored = queries::mark_read(db, &chat_id, &user_id, &message_id)?;
-                if stored.changed {
-                    hub.send_to_chat(
-                        &chat_id,
-                        &frame(&ServerMessage::ChatRead(stored.receipt.clone())),
-                    );
+                if let Some(frame) = &stored.frame {
+                    hub.send_to_chat(&chat_id, &Frame::from(frame.clone()));
                 }
                 Ok(stored)
             })

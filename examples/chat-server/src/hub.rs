@@ -215,16 +215,17 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds an authenticated connection in `chat_ids`. `first_frame` builds the first
-    /// frame it receives from the online peers it has; nothing else can be queued
-    /// before it. Announces the user online when this is their first connection.
+    /// Adds an authenticated connection in `chat_ids`. `first_frames` builds, from the
+    /// online peers it has, the frames it receives first (`connected`, then what it
+    /// missed); nothing else can be queued before them. Announces the user online when
+    /// this is their first connection.
     pub fn register(
         &self,
         user_id: &str,
         chat_ids: &[String],
         frames: mpsc::Sender<Frame>,
         close: Arc<watch::Sender<Option<CloseCode>>>,
-        first_frame: impl FnOnce(Vec<String>) -> Frame,
+        first_frames: impl FnOnce(Vec<String>) -> Vec<Frame>,
     ) -> Registered {
         let mut state = self.state();
         let first_connection = state.users.get(user_id).is_none_or(|u| u.conns.is_empty());
@@ -258,7 +259,9 @@ impl Hub {
             close,
             connected_at: SystemTime::now(),
         };
-        conn.deliver(&first_frame(peers.iter().cloned().collect()), &self.metrics);
+        for first in first_frames(peers.iter().cloned().collect()) {
+            conn.deliver(&first, &self.metrics);
+        }
         state.conns.insert(id, conn);
         if first_connection {
             let online = presence(user_id, true);

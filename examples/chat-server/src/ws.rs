@@ -12,7 +12,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use relaywire_protocol::{
     AUTH_BY_MESSAGE, Ack, ClientEnvelope, ClientMessage, CloseCode, ErrorCode, ErrorPayload, Pong,
-    SUBPROTOCOL, ServerMessage, decode_client_message,
+    RESUME_PARAM, SUBPROTOCOL, SUPPORTED_SUBPROTOCOLS, Seq, ServerMessage, decode_client_message,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
@@ -70,14 +70,21 @@ pub(crate) async fn upgrade(
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let offered = offered_protocols(&headers);
-    let supported = offered.is_empty() || offered.iter().any(|p| p == SUBPROTOCOL);
+    let chosen = SUPPORTED_SUBPROTOCOLS
+        .iter()
+        .find(|supported| offered.iter().any(|p| p == *supported));
+    let supported = offered.is_empty() || chosen.is_some();
     // Echo what the client offered even when it is unsupported, so the handshake
     // completes and the client can read the 4005 close code.
-    let upgrade = if offered.iter().any(|p| p == SUBPROTOCOL) {
-        upgrade.protocols([SUBPROTOCOL])
-    } else {
-        upgrade.protocols(offered)
+    let upgrade = match chosen {
+        Some(chosen) => upgrade.protocols([*chosen]),
+        None => upgrade.protocols(offered),
     };
+    let resume_after = query
+        .iter()
+        .find(|(key, _)| key == RESUME_PARAM)
+        .and_then(|(_, value)| value.parse::<u64>().ok())
+        .and_then(|value| Seq::new(value).ok());
     let query_token = query
         .iter()
         .find(|(key, value)| key == "token" && !value.is_empty())
@@ -102,7 +109,7 @@ pub(crate) async fn upgrade(
         .max_frame_size(hard_cap)
         .on_upgrade(move |socket| async move {
             let _guard: TaskGuard = guard;
-            run(app, socket, token, supported).await;
+            run(app, socket, token, supported, resume_after).await;
         })
 }
 
@@ -126,7 +133,13 @@ async fn reject(sink: &mut Sink, error: ErrorPayload, code: CloseCode) {
     .await;
 }
 
-async fn run(app: App, socket: WebSocket, token: Option<String>, version_supported: bool) {
+async fn run(
+    app: App,
+    socket: WebSocket,
+    token: Option<String>,
+    version_supported: bool,
+    resume_after: Option<Seq>,
+) {
     let (mut sink, mut stream) = socket.split();
     if !version_supported {
         let error = ErrorPayload::new(
@@ -157,7 +170,10 @@ async fn run(app: App, socket: WebSocket, token: Option<String>, version_support
     let (frames, outbound) = mpsc::channel(app.config.outbound_queue);
     let (close, closing) = watch::channel(None);
     let close = Arc::new(close);
-    let conn_id = match app.connect(&identity, frames, Arc::clone(&close)).await {
+    let conn_id = match app
+        .connect(&identity, frames, Arc::clone(&close), resume_after)
+        .await
+    {
         Ok(id) => id,
         Err(err) => {
             tracing::error!(error = %err, "registering a connection failed");

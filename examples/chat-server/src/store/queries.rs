@@ -1,7 +1,7 @@
 //! The SQL behind every store operation, as plain functions on a connection.
 
 use relaywire_protocol::http::{ChatSummary, CreateChat, MessagePage};
-use relaywire_protocol::{ChatMessage, ReadReceipt};
+use relaywire_protocol::{ChatMessage, MessageCreated, ReadReceipt, Seq, ServerMessage, encode};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
@@ -12,10 +12,16 @@ use crate::time::now_rfc3339;
 pub struct Posted {
     /// The message as clients see it.
     pub message: ChatMessage,
-    /// Its position in the store's total order.
-    pub seq: i64,
-    /// Whether it was stored before, under the same sender and client id.
-    pub duplicate: bool,
+    /// The `chat:message` frame to deliver, numbered; `None` when the message was
+    /// stored before under the same sender and client id (nothing new to deliver).
+    pub frame: Option<String>,
+}
+
+impl Posted {
+    /// Whether the message was stored before, under the same sender and client id.
+    pub fn duplicate(&self) -> bool {
+        self.frame.is_none()
+    }
 }
 
 /// A stored read receipt.
@@ -23,8 +29,64 @@ pub struct Posted {
 pub struct StoredRead {
     /// The receipt as clients see it.
     pub receipt: ReadReceipt,
-    /// Whether it moved the reader's position forward (an older message changes nothing).
-    pub changed: bool,
+    /// The `chat:read` frame to deliver; `None` when the reader's position did not move.
+    pub frame: Option<String>,
+}
+
+/// Appends an event to the log: `frame` builds its frame from its sequence number.
+fn record_event(
+    db: &Connection,
+    chat_id: &str,
+    frame: impl FnOnce(Seq) -> ServerMessage,
+) -> Result<String, StoreError> {
+    db.prepare_cached("INSERT INTO events (chat_id, frame) VALUES (?1, '')")?
+        .execute([chat_id])?;
+    let seq = seq_of(db.last_insert_rowid())?;
+    let text = encode(&frame(seq)).map_err(|err| StoreError::Open(err.to_string()))?;
+    db.prepare_cached("UPDATE events SET frame = ?1 WHERE seq = ?2")?
+        .execute(params![text, seq.get() as i64])?;
+    Ok(text)
+}
+
+fn seq_of(rowid: i64) -> Result<Seq, StoreError> {
+    u64::try_from(rowid)
+        .ok()
+        .and_then(|n| Seq::new(n).ok())
+        .ok_or_else(|| StoreError::Open(format!("event number {rowid} is out of range")))
+}
+
+/// The newest event's number (0 before any).
+pub(crate) fn head_seq(db: &Connection) -> Result<Seq, StoreError> {
+    let head: i64 = db
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+        .query_row([], |row| row.get(0))?;
+    seq_of(head)
+}
+
+/// The frames of events after `after` in the user's chats, oldest first, at most
+/// `limit` of them.
+pub(crate) fn events_since(
+    db: &Connection,
+    user_id: &str,
+    after: Seq,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut statement = db.prepare_cached(
+        "SELECT e.frame FROM events e
+         JOIN participants p ON p.chat_id = e.chat_id AND p.user_id = ?1
+         WHERE e.seq > ?2 ORDER BY e.seq LIMIT ?3",
+    )?;
+    let frames = statement
+        .query_map(
+            params![
+                user_id,
+                after.get() as i64,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |row| row.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(frames)
 }
 
 /// Which page of a chat's history to return.
@@ -257,11 +319,10 @@ pub(crate) fn post_message(
             ))?
             .query_row(params![new.sender_id, client_id], message_from_row)
             .optional()?;
-        if let Some((seq, message)) = earlier {
+        if let Some((_, message)) = earlier {
             return Ok(Posted {
                 message,
-                seq,
-                duplicate: true,
+                frame: None,
             });
         }
     }
@@ -287,12 +348,17 @@ pub(crate) fn post_message(
             message.created_at,
             new.client_id,
         ])?;
-    let seq = transaction.last_insert_rowid();
+    let frame = record_event(&transaction, new.chat_id, |seq| {
+        ServerMessage::ChatMessage(MessageCreated {
+            chat_id: message.chat_id.clone(),
+            message: message.clone(),
+            seq: Some(seq),
+        })
+    })?;
     transaction.commit()?;
     Ok(Posted {
         message,
-        seq,
-        duplicate: false,
+        frame: Some(frame),
     })
 }
 
@@ -330,8 +396,9 @@ pub(crate) fn mark_read(
                 message_id: current_id.clone(),
                 user_id: user_id.to_owned(),
                 read_at: read_at.clone(),
+                seq: None,
             },
-            changed: false,
+            frame: None,
         });
     }
     let receipt = ReadReceipt {
@@ -339,16 +406,23 @@ pub(crate) fn mark_read(
         message_id: message_id.to_owned(),
         user_id: user_id.to_owned(),
         read_at: now_rfc3339(),
+        seq: None,
     };
     transaction.execute(
         "INSERT INTO read_receipts (chat_id, user_id, message_id, read_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (chat_id, user_id) DO UPDATE SET message_id = excluded.message_id, read_at = excluded.read_at",
         params![receipt.chat_id, receipt.user_id, receipt.message_id, receipt.read_at],
     )?;
+    let frame = record_event(&transaction, chat_id, |seq| {
+        ServerMessage::ChatRead(ReadReceipt {
+            seq: Some(seq),
+            ..receipt.clone()
+        })
+    })?;
     transaction.commit()?;
     Ok(StoredRead {
         receipt,
-        changed: true,
+        frame: Some(frame),
     })
 }
 
@@ -367,6 +441,7 @@ pub(crate) fn read_receipts(
                 message_id: row.get(1)?,
                 user_id: row.get(2)?,
                 read_at: row.get(3)?,
+                seq: None,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -456,11 +531,11 @@ mod tests {
         let mut db = db();
         let first = post(&mut db, "alice", "hi", Some("c1"));
         let again = post(&mut db, "alice", "hi", Some("c1"));
-        assert!(!first.duplicate);
-        assert!(again.duplicate);
+        assert!(!first.duplicate());
+        assert!(again.duplicate());
         assert_eq!(first.message, again.message);
         // Another sender may use the same client id.
-        assert!(!post(&mut db, "bob", "hi", Some("c1")).duplicate);
+        assert!(!post(&mut db, "bob", "hi", Some("c1")).duplicate());
     }
 
     #[test]
@@ -506,12 +581,54 @@ mod tests {
         assert!(
             mark_read(&mut db, "general", "bob", &second)
                 .unwrap()
-                .changed
+                .frame
+                .is_some()
         );
         let stale = mark_read(&mut db, "general", "bob", &first).unwrap();
-        assert!(!stale.changed);
+        assert!(stale.frame.is_none());
         assert_eq!(stale.receipt.message_id, second);
         assert_eq!(read_receipts(&db, "general").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn events_are_numbered_and_replayed_per_participant() {
+        let mut db = db();
+        create_chat(
+            &mut db,
+            &CreateChat {
+                id: Some("staff".into()),
+                title: "Staff".into(),
+                open: None,
+                participant_ids: Some(vec!["alice".into()]),
+            },
+        )
+        .unwrap();
+        assert_eq!(head_seq(&db).unwrap().get(), 0);
+        let first = post(&mut db, "alice", "one", None);
+        post_message(
+            &mut db,
+            &NewMessage {
+                chat_id: "staff",
+                sender_id: "alice",
+                sender_name: "alice",
+                content: "secret",
+                client_id: None,
+            },
+        )
+        .unwrap();
+        let third = post(&mut db, "bob", "two", None);
+        mark_read(&mut db, "general", "bob", &third.message.id).unwrap();
+        assert_eq!(head_seq(&db).unwrap().get(), 4);
+        assert!(first.frame.as_deref().unwrap().contains(r#""seq":1"#));
+
+        let zero = Seq::new(0).unwrap();
+        assert_eq!(events_since(&db, "alice", zero, 10).unwrap().len(), 4);
+        let bob = events_since(&db, "bob", zero, 10).unwrap();
+        assert_eq!(bob.len(), 3, "bob is not in staff");
+        assert!(bob.iter().all(|frame| !frame.contains("secret")));
+        let after_first = events_since(&db, "bob", Seq::new(1).unwrap(), 10).unwrap();
+        assert_eq!(after_first.len(), 2);
+        assert_eq!(events_since(&db, "bob", zero, 1).unwrap().len(), 1);
     }
 
     #[test]

@@ -55,6 +55,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (chat_id, user_id)
     ) WITHOUT ROWID;
     ",
+    // 2: the event log: every stored message and receipt gets a sequence number and
+    // its frame, so a reconnecting client is sent what it missed.
+    "
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        chat_id TEXT NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+        frame TEXT NOT NULL
+    );
+    CREATE INDEX events_by_chat ON events(chat_id, seq);
+    ",
 ];
 
 /// Applies every migration the database has not seen yet.

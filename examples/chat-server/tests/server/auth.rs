@@ -64,7 +64,9 @@ async fn connected_tells_the_client_how_to_tune_itself() {
     assert_eq!(payload["connectionTimeoutMs"], 60_000);
     assert_eq!(payload["typingTimeoutMs"], 3_000);
     assert_eq!(payload["maxMessageBytes"], 10_000);
-    assert_eq!(payload["protocolVersion"], 1);
+    assert_eq!(payload["protocolVersion"], 2);
+    assert_eq!(payload["seq"], 0, "no event stored yet");
+    assert!(payload.get("replayed").is_none(), "nothing to resume from");
     assert_eq!(payload["onlineUserIds"], json!([]));
     server.shutdown().await;
 }
@@ -178,9 +180,26 @@ async fn origins_are_checked_at_the_handshake() {
 async fn protocol_versions_are_negotiated() {
     let server = TestServer::start().await;
     let url = format!("{}?token={}", server.ws_url(), token("alice"));
-    let mut current = Client::open(&url, &[("sec-websocket-protocol", "relaywire.v1")]).await;
-    assert_eq!(current.protocol.as_deref(), Some("relaywire.v1"));
+    let mut current = Client::open(&url, &[("sec-websocket-protocol", "relaywire.v2")]).await;
+    assert_eq!(current.protocol.as_deref(), Some("relaywire.v2"));
     assert_eq!(current.next_json().await["type"], "connected");
+
+    // Version 1 clients still connect; they just never resume.
+    let mut older = Client::open(&url, &[("sec-websocket-protocol", "relaywire.v1")]).await;
+    assert_eq!(older.protocol.as_deref(), Some("relaywire.v1"));
+    assert_eq!(older.next_json().await["type"], "connected");
+
+    // Offering several, the newest the server knows wins.
+    let mut both = Client::open(
+        &url,
+        &[(
+            "sec-websocket-protocol",
+            "relaywire.v1, relaywire.v2, relaywire.v9",
+        )],
+    )
+    .await;
+    assert_eq!(both.protocol.as_deref(), Some("relaywire.v2"));
+    assert_eq!(both.next_json().await["type"], "connected");
 
     let mut newer = Client::open(&url, &[("sec-websocket-protocol", "relaywire.v9")]).await;
     let error = newer.next_json().await;

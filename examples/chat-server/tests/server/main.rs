@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod chat;
+mod delivery;
 mod http_api;
 mod lifecycle;
 mod robustness;

@@ -211,6 +211,25 @@ impl Client {
         }
     }
 
+    /// Asserts no frame of type `kind` arrives for `duration` (others may).
+    pub(crate) async fn expect_none_of(&mut self, kind: &str, duration: Duration) {
+        let deadline = tokio::time::Instant::now() + duration;
+        while let Some(frame) = self.backlog.pop_front() {
+            assert_ne!(frame["type"], kind, "unexpected {frame}");
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let frame: Value = serde_json::from_str(&text).unwrap();
+                    assert_ne!(frame["type"], kind, "unexpected {frame}");
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(other) => panic!("the connection ended: {other:?}"),
+            }
+        }
+    }
+
     /// Reads until the connection ends; returns the close code, skipping other frames.
     pub(crate) async fn ending(&mut self) -> Ending {
         loop {
