@@ -1,5 +1,7 @@
 //! Shared pieces of the end-to-end tests: a reference server on 127.0.0.1 that can
-//! be restarted on the same port and database, and tokens for it.
+//! be restarted on the same port and database, tokens for it, and the chaos proxy.
+
+pub mod chaos;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use crate::tools::{
     ensure_chromium, ensure_npm_packages, ensure_wasm_bindgen_cli, ensure_wasm_target, free_port,
     project_root, target_dir,
 };
-use crate::{app, wasm};
+use crate::{app, package, wasm};
 
 /// One named check; `cargo xtask test <name>...` runs a subset.
 struct Check {
@@ -53,6 +53,11 @@ const CHECKS: &[Check] = &[
         name: "browser",
         title: "the browser client in headless Chromium against the real server",
         run: browser,
+    },
+    Check {
+        name: "chaos",
+        title: "chaos: clients through a misbehaving proxy and server restarts, nothing lost",
+        run: chaos,
     },
     Check {
         name: "e2e",
@@ -265,5 +270,32 @@ fn e2e() -> Result {
             "CHROMIUM",
             chromium.with_file_name("chromium").display().to_string(),
         )
+        .run()
+}
+
+fn chaos() -> Result {
+    let chromium = ensure_chromium()?;
+    package::build()?;
+    let e2e = project_root().join("tests/e2e");
+    ensure_npm_packages(&e2e)?;
+    cargo(&["build", "--quiet", "-p", "relaywire-chat-server", "-p", "relaywire-tests", "--bins"])?;
+    // The page the browser client runs in, next to the package it imports.
+    let site = target_dir().join("chaos-static");
+    let _ = std::fs::remove_dir_all(&site);
+    let package_dir = site.join("relaywire");
+    std::fs::create_dir_all(&package_dir).map_err(|err| format!("{}: {err}", package_dir.display()))?;
+    let built = target_dir().join("npm/relaywire");
+    for entry in std::fs::read_dir(&built).map_err(|err| format!("{}: {err}", built.display()))? {
+        let path = entry.map_err(|err| err.to_string())?.path();
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, package_dir.join(name)).map_err(|err| err.to_string())?;
+        }
+    }
+    std::fs::copy(e2e.join("chaos.html"), site.join("chaos.html")).map_err(|err| err.to_string())?;
+    Cmd::new(&target_dir().join("debug/chaos").display().to_string(), &project_root())
+        .env("RELAYWIRE_SERVER_BIN", target_dir().join("debug/relaywire-chat-server").display().to_string())
+        .env("RELAYWIRE_CHAOS_BROWSER", e2e.display().to_string())
+        .env("RELAYWIRE_CHAOS_STATIC", site.display().to_string())
+        .env("CHROMIUM", chromium.with_file_name("chromium").display().to_string())
         .run()
 }
