@@ -166,8 +166,22 @@ async fn relay(
         Fate::Healthy => None,
         Fate::Cut(ms) | Fate::Stall(ms) => Some(started + Duration::from_millis(ms)),
     };
-    let up = pump(client_read, server_write, deadline, seed, Arc::clone(&chaos), Arc::clone(&stats));
-    let down = pump(server_read, client_write, deadline, seed ^ 1, chaos, Arc::clone(&stats));
+    let up = pump(
+        client_read,
+        server_write,
+        deadline,
+        seed,
+        Arc::clone(&chaos),
+        Arc::clone(&stats),
+    );
+    let down = pump(
+        server_read,
+        client_write,
+        deadline,
+        seed ^ 1,
+        chaos,
+        Arc::clone(&stats),
+    );
     let ended = async {
         tokio::select! {
             _ = up => {}

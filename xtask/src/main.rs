@@ -4,6 +4,7 @@ mod app;
 mod cmd;
 mod codegen;
 mod demo;
+mod fuzz;
 mod package;
 mod supervisor;
 mod test;
@@ -22,6 +23,7 @@ tasks:
   demo      build and start the reference chat server with the example app
   codegen   regenerate bindings/protocol.ts and the README tables
   package   build the npm package into target/npm/ (relaywire-<version>.tgz)
+  fuzz      fuzz the decoders and the server's frame handling [seconds each, 300]
   help      this text
 
 Every task installs what it needs and is missing (the wasm32 target, Node packages)
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(rest),
         Some("codegen") => codegen::run(),
         Some("package") => package::run(rest),
+        Some("fuzz") => fuzz::run(rest),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
             Ok(())

@@ -50,6 +50,11 @@ const CHECKS: &[Check] = &[
         run: typescript,
     },
     Check {
+        name: "fuzz",
+        title: "a short fuzzing run of both decoders and the server's frame handling",
+        run: fuzz_briefly,
+    },
+    Check {
         name: "browser",
         title: "the browser client in headless Chromium against the real server",
         run: browser,
@@ -100,7 +105,17 @@ fn cargo(args: &[&str]) -> Result {
 }
 
 fn fmt() -> Result {
-    cargo(&["fmt", "--all", "--", "--check"]).map_err(|err| format!("{err}; run `cargo fmt --all`"))
+    cargo(&["fmt", "--all", "--", "--check"])
+        .map_err(|err| format!("{err}; run `cargo fmt --all`"))?;
+    // The fuzz targets are a workspace of their own.
+    cargo(&[
+        "fmt",
+        "--manifest-path",
+        "tests/fuzz/Cargo.toml",
+        "--",
+        "--check",
+    ])
+    .map_err(|err| format!("{err}; run `cargo fmt --manifest-path tests/fuzz/Cargo.toml`"))
 }
 
 fn clippy() -> Result {
@@ -278,12 +293,21 @@ fn chaos() -> Result {
     package::build()?;
     let e2e = project_root().join("tests/e2e");
     ensure_npm_packages(&e2e)?;
-    cargo(&["build", "--quiet", "-p", "relaywire-chat-server", "-p", "relaywire-tests", "--bins"])?;
+    cargo(&[
+        "build",
+        "--quiet",
+        "-p",
+        "relaywire-chat-server",
+        "-p",
+        "relaywire-tests",
+        "--bins",
+    ])?;
     // The page the browser client runs in, next to the package it imports.
     let site = target_dir().join("chaos-static");
     let _ = std::fs::remove_dir_all(&site);
     let package_dir = site.join("relaywire");
-    std::fs::create_dir_all(&package_dir).map_err(|err| format!("{}: {err}", package_dir.display()))?;
+    std::fs::create_dir_all(&package_dir)
+        .map_err(|err| format!("{}: {err}", package_dir.display()))?;
     let built = target_dir().join("npm/relaywire");
     for entry in std::fs::read_dir(&built).map_err(|err| format!("{}: {err}", built.display()))? {
         let path = entry.map_err(|err| err.to_string())?.path();
@@ -291,11 +315,28 @@ fn chaos() -> Result {
             std::fs::copy(&path, package_dir.join(name)).map_err(|err| err.to_string())?;
         }
     }
-    std::fs::copy(e2e.join("chaos.html"), site.join("chaos.html")).map_err(|err| err.to_string())?;
-    Cmd::new(&target_dir().join("debug/chaos").display().to_string(), &project_root())
-        .env("RELAYWIRE_SERVER_BIN", target_dir().join("debug/relaywire-chat-server").display().to_string())
-        .env("RELAYWIRE_CHAOS_BROWSER", e2e.display().to_string())
-        .env("RELAYWIRE_CHAOS_STATIC", site.display().to_string())
-        .env("CHROMIUM", chromium.with_file_name("chromium").display().to_string())
-        .run()
+    std::fs::copy(e2e.join("chaos.html"), site.join("chaos.html"))
+        .map_err(|err| err.to_string())?;
+    Cmd::new(
+        &target_dir().join("debug/chaos").display().to_string(),
+        &project_root(),
+    )
+    .env(
+        "RELAYWIRE_SERVER_BIN",
+        target_dir()
+            .join("debug/relaywire-chat-server")
+            .display()
+            .to_string(),
+    )
+    .env("RELAYWIRE_CHAOS_BROWSER", e2e.display().to_string())
+    .env("RELAYWIRE_CHAOS_STATIC", site.display().to_string())
+    .env(
+        "CHROMIUM",
+        chromium.with_file_name("chromium").display().to_string(),
+    )
+    .run()
+}
+
+fn fuzz_briefly() -> Result {
+    crate::fuzz::run_all(10)
 }

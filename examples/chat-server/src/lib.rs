@@ -31,3 +31,4 @@ mod ws;
 
 pub use config::{Config, ConfigError};
 pub use server::{RunningServer, ServerError, start};
+pub use ws::FrameHarness;

@@ -536,3 +536,117 @@ impl Connection {
         }
     }
 }
+
+/// Feeds text frames to the server's message handling exactly as a connection's read
+/// loop does, without a socket: one authenticated user on an in-memory store. For
+/// fuzzing and for tests that need no network.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use relaywire_chat_server::FrameHarness;
+///
+/// let mut harness = FrameHarness::new().await;
+/// let replies = harness.frame(r#"{"type":"ping","id":"p1"}"#).await;
+/// assert!(replies.iter().any(|reply| reply.contains(r#""type":"ack""#)));
+/// # });
+/// ```
+pub struct FrameHarness {
+    connection: Connection,
+    outbound: mpsc::Receiver<Utf8Bytes>,
+    token_deadline: Option<tokio::time::Instant>,
+    _close: Arc<watch::Sender<Option<CloseCode>>>,
+    _shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for FrameHarness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameHarness").finish_non_exhaustive()
+    }
+}
+
+impl FrameHarness {
+    /// A harness for user `fuzzer`, a participant of the demo chats.
+    pub async fn new() -> FrameHarness {
+        use crate::app::TestHooks;
+        use crate::auth::Verifier;
+        use crate::config::Config;
+        use crate::hub::Hub;
+        use crate::metrics::Metrics;
+        use crate::shutdown::Tracker;
+        use crate::store::Store;
+
+        let mut config = Config::local("frame-harness-secret-0123");
+        config.rate_limit_per_sec = u32::MAX;
+        config.rate_limit_burst = u32::MAX;
+        config.typing_timeout = Duration::from_millis(1);
+        let (store, _thread) = Store::open(&config.database).expect("an in-memory store opens");
+        let metrics = Arc::new(Metrics::default());
+        let (shutdown, shutting_down) = watch::channel(false);
+        let app = App {
+            hub: Arc::new(Hub::new(config.connection_policy, Arc::clone(&metrics))),
+            verifier: Arc::new(Verifier::new(&config.auth)),
+            config: Arc::new(config),
+            store,
+            metrics,
+            test_hooks: Arc::new(TestHooks::default()),
+            tracker: Arc::new(Tracker::default()),
+            shutting_down,
+        };
+        app.store
+            .run(|db| {
+                crate::store::queries::create_chat(
+                    db,
+                    &relaywire_protocol::http::CreateChat {
+                        id: Some("general".to_owned()),
+                        title: "General".to_owned(),
+                        open: Some(true),
+                        participant_ids: Some(vec!["fuzzer".to_owned()]),
+                    },
+                )
+            })
+            .await
+            .expect("the chat is created");
+        let identity = Identity {
+            user_id: "fuzzer".to_owned(),
+            name: "Fuzzer".to_owned(),
+            roles: Vec::new(),
+            expires_at: None,
+        };
+        let (frames, outbound) = mpsc::channel(app.config.outbound_queue);
+        let close = Arc::new(watch::channel(None).0);
+        let conn_id = app
+            .connect(&identity, frames, Arc::clone(&close), None)
+            .await
+            .expect("the harness registers");
+        let limiter = RateLimiter::new(app.config.rate_limit_per_sec, app.config.rate_limit_burst);
+        let mut harness = FrameHarness {
+            connection: Connection {
+                app,
+                identity,
+                conn_id,
+                limiter,
+            },
+            outbound,
+            token_deadline: None,
+            _close: close,
+            _shutdown: shutdown,
+        };
+        harness.drain();
+        harness
+    }
+
+    fn drain(&mut self) -> Vec<String> {
+        std::iter::from_fn(|| self.outbound.try_recv().ok())
+            .map(|frame| frame.as_str().to_owned())
+            .collect()
+    }
+
+    /// Handles one text frame; returns the frames the server queued in answer.
+    pub async fn frame(&mut self, text: &str) -> Vec<String> {
+        let _ = self
+            .connection
+            .on_text(text, &mut self.token_deadline)
+            .await;
+        self.drain()
+    }
+}

@@ -182,7 +182,12 @@ fn parse_browser_result(json: &str) -> Result<Record> {
     let strings = |key: &str| -> Vec<String> {
         value[key]
             .as_array()
-            .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     if let Some(errors) = value["errors"].as_array()
@@ -249,7 +254,11 @@ async fn stored_from_start(http: &reqwest::Client, url: &str) -> Result<Vec<(Str
             .await
             .map_err(|e| e.to_string())?;
         before = page.messages.first().map(|m| m.id.clone());
-        let mut chunk: Vec<_> = page.messages.into_iter().map(|m| (m.sender_id, m.content)).collect();
+        let mut chunk: Vec<_> = page
+            .messages
+            .into_iter()
+            .map(|m| (m.sender_id, m.content))
+            .collect();
         chunk.append(&mut all);
         all = chunk;
         if !page.has_more {
@@ -271,8 +280,11 @@ async fn main() {
 
 async fn run() -> Result {
     let seed: u64 = env("CHAOS_SEED").and_then(|s| s.parse().ok()).unwrap_or(42);
-    let seconds: u64 = env("CHAOS_SECONDS").and_then(|s| s.parse().ok()).unwrap_or(15);
-    let binary = env("RELAYWIRE_SERVER_BIN").ok_or("RELAYWIRE_SERVER_BIN is not set: run `cargo xtask test chaos`")?;
+    let seconds: u64 = env("CHAOS_SECONDS")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let binary = env("RELAYWIRE_SERVER_BIN")
+        .ok_or("RELAYWIRE_SERVER_BIN is not set: run `cargo xtask test chaos`")?;
     let browser_dir = env("RELAYWIRE_CHAOS_BROWSER").map(PathBuf::from);
     let static_dir = env("RELAYWIRE_CHAOS_STATIC").map(PathBuf::from);
     println!("chaos: seed {seed}, {seconds} s of chaos");
@@ -296,7 +308,9 @@ async fn run() -> Result {
     let url = server.url();
     wait_healthy(&http, &url).await?;
 
-    let native_users: Vec<String> = (1..=NATIVE_CLIENTS).map(|i| format!("native-{i}")).collect();
+    let native_users: Vec<String> = (1..=NATIVE_CLIENTS)
+        .map(|i| format!("native-{i}"))
+        .collect();
     let browser_user = "browser".to_owned();
     let mut participants = native_users.clone();
     participants.push(browser_user.clone());
@@ -308,9 +322,12 @@ async fn run() -> Result {
         .and_then(reqwest::Response::error_for_status)
         .map_err(|e| format!("cannot create the chat: {e}"))?;
 
-    let proxy = ChaosProxy::start(format!("127.0.0.1:{port}").parse().map_err(|_| "address")?, seed)
-        .await
-        .map_err(|e| e.to_string())?;
+    let proxy = ChaosProxy::start(
+        format!("127.0.0.1:{port}").parse().map_err(|_| "address")?,
+        seed,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let ws_url = format!("ws://{}/ws", proxy.addr());
 
     // The clients, each recording what it sends and receives.
@@ -349,11 +366,16 @@ async fn run() -> Result {
     }
     let mut browser = match (&browser_dir, &server.static_dir) {
         (Some(dir), Some(_)) => {
-            let page = format!("{url}/chaos.html?ws={ws_url}&token={}", token(&browser_user));
+            let page = format!(
+                "{url}/chaos.html?ws={ws_url}&token={}",
+                token(&browser_user)
+            );
             Some(Browser::start(dir, &page)?)
         }
         _ => {
-            println!("chaos: no browser client (set RELAYWIRE_CHAOS_BROWSER and RELAYWIRE_CHAOS_STATIC)");
+            println!(
+                "chaos: no browser client (set RELAYWIRE_CHAOS_BROWSER and RELAYWIRE_CHAOS_STATIC)"
+            );
             None
         }
     };
@@ -381,7 +403,10 @@ async fn run() -> Result {
         })
         .collect();
     if let Some(browser) = &mut browser {
-        browser.say(&format!("SEND {MESSAGES_PER_CLIENT} {}", SEND_INTERVAL.as_millis()))?;
+        browser.say(&format!(
+            "SEND {MESSAGES_PER_CLIENT} {}",
+            SEND_INTERVAL.as_millis()
+        ))?;
     }
     let mut schedule = Rng::new(seed ^ 0x5EED);
     let mut restarts = 0;
@@ -408,7 +433,11 @@ async fn run() -> Result {
     // Calm: the proxy behaves, stalled connections are cut, and everything settles.
     proxy.set_chaos(false);
     proxy.cut_all();
-    let total: usize = natives.iter().map(|(_, _, r)| r.lock().unwrap().sent.len()).sum::<usize>() + browser_sent;
+    let total: usize = natives
+        .iter()
+        .map(|(_, _, r)| r.lock().unwrap().sent.len())
+        .sum::<usize>()
+        + browser_sent;
     let settle_end = tokio::time::Instant::now() + Duration::from_secs(60);
     for (user, client, record) in &natives {
         loop {
@@ -449,13 +478,25 @@ async fn run() -> Result {
     let mut out_of_order = Vec::new();
     let mut problems = Vec::new();
     for (user, record) in &records {
-        let mine: Vec<&str> = stored.iter().filter(|(sender, _)| sender == user).map(|(_, c)| c.as_str()).collect();
+        let mine: Vec<&str> = stored
+            .iter()
+            .filter(|(sender, _)| sender == user)
+            .map(|(_, c)| c.as_str())
+            .collect();
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for content in &mine {
             *counts.entry(content).or_default() += 1;
         }
-        duplicated += counts.values().filter(|n| **n > 1).map(|n| n - 1).sum::<usize>();
-        lost += record.sent.iter().filter(|c| !counts.contains_key(c.as_str())).count();
+        duplicated += counts
+            .values()
+            .filter(|n| **n > 1)
+            .map(|n| n - 1)
+            .sum::<usize>();
+        lost += record
+            .sent
+            .iter()
+            .filter(|c| !counts.contains_key(c.as_str()))
+            .count();
         let sent: Vec<&str> = record.sent.iter().map(String::as_str).collect();
         if mine != sent {
             out_of_order.push(user.clone());
@@ -463,7 +504,10 @@ async fn run() -> Result {
         let received: Vec<&str> = record.received.iter().map(String::as_str).collect();
         if received != stored_contents {
             let extra = received.len().saturating_sub(stored_contents.len());
-            let missing = stored_contents.iter().filter(|c| !received.contains(c)).count();
+            let missing = stored_contents
+                .iter()
+                .filter(|c| !received.contains(c))
+                .count();
             problems.push(format!(
                 "{user} received {} messages ({missing} missing, {extra} extra) instead of the {} stored, in order",
                 received.len(),
@@ -477,7 +521,10 @@ async fn run() -> Result {
     println!("chaos: clients            {}", records.len());
     println!("chaos: messages sent      {total}");
     println!("chaos: messages stored    {}", stored.len());
-    println!("chaos: connections        {}", stats.connections.load(Relaxed));
+    println!(
+        "chaos: connections        {}",
+        stats.connections.load(Relaxed)
+    );
     println!("chaos: cut mid-stream     {}", stats.cuts.load(Relaxed));
     println!("chaos: stalled half-open  {}", stats.stalls.load(Relaxed));
     println!("chaos: delayed chunks     {}", stats.delays.load(Relaxed));
@@ -487,7 +534,12 @@ async fn run() -> Result {
     println!("chaos: duplicated         {duplicated}");
     println!("chaos: out of order       {}", out_of_order.len());
     let _ = std::fs::remove_dir_all(&data_dir);
-    if lost > 0 || duplicated > 0 || !out_of_order.is_empty() || !problems.is_empty() || stored.len() != total {
+    if lost > 0
+        || duplicated > 0
+        || !out_of_order.is_empty()
+        || !problems.is_empty()
+        || stored.len() != total
+    {
         return Err(format!(
             "{lost} lost, {duplicated} duplicated, out of order for {out_of_order:?}; {}",
             problems.join("; ")

@@ -8,5 +8,6 @@ mod chat;
 mod delivery;
 mod http_api;
 mod lifecycle;
+mod regressions;
 mod robustness;
 mod verifiers;
