@@ -15,10 +15,10 @@
 import { initSync } from "./relaywire_client.js";
 import wasm from "./relaywire_client_wasm.js";
 
-function decode(base64: string): Uint8Array {
-  const binary = atob(base64);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
+/** One character per byte; escaped bytes are stored 256 higher, hence the mask. */
+function decode(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i += 1) bytes[i] = text.charCodeAt(i) & 0xff;
   return bytes;
 }
 

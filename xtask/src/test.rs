@@ -137,6 +137,8 @@ fn clippy() -> Result {
         "--target",
         "wasm32-unknown-unknown",
         "--all-targets",
+        "--features",
+        "small-allocator",
         "--quiet",
         "--",
         "-D",
@@ -251,6 +253,9 @@ fn browser() -> Result {
             "wasm32-unknown-unknown",
             "--test",
             "browser",
+            // The allocator the npm package ships with.
+            "--features",
+            "small-allocator",
         ])
         .env(
             "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",

@@ -59,6 +59,8 @@ pub(crate) fn build() -> Result<PathBuf> {
             "wasm32-unknown-unknown",
             "--profile",
             "wasm-release",
+            "--features",
+            "small-allocator",
         ])
         .run()?;
     let wasm = target_dir().join("wasm32-unknown-unknown/wasm-release/relaywire_client.wasm");

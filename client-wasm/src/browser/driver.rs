@@ -434,7 +434,7 @@ impl Driver {
         }
         if let Some(seq) = resume_after {
             url.search_params()
-                .set(RESUME_PARAM, &(seq as f64).to_string());
+                .set(RESUME_PARAM, &crate::core::decimal(seq));
         }
         if let Some(token) = token {
             url.search_params().set("token", token);

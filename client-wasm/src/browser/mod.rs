@@ -14,3 +14,9 @@ mod snapshot;
 mod typescript;
 
 pub use client::RelaywireClient;
+
+// dlmalloc, Rust's default on wasm32, is a third of the client's own code size; Talc is
+// a fraction of it and faster on this allocation pattern (`cargo xtask bench`).
+#[cfg(all(feature = "small-allocator", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

@@ -424,13 +424,31 @@ const GIVE_UP_CODE: u16 = 4000;
 
 const ID_ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
-fn push_base36(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 13];
+fn push_base36(out: &mut String, value: u64) {
+    push_digits(out, value, 36);
+}
+
+/// `value` in decimal, without the float and formatting code `to_string` brings into
+/// the browser build.
+///
+/// ```
+/// assert_eq!(relaywire_client::core::decimal(9_007_199_254_740_991), "9007199254740991");
+/// ```
+pub fn decimal(value: u64) -> String {
+    let mut out = String::with_capacity(20);
+    push_digits(&mut out, value, 10);
+    out
+}
+
+/// Appends `value` in `radix` (2 to 36), most significant digit first.
+fn push_digits(out: &mut String, mut value: u64, radix: u64) {
+    // u64::MAX has 20 decimal digits, and fewer in any larger radix.
+    let mut digits = [0u8; 20];
     let mut len = 0;
     loop {
-        digits[len] = ID_ALPHABET[(value % 36) as usize];
+        digits[len] = ID_ALPHABET[(value % radix) as usize];
         len += 1;
-        value /= 36;
+        value /= radix;
         if value == 0 || len == digits.len() {
             break;
         }

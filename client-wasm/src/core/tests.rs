@@ -938,3 +938,10 @@ fn events_are_admitted_once_and_a_reconnect_resumes_after_the_last() {
     assert_eq!(h.core.last_seq(), Some(3));
     assert!(h.core.admit(4));
 }
+
+#[test]
+fn numbers_are_written_in_decimal_without_formatting_machinery() {
+    for value in [0, 7, 10, 4_096, 9_007_199_254_740_991, u64::MAX] {
+        assert_eq!(super::decimal(value), value.to_string());
+    }
+}
