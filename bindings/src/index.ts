@@ -15,11 +15,26 @@
 import { initSync } from "./relaywire_client.js";
 import wasm from "./relaywire_client_wasm.js";
 
-/** One character per byte; escaped bytes are stored 256 higher, hence the mask. */
+/**
+ * The wasm is embedded as ASCII: a printable byte stands for itself, any other is `~`
+ * or `` ` `` followed by a printable character indexing it (`cargo xtask package`).
+ */
 function decode(text: string): Uint8Array {
+  const isLiteral = (b: number) => b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c && b !== 0x60 && b !== 0x7e;
+  const literals: number[] = [];
+  const escaped: number[] = [];
+  for (let b = 0; b < 256; b += 1) (isLiteral(b) ? literals : escaped).push(b);
+  const index = new Uint8Array(128);
+  literals.forEach((b, i) => (index[b] = i));
   const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i += 1) bytes[i] = text.charCodeAt(i) & 0xff;
-  return bytes;
+  let length = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7e) bytes[length++] = escaped[index[text.charCodeAt(++i)]];
+    else if (c === 0x60) bytes[length++] = escaped[literals.length + index[text.charCodeAt(++i)]];
+    else bytes[length++] = c;
+  }
+  return bytes.subarray(0, length);
 }
 
 initSync({ module: decode(wasm) });
