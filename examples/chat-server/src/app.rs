@@ -70,40 +70,51 @@ impl App {
         // The replay must fit in the connection's queue beside live traffic.
         let replay_limit = (config.outbound_queue / 2).max(1);
         self.store
-            .run(move |db| {
-                queries::upsert_user(db, &user_id, &name)?;
-                let chat_ids = queries::chat_ids_of(db, &user_id)?;
-                let head = queries::head_seq(db)?;
-                let mut missed = match resume_after {
-                    Some(after) => queries::events_since(db, &user_id, after, replay_limit + 1)?,
-                    None => Vec::new(),
-                };
-                let truncated = missed.len() > replay_limit;
-                missed.truncate(replay_limit);
-                let registered = hub.register(&user_id, &chat_ids, frames, close, |online| {
-                    let connected = frame(&ServerMessage::Connected(Connected {
-                        user_id: user_id.clone(),
-                        chat_ids: chat_ids.clone(),
-                        user_name: Some(name.clone()),
-                        online_user_ids: Some(online),
-                        heartbeat_interval_ms: Some(millis(config.heartbeat_interval)),
-                        connection_timeout_ms: Some(millis(config.connection_timeout)),
-                        typing_timeout_ms: Some(millis(config.typing_timeout)),
-                        max_message_bytes: u32::try_from(config.limits.max_message_bytes).ok(),
-                        protocol_version: Some(PROTOCOL_VERSION),
-                        seq: Some(head),
-                        replayed: resume_after.map(|_| u32::try_from(missed.len()).unwrap_or(u32::MAX)),
-                        replay_truncated: truncated.then_some(true),
-                    }));
-                    std::iter::once(connected)
-                        .chain(missed.into_iter().map(Frame::from))
-                        .collect()
-                });
-                if registered.replaced > 0 {
-                    tracing::info!(%user_id, replaced = registered.replaced, "replaced older connections");
-                }
-                Ok(registered.id)
-            })
+            .run_then(
+                move |db| {
+                    queries::upsert_user(db, &user_id, &name)?;
+                    let chat_ids = queries::chat_ids_of(db, &user_id)?;
+                    let head = queries::head_seq(db)?;
+                    let mut missed = match resume_after {
+                        Some(after) => {
+                            queries::events_since(db, &user_id, after, replay_limit + 1)?
+                        }
+                        None => Vec::new(),
+                    };
+                    let truncated = missed.len() > replay_limit;
+                    missed.truncate(replay_limit);
+                    Ok((user_id, name, chat_ids, head, missed, truncated))
+                },
+                // Registered after the commit and in store order, so every event after
+                // `head` reaches the connection live, and none before it does twice.
+                move |(user_id, name, chat_ids, head, missed, truncated)| {
+                    let registered = hub.register(&user_id, &chat_ids, frames, close, |online| {
+                        let connected = frame(&ServerMessage::Connected(Connected {
+                            user_id: user_id.clone(),
+                            chat_ids: chat_ids.clone(),
+                            user_name: Some(name.clone()),
+                            online_user_ids: Some(online),
+                            heartbeat_interval_ms: Some(millis(config.heartbeat_interval)),
+                            connection_timeout_ms: Some(millis(config.connection_timeout)),
+                            typing_timeout_ms: Some(millis(config.typing_timeout)),
+                            max_message_bytes: u32::try_from(config.limits.max_message_bytes)
+                                .ok(),
+                            protocol_version: Some(PROTOCOL_VERSION),
+                            seq: Some(head),
+                            replayed: resume_after
+                                .map(|_| u32::try_from(missed.len()).unwrap_or(u32::MAX)),
+                            replay_truncated: truncated.then_some(true),
+                        }));
+                        std::iter::once(connected)
+                            .chain(missed.into_iter().map(Frame::from))
+                            .collect()
+                    });
+                    if registered.replaced > 0 {
+                        tracing::info!(%user_id, replaced = registered.replaced, "replaced older connections");
+                    }
+                    registered.id
+                },
+            )
             .await
     }
 
@@ -120,23 +131,28 @@ impl App {
         let hub = Arc::clone(&self.hub);
         let sender_id = sender.user_id.clone();
         let sender_name = sender.name.clone();
+        let chat = chat_id.clone();
         self.store
-            .run(move |db| {
-                let posted = queries::post_message(
-                    db,
-                    &NewMessage {
-                        chat_id: &chat_id,
-                        sender_id: &sender_id,
-                        sender_name: &sender_name,
-                        content: &content,
-                        client_id: client_id.as_deref(),
-                    },
-                )?;
-                if let Some(frame) = &posted.frame {
-                    hub.send_to_chat(&chat_id, &Frame::from(frame.clone()));
-                }
-                Ok(posted)
-            })
+            .run_then(
+                move |db| {
+                    queries::post_message(
+                        db,
+                        &NewMessage {
+                            chat_id: &chat_id,
+                            sender_id: &sender_id,
+                            sender_name: &sender_name,
+                            content: &content,
+                            client_id: client_id.as_deref(),
+                        },
+                    )
+                },
+                move |posted| {
+                    if let Some(frame) = &posted.frame {
+                        hub.send_to_chat(&chat, &Frame::from(frame.clone()));
+                    }
+                    posted
+                },
+            )
             .await
     }
 
@@ -149,14 +165,17 @@ impl App {
     ) -> Result<StoredRead, StoreError> {
         let hub = Arc::clone(&self.hub);
         let user_id = reader.user_id.clone();
+        let chat = chat_id.clone();
         self.store
-            .run(move |db| {
-                let stored = queries::mark_read(db, &chat_id, &user_id, &message_id)?;
-                if let Some(frame) = &stored.frame {
-                    hub.send_to_chat(&chat_id, &Frame::from(frame.clone()));
-                }
-                Ok(stored)
-            })
+            .run_then(
+                move |db| queries::mark_read(db, &chat_id, &user_id, &message_id),
+                move |stored| {
+                    if let Some(frame) = &stored.frame {
+                        hub.send_to_chat(&chat, &Frame::from(frame.clone()));
+                    }
+                    stored
+                },
+            )
             .await
     }
 
@@ -165,11 +184,13 @@ impl App {
         let hub = Arc::clone(&self.hub);
         let user_id = user.user_id.clone();
         self.store
-            .run(move |db| {
-                queries::join_chat(db, &chat_id, &user_id)?;
-                hub.joined_chat(&user_id, &chat_id);
-                Ok(())
-            })
+            .run_then(
+                move |db| {
+                    queries::join_chat(db, &chat_id, &user_id)?;
+                    Ok((user_id, chat_id))
+                },
+                move |(user_id, chat_id)| hub.joined_chat(&user_id, &chat_id),
+            )
             .await
     }
 
@@ -178,11 +199,13 @@ impl App {
         let hub = Arc::clone(&self.hub);
         let user_id = user.user_id.clone();
         self.store
-            .run(move |db| {
-                queries::leave_chat(db, &chat_id, &user_id)?;
-                hub.left_chat(&user_id, &chat_id);
-                Ok(())
-            })
+            .run_then(
+                move |db| {
+                    queries::leave_chat(db, &chat_id, &user_id)?;
+                    Ok((user_id, chat_id))
+                },
+                move |(user_id, chat_id)| hub.left_chat(&user_id, &chat_id),
+            )
             .await
     }
 
@@ -218,13 +241,15 @@ impl App {
     pub async fn create_chat(&self, request: CreateChat) -> Result<ChatSummary, StoreError> {
         let hub = Arc::clone(&self.hub);
         self.store
-            .run(move |db| {
-                let chat = queries::create_chat(db, &request)?;
-                for user_id in &chat.participant_ids {
-                    hub.joined_chat(user_id, &chat.id);
-                }
-                Ok(chat)
-            })
+            .run_then(
+                move |db| queries::create_chat(db, &request),
+                move |chat| {
+                    for user_id in &chat.participant_ids {
+                        hub.joined_chat(user_id, &chat.id);
+                    }
+                    chat
+                },
+            )
             .await
     }
 
@@ -236,13 +261,20 @@ impl App {
     ) -> Result<ChatSummary, StoreError> {
         let hub = Arc::clone(&self.hub);
         self.store
-            .run(move |db| {
-                for user_id in &user_ids {
-                    queries::add_participant(db, &chat_id, user_id)?;
-                    hub.joined_chat(user_id, &chat_id);
-                }
-                queries::chat(db, &chat_id)
-            })
+            .run_then(
+                move |db| {
+                    for user_id in &user_ids {
+                        queries::add_participant(db, &chat_id, user_id)?;
+                    }
+                    Ok((user_ids, queries::chat(db, &chat_id)?))
+                },
+                move |(user_ids, chat)| {
+                    for user_id in &user_ids {
+                        hub.joined_chat(user_id, &chat.id);
+                    }
+                    chat
+                },
+            )
             .await
     }
 

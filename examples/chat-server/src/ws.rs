@@ -8,8 +8,9 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use relaywire_protocol::{
     AUTH_BY_MESSAGE, Ack, ClientEnvelope, ClientMessage, CloseCode, ErrorCode, ErrorPayload, Pong,
     RESUME_PARAM, SUBPROTOCOL, SUPPORTED_SUBPROTOCOLS, Seq, ServerMessage, decode_client_message,
@@ -29,6 +30,11 @@ use crate::time::now_rfc3339;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the client's answer to our close frame.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
+/// Messages read ahead while earlier ones wait for the store. Their writes then share
+/// a commit, and a client's burst costs one store round trip instead of one each.
+const MAX_IN_FLIGHT: usize = 64;
+/// How long the answers still pending may take once the server decides to close.
+const FLUSH_ANSWERS: Duration = Duration::from_secs(2);
 
 /// Whether the handshake's `Origin` may connect. Requests without one do not come from
 /// a browser, so there is no cross-site page to protect against.
@@ -342,6 +348,21 @@ struct Connection {
 /// How one client message was answered.
 type Reply = Result<Option<ServerMessage>, ErrorPayload>;
 
+/// A reply and the id of the message it answers.
+struct Answer {
+    id: Option<String>,
+    reply: Reply,
+}
+
+/// Answers in the order their messages arrived; some still wait for the store.
+type Pending = FuturesOrdered<BoxFuture<'static, Answer>>;
+
+/// A message handled at once, or one whose answer waits for the store.
+enum Handled {
+    Now(Reply),
+    Later(BoxFuture<'static, Reply>),
+}
+
 fn store_error(err: StoreError) -> ErrorPayload {
     if err.code() == ErrorCode::InternalError {
         tracing::error!(error = %err, "store operation failed");
@@ -364,11 +385,32 @@ fn deadline_of(expires_at: Option<SystemTime>) -> Option<tokio::time::Instant> {
 
 impl Connection {
     /// Reads until the connection ends; returns the close code to send, if the server
-    /// is the one closing.
+    /// is the one closing. Messages are read ahead of their answers (up to
+    /// [`MAX_IN_FLIGHT`]); answers go out in the order the messages came.
     async fn read_loop(
         mut self,
         stream: &mut Stream,
+        closing: watch::Receiver<Option<CloseCode>>,
+    ) -> Option<CloseCode> {
+        let mut pending = Pending::new();
+        let reason = self.read_until_closed(stream, closing, &mut pending).await;
+        if reason.is_some() {
+            // The server is closing: what was read still gets its answer first.
+            let flush = async {
+                while let Some(answer) = pending.next().await {
+                    self.deliver(answer);
+                }
+            };
+            let _ = tokio::time::timeout(FLUSH_ANSWERS, flush).await;
+        }
+        reason
+    }
+
+    async fn read_until_closed(
+        &mut self,
+        stream: &mut Stream,
         mut closing: watch::Receiver<Option<CloseCode>>,
+        pending: &mut Pending,
     ) -> Option<CloseCode> {
         let idle_timeout = self.app.config.connection_timeout;
         let mut idle_deadline = tokio::time::Instant::now() + idle_timeout;
@@ -377,29 +419,34 @@ impl Connection {
         let mut shutting_down = self.app.shutting_down.clone();
         loop {
             let message = tokio::select! {
-                message = stream.next() => message,
+                Some(answer) = pending.next(), if !pending.is_empty() => {
+                    self.deliver(answer);
+                    continue;
+                }
+                message = stream.next(), if pending.len() < MAX_IN_FLIGHT => message,
                 _ = closing.changed() => return None,
                 _ = shutting_down.wait_for(|stopping| *stopping) => return Some(CloseCode::GoingAway),
                 _ = sleep_until(idle_deadline) => return Some(CloseCode::IdleTimeout),
                 _ = sleep_until(token_deadline.unwrap_or(far_future)) => {
                     let error = ErrorPayload::new(ErrorCode::AuthFailed, "token expired: send a fresh token in an auth message");
-                    self.send(&ServerMessage::Error(error));
+                    self.answer(pending, None, Err(error));
                     return Some(CloseCode::TokenExpired);
                 }
             };
             idle_deadline = tokio::time::Instant::now() + idle_timeout;
             match message {
                 Some(Ok(Message::Text(text))) => {
-                    if let Some(code) = self.on_text(&text, &mut token_deadline).await {
+                    if let Some(code) = self.on_text(&text, &mut token_deadline, pending).await {
                         return Some(code);
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     self.app.metrics.message_in("binary");
-                    self.error(ErrorPayload::new(
+                    let error = ErrorPayload::new(
                         ErrorCode::InvalidMessage,
                         "binary frames are not supported: send JSON text",
-                    ));
+                    );
+                    self.answer(pending, None, Err(error));
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | None => return None,
@@ -417,6 +464,24 @@ impl Connection {
         }
     }
 
+    /// Sends an answer now when nothing is pending before it, else queues it behind.
+    fn answer(&self, pending: &mut Pending, id: Option<String>, reply: Reply) {
+        let answer = Answer { id, reply };
+        if pending.is_empty() {
+            self.deliver(answer);
+        } else {
+            pending.push_back(std::future::ready(answer).boxed());
+        }
+    }
+
+    fn deliver(&self, answer: Answer) {
+        match answer.reply {
+            Ok(Some(reply)) => self.send(&reply),
+            Ok(None) => {}
+            Err(error) => self.error(error.answering(answer.id)),
+        }
+    }
+
     fn send(&self, message: &ServerMessage) {
         self.app.hub.send_to_conn(self.conn_id, &frame(message));
     }
@@ -431,6 +496,7 @@ impl Connection {
         &mut self,
         text: &str,
         token_deadline: &mut Option<tokio::time::Instant>,
+        pending: &mut Pending,
     ) -> Option<CloseCode> {
         let decoded = decode_client_message(text, &self.app.config.limits);
         let id = match &decoded {
@@ -440,27 +506,26 @@ impl Connection {
         if let Err(retry_after) = self.limiter.check(Instant::now()) {
             self.app.metrics.message_in("rate_limited");
             let mut error =
-                ErrorPayload::new(ErrorCode::RateLimited, "too many messages: slow down")
-                    .answering(id);
+                ErrorPayload::new(ErrorCode::RateLimited, "too many messages: slow down");
             error.details =
                 Some(serde_json::json!({ "retryAfterMs": retry_after.as_millis() as u64 }));
-            self.error(error);
+            self.answer(pending, id, Err(error));
             return self.limiter.is_abusive().then_some(CloseCode::RateLimited);
         }
         let envelope = match decoded {
             Ok(envelope) => envelope,
             Err(err) => {
                 self.app.metrics.message_in("invalid");
-                self.error(err.to_error_payload());
+                self.answer(pending, id, Err(err.to_error_payload()));
                 return None;
             }
         };
         self.app.metrics.message_in(envelope.message.type_name());
-        let id = envelope.id.clone();
         match self.handle(envelope, token_deadline).await {
-            Ok(Some(reply)) => self.send(&reply),
-            Ok(None) => {}
-            Err(error) => self.error(error.answering(id)),
+            Handled::Now(reply) => self.answer(pending, id, reply),
+            Handled::Later(reply) => {
+                pending.push_back(reply.map(move |reply| Answer { id, reply }).boxed());
+            }
         }
         None
     }
@@ -469,71 +534,96 @@ impl Connection {
         &mut self,
         envelope: ClientEnvelope,
         token_deadline: &mut Option<tokio::time::Instant>,
-    ) -> Reply {
-        let app = &self.app;
+    ) -> Handled {
         let id = envelope.id;
+        // What waits for the store owns its own handles, so more can be read meanwhile.
+        let app = self.app.clone();
+        let identity = self.identity.clone();
         match envelope.message {
             ClientMessage::Auth(auth) => {
-                let identity = app.verifier.verify(&auth.token).await.map_err(|err| {
-                    app.metrics.auth_failure(err.reason());
-                    ErrorPayload::new(err.code(), err.to_string())
-                })?;
-                if identity.user_id != self.identity.user_id {
-                    return Err(ErrorPayload::new(
-                        ErrorCode::AuthFailed,
-                        "the token belongs to another user: reconnect to switch users",
-                    ));
+                Handled::Now(self.reauthenticate(&auth.token, id, token_deadline).await)
+            }
+            ClientMessage::ChatMessage(message) => Handled::Later(
+                async move {
+                    let posted = app
+                        .post_message(&identity, message.chat_id, message.content, id.clone())
+                        .await
+                        .map_err(store_error)?;
+                    Ok(ack(id, Some(posted.message.id)))
                 }
-                *token_deadline = deadline_of(identity.expires_at);
-                self.identity = identity;
-                Ok(ack(id, None))
-            }
-            ClientMessage::ChatMessage(message) => {
-                let posted = app
-                    .post_message(&self.identity, message.chat_id, message.content, id.clone())
-                    .await
-                    .map_err(store_error)?;
-                Ok(ack(id, Some(posted.message.id)))
-            }
-            ClientMessage::ChatRead(read) => {
-                app.mark_read(&self.identity, read.chat_id, read.message_id)
-                    .await
-                    .map_err(store_error)?;
-                Ok(ack(id, None))
-            }
-            ClientMessage::ChatTyping(typing) => {
-                app.set_typing(&self.identity, &typing.chat_id, typing.is_typing)
-                    .map_err(store_error)?;
-                Ok(ack(id, None))
-            }
-            ClientMessage::ChatJoin(join) => {
-                app.join(&self.identity, join.chat_id)
-                    .await
-                    .map_err(store_error)?;
-                Ok(ack(id, None))
-            }
-            ClientMessage::ChatLeave(leave) => {
-                app.leave(&self.identity, leave.chat_id)
-                    .await
-                    .map_err(store_error)?;
-                Ok(ack(id, None))
-            }
+                .boxed(),
+            ),
+            ClientMessage::ChatRead(read) => Handled::Later(
+                async move {
+                    app.mark_read(&identity, read.chat_id, read.message_id)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(ack(id, None))
+                }
+                .boxed(),
+            ),
+            ClientMessage::ChatTyping(typing) => Handled::Now(
+                app.set_typing(&identity, &typing.chat_id, typing.is_typing)
+                    .map(|()| ack(id, None))
+                    .map_err(store_error),
+            ),
+            ClientMessage::ChatJoin(join) => Handled::Later(
+                async move {
+                    app.join(&identity, join.chat_id)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(ack(id, None))
+                }
+                .boxed(),
+            ),
+            ClientMessage::ChatLeave(leave) => Handled::Later(
+                async move {
+                    app.leave(&identity, leave.chat_id)
+                        .await
+                        .map_err(store_error)?;
+                    Ok(ack(id, None))
+                }
+                .boxed(),
+            ),
             ClientMessage::Ping(_) => {
                 if app.pongs_paused() {
-                    return Ok(None);
+                    return Handled::Now(Ok(None));
                 }
                 self.send(&ServerMessage::Pong(Pong {
                     timestamp: now_rfc3339(),
                 }));
                 // Like every message, a ping with an id is acknowledged too.
-                Ok(ack(id, None))
+                Handled::Now(Ok(ack(id, None)))
             }
             // The protocol may grow messages this server does not handle yet.
-            _ => Err(ErrorPayload::new(
+            _ => Handled::Now(Err(ErrorPayload::new(
                 ErrorCode::InvalidMessage,
                 "this server does not handle that message type",
-            )),
+            ))),
         }
+    }
+
+    /// A fresh token on an open connection: same user, new expiry.
+    async fn reauthenticate(
+        &mut self,
+        token: &str,
+        id: Option<String>,
+        token_deadline: &mut Option<tokio::time::Instant>,
+    ) -> Reply {
+        let app = &self.app;
+        let identity = app.verifier.verify(token).await.map_err(|err| {
+            app.metrics.auth_failure(err.reason());
+            ErrorPayload::new(err.code(), err.to_string())
+        })?;
+        if identity.user_id != self.identity.user_id {
+            return Err(ErrorPayload::new(
+                ErrorCode::AuthFailed,
+                "the token belongs to another user: reconnect to switch users",
+            ));
+        }
+        *token_deadline = deadline_of(identity.expires_at);
+        self.identity = identity;
+        Ok(ack(id, None))
     }
 }
 
@@ -643,10 +733,14 @@ impl FrameHarness {
 
     /// Handles one text frame; returns the frames the server queued in answer.
     pub async fn frame(&mut self, text: &str) -> Vec<String> {
+        let mut pending = Pending::new();
         let _ = self
             .connection
-            .on_text(text, &mut self.token_deadline)
+            .on_text(text, &mut self.token_deadline, &mut pending)
             .await;
+        while let Some(answer) = pending.next().await {
+            self.connection.deliver(answer);
+        }
         self.drain()
     }
 }

@@ -1,8 +1,12 @@
 //! Persistence in SQLite: chats, participants, messages and read receipts.
 //!
-//! One thread owns the one connection and runs jobs in the order they arrive. Writes
-//! are therefore serialized, and a job may deliver what it wrote (to the hub) before
-//! the next job runs: what clients receive is in the order it was stored. The
+//! One thread owns the one connection and runs jobs in the order they arrive, so
+//! writes are serialized. Jobs that queued up while the thread was busy run as one
+//! batch in one transaction (group commit): under load the cost of a commit is shared
+//! by the batch instead of paid by every message. A job's follow-up (delivering what
+//! it wrote to the hub, answering its caller) runs only after its batch is committed,
+//! in job order, before the next batch starts: nothing is delivered or acknowledged
+//! before it is stored, and what clients receive is in the order it was stored. The
 //! database runs in WAL mode with `synchronous = NORMAL`, so a committed write
 //! survives the process being killed.
 
@@ -48,6 +52,9 @@ pub enum StoreError {
     /// The store thread has stopped (the server is shutting down).
     #[error("the store is shut down")]
     Closed,
+    /// The batch holding this write failed to commit; nothing of it was stored.
+    #[error("the write could not be committed")]
+    NotCommitted,
 }
 
 impl StoreError {
@@ -58,9 +65,10 @@ impl StoreError {
             StoreError::NotParticipant(_) => ErrorCode::NotParticipant,
             StoreError::ChatClosed(_) => ErrorCode::Forbidden,
             StoreError::ChatExists(_) => ErrorCode::ValidationError,
-            StoreError::Sqlite(_) | StoreError::Open(_) | StoreError::Closed => {
-                ErrorCode::InternalError
-            }
+            StoreError::Sqlite(_)
+            | StoreError::Open(_)
+            | StoreError::Closed
+            | StoreError::NotCommitted => ErrorCode::InternalError,
         }
     }
 
@@ -73,7 +81,15 @@ impl StoreError {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// What a job leaves for after its batch: told whether the batch committed, it
+/// delivers and replies.
+type FollowUp = Box<dyn FnOnce(bool) + Send>;
+/// A job returns whether it succeeded (a failed job's writes are rolled back) and its
+/// follow-up.
+type Job = Box<dyn FnOnce(&mut Connection) -> (bool, FollowUp) + Send>;
+
+/// Jobs committed together at most, so the first of a long queue is not kept waiting.
+const MAX_BATCH: usize = 512;
 
 /// A handle on the store thread; cheap to clone.
 #[derive(Debug, Clone)]
@@ -120,12 +136,15 @@ impl Store {
         let handle = std::thread::Builder::new()
             .name("relaywire-store".to_owned())
             .spawn(move || {
-                while let Ok(job) = receiver.recv() {
-                    // A failing job must not take the store down with it.
-                    let run = std::panic::AssertUnwindSafe(|| job(&mut connection));
-                    if std::panic::catch_unwind(run).is_err() {
-                        tracing::error!("a store job panicked; the store keeps running");
+                while let Ok(first) = receiver.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match receiver.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
                     }
+                    run_batch(&mut connection, batch);
                 }
                 if let Err((_, err)) = connection.close() {
                     tracing::error!(error = %err, "closing the database failed");
@@ -135,7 +154,8 @@ impl Store {
         Ok((Store { jobs }, StoreThread { handle }))
     }
 
-    /// Runs `job` on the store thread and returns its result.
+    /// Runs `job` on the store thread and returns its result once its batch is
+    /// committed.
     ///
     /// Jobs run one at a time, in the order they were sent.
     pub async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
@@ -143,12 +163,140 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.run_then(job, |value| value).await
+    }
+
+    /// Runs `job`, then, once its batch is committed and before any later job's
+    /// follow-up, `then` on what it returned (still on the store thread): this is where
+    /// a write is handed to the hub, so deliveries follow stored order.
+    pub async fn run_then<T, U, F, G>(&self, job: F, then: G) -> Result<U, StoreError>
+    where
+        T: Send + 'static,
+        U: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        G: FnOnce(T) -> U + Send + 'static,
+    {
         let (reply, result) = oneshot::channel();
         self.jobs
             .send(Box::new(move |connection| {
-                let _ = reply.send(job(connection));
+                let outcome = job(connection);
+                let succeeded = outcome.is_ok();
+                let follow_up: FollowUp = Box::new(move |committed| {
+                    let outcome = match outcome {
+                        Ok(value) if committed => Ok(then(value)),
+                        Ok(_) => Err(StoreError::NotCommitted),
+                        Err(err) => Err(err),
+                    };
+                    let _ = reply.send(outcome);
+                });
+                (succeeded, follow_up)
             }))
             .map_err(|_| StoreError::Closed)?;
         result.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Runs a batch of jobs in one transaction, each in a savepoint so a job that fails
+/// leaves nothing behind, then their follow-ups in order.
+fn run_batch(connection: &mut Connection, batch: Vec<Job>) {
+    // Without a transaction (it cannot start) each job's writes commit on their own.
+    let in_transaction = match connection.execute_batch("BEGIN") {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot begin a batch; running it unbatched");
+            false
+        }
+    };
+    let mut follow_ups = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = in_transaction && connection.execute_batch("SAVEPOINT job").is_ok();
+        // A failing job must not take the store down with it.
+        let run = std::panic::AssertUnwindSafe(|| job(connection));
+        let (succeeded, follow_up) = match std::panic::catch_unwind(run) {
+            Ok((succeeded, follow_up)) => (succeeded, Some(follow_up)),
+            Err(_) => {
+                tracing::error!("a store job panicked; the store keeps running");
+                (false, None)
+            }
+        };
+        if savepoint {
+            let end = if succeeded {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(err) = connection.execute_batch(end) {
+                tracing::error!(error = %err, "cannot end a job's savepoint");
+            }
+        }
+        follow_ups.extend(follow_up);
+    }
+    let committed = !in_transaction
+        || match connection.execute_batch("COMMIT") {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(error = %err, jobs = follow_ups.len(), "a batch failed to commit");
+                let _ = connection.execute_batch("ROLLBACK");
+                false
+            }
+        };
+    for follow_up in follow_ups {
+        let run = std::panic::AssertUnwindSafe(|| follow_up(committed));
+        if std::panic::catch_unwind(run).is_err() {
+            tracing::error!("a store follow-up panicked; the store keeps running");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::{Store, StoreError, queries};
+    use crate::config::Database;
+
+    fn users(db: &rusqlite::Connection) -> i64 {
+        db.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))
+            .unwrap_or(-1)
+    }
+
+    #[tokio::test]
+    async fn a_batch_commits_together_and_a_failing_job_leaves_nothing() {
+        let (store, thread) = Store::open(&Database::Memory).expect("an in-memory store");
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // Sent without waiting in between, so the store thread finds them queued
+        // together and runs them as batches.
+        let jobs: Vec<_> = (0..200)
+            .map(|i| {
+                let order = Arc::clone(&order);
+                store.run_then(
+                    move |db| {
+                        queries::upsert_user(db, &format!("user-{i}"), "name")?;
+                        if i % 10 == 0 {
+                            // Fails after writing: the write must be rolled back.
+                            return Err(StoreError::NotCommitted);
+                        }
+                        Ok(i)
+                    },
+                    move |i| {
+                        order.lock().expect("not poisoned").push(i);
+                        i
+                    },
+                )
+            })
+            .collect();
+        let results = futures_util::future::join_all(jobs).await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!(failed, 20);
+        let stored = store.run(|db| Ok(users(db))).await.expect("a count");
+        assert_eq!(
+            stored, 180,
+            "the failed jobs' users are rolled back, no others"
+        );
+        let order = order.lock().expect("not poisoned").clone();
+        let expected: Vec<i32> = (0..200).filter(|i| i % 10 != 0).collect();
+        assert_eq!(order, expected, "follow-ups run in job order");
+        drop(store);
+        thread.shut_down();
     }
 }

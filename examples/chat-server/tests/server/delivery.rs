@@ -121,3 +121,56 @@ async fn a_message_resent_on_a_new_connection_is_stored_once() {
         .await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_burst_is_answered_and_delivered_in_the_order_sent() {
+    let mut config = config();
+    config.rate_limit_per_sec = 100_000;
+    config.rate_limit_burst = 100_000;
+    let server = TestServer::with(config).await;
+    let (mut alice, _) = server.connect("alice").await;
+    let (mut bob, _) = server.connect("bob").await;
+    // Sent without waiting: the server reads ahead while earlier ones are stored, and
+    // must still answer each in turn. A few answers come without the store (a ping,
+    // a malformed frame, a chat the sender is not in) and must wait their turn.
+    let mut expected = Vec::new();
+    for i in 0..300 {
+        let id = format!("b{i}");
+        match i % 50 {
+            7 => alice.send(json!({"type": "ping", "id": id, "payload": {}})).await,
+            19 => alice.send(json!({"type": "chat:message", "id": id, "payload": {"chatId": "general"}})).await,
+            33 => alice.send(json!({"type": "chat:message", "id": id, "payload": {"chatId": "nowhere", "content": "x"}})).await,
+            _ => alice.send(json!({"type": "chat:message", "id": id, "payload": {"chatId": "general", "content": format!("burst {i}")}})).await,
+        }
+        expected.push(id);
+    }
+    let mut answered = Vec::new();
+    while answered.len() < expected.len() {
+        let frame = alice.next_json().await;
+        if frame["type"] == "ack" || frame["type"] == "error" {
+            answered.push(frame["payload"]["id"].as_str().unwrap_or("?").to_owned());
+        }
+    }
+    assert_eq!(answered, expected, "answers in the order sent");
+
+    let sent: Vec<String> = (0..300)
+        .filter(|i| ![7, 19, 33].contains(&(i % 50)))
+        .map(|i| format!("burst {i}"))
+        .collect();
+    let mut last_seq = 0;
+    let mut contents = Vec::new();
+    while contents.len() < sent.len() {
+        let frame = bob.next_of("chat:message").await;
+        let seq = frame["payload"]["seq"].as_u64().unwrap();
+        assert!(seq > last_seq, "numbered in order: {seq} after {last_seq}");
+        last_seq = seq;
+        contents.push(
+            frame["payload"]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(contents, sent, "delivered once each, in the order sent");
+    server.shutdown().await;
+}
