@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use super::driver::{Driver, Topic, now, with};
 use super::errors::{client_error, describe, error};
-use super::js::{self, get, get_string, put};
+use super::js::{self, field, get, get_string, put, set_field};
 use super::options;
 use crate::core::{Effect, Event, Outgoing};
 
@@ -48,6 +48,8 @@ fn fits(text: &js_sys::JsString, max: usize) -> bool {
 /// A message from JS, checked: an object with a known `type` and an object payload.
 struct Checked {
     kind: String,
+    /// `kind` as the JS string the application passed, put back into the frame as is.
+    kind_js: JsValue,
     payload: JsValue,
 }
 
@@ -58,10 +60,12 @@ fn check(message: &JsValue) -> Result<Checked, JsValue> {
             "a message must be an object",
         ));
     }
-    let kind = get_string(message, "type")
+    let kind_js = field(message, &js::TYPE);
+    let kind = kind_js
+        .as_string()
         .filter(|kind| ClientMessage::TYPES.contains(&kind.as_str()))
         .ok_or_else(|| error(ErrorCode::InvalidMessage.as_str(), "unknown message type"))?;
-    let payload = get(message, "payload");
+    let payload = field(message, &js::PAYLOAD);
     let payload = if payload.is_undefined() || payload.is_null() {
         Object::new().into()
     } else if payload.is_object() && !js_sys::Array::is_array(&payload) {
@@ -72,7 +76,11 @@ fn check(message: &JsValue) -> Result<Checked, JsValue> {
             "`payload` must be an object",
         ));
     };
-    Ok(Checked { kind, payload })
+    Ok(Checked {
+        kind,
+        kind_js,
+        payload,
+    })
 }
 
 fn effect(checked: &Checked) -> Effect {
@@ -109,11 +117,11 @@ impl RelaywireClient {
         timeout_ms: Option<u32>,
     ) -> Result<(), JsValue> {
         let frame = JsValue::from(Object::new());
-        put(&frame, "type", &JsValue::from_str(&checked.kind));
+        set_field(&frame, &js::TYPE, &checked.kind_js);
         if let Some(id) = &id {
-            put(&frame, "id", &JsValue::from_str(id));
+            set_field(&frame, &js::ID, &JsValue::from_str(id));
         }
-        put(&frame, "payload", &checked.payload);
+        set_field(&frame, &js::PAYLOAD, &checked.payload);
         let text = js_sys::JSON::stringify(&frame).map_err(|_| {
             error(
                 ErrorCode::ValidationError.as_str(),

@@ -15,7 +15,7 @@ use relaywire_protocol::{
 use wasm_bindgen::prelude::*;
 
 use super::errors::{client_error, describe, error};
-use super::js::{self, Socket, SocketEvent, get, get_number, get_string, get_strings};
+use super::js::{self, Socket, SocketEvent, field, get, get_number, get_string, get_strings};
 use super::options::BrowserOptions;
 use super::snapshot;
 use crate::core::{
@@ -68,6 +68,7 @@ struct Callbacks {
     online: Closure<dyn FnMut()>,
     offline: Closure<dyn FnMut()>,
     visibility: Closure<dyn FnMut()>,
+    notify: Closure<dyn FnMut()>,
 }
 
 /// A message decoded just enough for the core.
@@ -92,14 +93,16 @@ impl Decoded {
                 max_message_bytes: get_number(payload, "maxMessageBytes").map(|n| n as u32),
                 seq: get_number(payload, "seq").map(|n| n as u64),
             }),
-            Some("ack") => get_string(payload, "id").map_or(Decoded::Other, Decoded::Ack),
+            Some("ack") => field(payload, &js::ID)
+                .as_string()
+                .map_or(Decoded::Other, Decoded::Ack),
             Some("error") => Decoded::Error(
-                get_string(payload, "id"),
-                get_string(payload, "code").unwrap_or_default(),
+                field(payload, &js::ID).as_string(),
+                field(payload, &js::CODE).as_string().unwrap_or_default(),
             ),
             Some("user:online") => match (
-                get_string(payload, "userId"),
-                get(payload, "online").as_bool(),
+                field(payload, &js::USER_ID).as_string(),
+                field(payload, &js::ONLINE).as_bool(),
             ) {
                 (Some(user_id), Some(online)) => Decoded::Presence(user_id, online),
                 _ => Decoded::Other,
@@ -143,6 +146,11 @@ pub(crate) struct Driver {
     next_subscription: u32,
     requests: Vec<PendingRequest>,
     snapshot: Option<(u64, JsValue)>,
+    /// The snapshot's user and lists, reused while they stay the same.
+    snapshot_parts: snapshot::Parts,
+    /// A microtask will tell the state listeners: changes made in one go (a loop of
+    /// `send` calls) reach them once.
+    notify_queued: bool,
     pub(crate) deferred: Vec<Deferred>,
     /// The payload of the message being handled: what a resolved request gets.
     current_payload: JsValue,
@@ -267,6 +275,8 @@ impl Driver {
             next_subscription: 0,
             requests: Vec::new(),
             snapshot: None,
+            snapshot_parts: snapshot::Parts::default(),
+            notify_queued: false,
             deferred: Vec::new(),
             current_payload: JsValue::UNDEFINED,
         }));
@@ -301,6 +311,10 @@ impl Driver {
                 if js::page_visible() {
                     d.handle(Event::Visible);
                 }
+            }),
+            notify: page(&weak, |d| {
+                d.notify_queued = false;
+                d.deferred.push(Deferred::Notify);
             }),
         };
         if let Ok(mut d) = driver.try_borrow_mut() {
@@ -384,7 +398,12 @@ impl Driver {
                     &JsValue::from_str(self.core.status().as_str()),
                 );
             }
-            self.deferred.push(Deferred::Notify);
+            if !self.notify_queued
+                && let Some(callbacks) = &self.callbacks
+            {
+                self.notify_queued = true;
+                js::queue_microtask(callbacks.notify.as_ref().unchecked_ref());
+            }
         }
         self.arm_timer();
     }
@@ -523,8 +542,8 @@ impl Driver {
             });
             return;
         };
-        let kind = get_string(&message, "type");
-        let payload = get(&message, "payload");
+        let kind = field(&message, &js::TYPE).as_string();
+        let payload = field(&message, &js::PAYLOAD);
         let decoded = Decoded::read(kind.as_deref(), &payload);
         self.current_payload = payload.clone();
         self.handle(Event::Message {
@@ -535,7 +554,7 @@ impl Driver {
         // A replayed event this client saw already is not handed over twice.
         let numbered = matches!(kind.as_deref(), Some("chat:message" | "chat:read"));
         if numbered
-            && let Some(seq) = get_number(&payload, "seq")
+            && let Some(seq) = field(&payload, &js::SEQ).as_f64()
             && !self.core.admit(seq as u64)
         {
             return;
@@ -642,7 +661,7 @@ impl Driver {
         {
             return snapshot.clone();
         }
-        let snapshot = snapshot::build(&self.core, now());
+        let snapshot = snapshot::build(&self.core, now(), &mut self.snapshot_parts);
         self.snapshot = Some((version, snapshot.clone()));
         snapshot
     }
@@ -666,5 +685,12 @@ impl Drop for Driver {
         // Freed while still connected (the application dropped the client without
         // closing it): nothing may call into freed closures afterwards.
         self.shut_down();
+        // A queued microtask cannot be cancelled: its closure must outlive the client.
+        // It finds the client gone and does nothing.
+        if self.notify_queued
+            && let Some(callbacks) = self.callbacks.take()
+        {
+            callbacks.notify.forget();
+        }
     }
 }

@@ -1,8 +1,62 @@
 //! The few browser APIs the client uses, bound directly: frames pass through as JS
 //! strings (never copied into wasm memory) and the build needs no web-sys.
 
-use js_sys::Function;
+use js_sys::{Function, JsString};
+use wasm_bindgen::JsThreadLocal;
 use wasm_bindgen::prelude::*;
+
+// Property names read or written for every message and every snapshot. As static
+// strings they live in the JS glue from the start: no string crosses from wasm per use.
+#[wasm_bindgen]
+// rustfmt would drop the values (rustfmt#6267).
+#[rustfmt::skip]
+extern "C" {
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static TYPE: JsString = "type";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static PAYLOAD: JsString = "payload";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static ID: JsString = "id";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static CODE: JsString = "code";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static SEQ: JsString = "seq";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static USER_ID: JsString = "userId";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static ONLINE: JsString = "online";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static STATUS: JsString = "status";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static ATTEMPT: JsString = "attempt";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static NEXT_RETRY_AT: JsString = "nextRetryAt";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static LAST_ERROR: JsString = "lastError";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static USER: JsString = "user";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static CHAT_IDS: JsString = "chatIds";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static ONLINE_USER_IDS: JsString = "onlineUserIds";
+    #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static PENDING: JsString = "pending";
+}
+
+/// A property name bound as a static string.
+pub(crate) type Key = JsThreadLocal<JsString>;
+
+/// `target[key]`, `undefined` when it throws.
+pub(crate) fn field(target: &JsValue, key: &'static Key) -> JsValue {
+    key.with(|key| js_sys::Reflect::get(target, key).unwrap_or(JsValue::UNDEFINED))
+}
+
+/// `target[key] = value`; objects the client builds always accept it.
+pub(crate) fn set_field(target: &JsValue, key: &'static Key, value: &JsValue) {
+    key.with(|key| {
+        let _ = js_sys::Reflect::set(target, key, value);
+    });
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -101,6 +155,9 @@ extern "C" {
 
     #[wasm_bindgen(js_namespace = Math, js_name = random)]
     pub(crate) fn random() -> f64;
+
+    #[wasm_bindgen(js_name = queueMicrotask)]
+    pub(crate) fn queue_microtask(callback: &Function);
 
     #[wasm_bindgen(js_name = setTimeout)]
     pub(crate) fn set_timeout(handler: &Function, ms: f64) -> JsValue;

@@ -15,7 +15,8 @@
 mod backoff;
 pub(crate) mod frames;
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use relaywire_protocol::{
     ClientErrorCode, CloseAction, CloseCode, HEARTBEAT_INTERVAL_MS, MAX_MESSAGE_SIZE,
@@ -348,6 +349,8 @@ pub struct Outgoing<F> {
 
 #[derive(Debug)]
 struct Tracked<F> {
+    /// Increases along the outbox, so an entry is found by binary search.
+    serial: u64,
     id: Option<String>,
     frame: F,
     timeout_ms: Option<u32>,
@@ -408,6 +411,11 @@ pub struct Core<F> {
     last_seq: Option<u64>,
     last_error: Option<LastError>,
     outbox: VecDeque<Tracked<F>>,
+    next_serial: u64,
+    /// Request deadlines and their entries' serials, earliest on top. Entries answered
+    /// since are left behind and dropped when they reach the top, so a burst of
+    /// requests costs a logarithm each, not a scan of the outbox per event.
+    deadlines: BinaryHeap<Reverse<(Millis, u64)>>,
     typing: Vec<Typing>,
     commands: VecDeque<Command<F>>,
     version: u64,
@@ -488,6 +496,8 @@ impl<F: Clone> Core<F> {
             last_seq: None,
             last_error: None,
             outbox: VecDeque::new(),
+            next_serial: 0,
+            deadlines: BinaryHeap::new(),
             typing: Vec::new(),
             commands: VecDeque::new(),
             version: 0,
@@ -603,7 +613,7 @@ impl<F: Clone> Core<F> {
         } else {
             [None; 3]
         };
-        let requests = self.outbox.iter().filter_map(|t| t.deadline);
+        let requests = self.deadlines.peek().map(|Reverse((at, _))| *at);
         let typing = self.typing.iter().map(|t| t.stop_at);
         phase
             .into_iter()
@@ -654,6 +664,8 @@ impl<F: Clone> Core<F> {
             },
             Event::Timer => self.timer(now),
         }
+        // An answered request may have held the earliest deadline.
+        self.prune_deadlines();
     }
 
     fn connect(&mut self, now: Millis) {
@@ -852,6 +864,9 @@ impl<F: Clone> Core<F> {
             if tracked.sent_on != Some(socket) {
                 tracked.sent_on = Some(socket);
                 tracked.deadline = tracked.timeout_ms.map(|ms| now + u64::from(ms));
+                if let Some(deadline) = tracked.deadline {
+                    self.deadlines.push(Reverse((deadline, tracked.serial)));
+                }
                 let frame = Frame::App(tracked.frame.clone());
                 let keep = tracked.id.is_some();
                 self.commands.push_back(Command::Send { socket, frame });
@@ -942,23 +957,45 @@ impl<F: Clone> Core<F> {
     }
 
     fn expire_requests(&mut self, now: Millis) {
-        let mut index = 0;
         let mut expired = false;
-        while let Some(tracked) = self.outbox.get(index) {
-            if tracked.deadline.is_some_and(|d| d <= now) {
-                if let Some(Tracked { id: Some(id), .. }) = self.outbox.remove(index) {
-                    self.commands.push_back(Command::Reject {
-                        id,
-                        reason: Rejection::Client(ClientErrorCode::Timeout),
-                    });
-                }
-                expired = true;
-            } else {
-                index += 1;
+        while let Some(&Reverse((at, serial))) = self.deadlines.peek() {
+            if at > now {
+                break;
             }
+            self.deadlines.pop();
+            let Some(index) = self.live_deadline(at, serial) else {
+                continue;
+            };
+            if let Some(Tracked { id: Some(id), .. }) = self.outbox.remove(index) {
+                self.commands.push_back(Command::Reject {
+                    id,
+                    reason: Rejection::Client(ClientErrorCode::Timeout),
+                });
+            }
+            expired = true;
         }
+        self.prune_deadlines();
         if expired {
             self.changed();
+        }
+    }
+
+    /// The outbox index of the entry `serial` when its deadline is still `at`.
+    fn live_deadline(&self, at: Millis, serial: u64) -> Option<usize> {
+        let index = self
+            .outbox
+            .binary_search_by_key(&serial, |t| t.serial)
+            .ok()?;
+        (self.outbox[index].deadline == Some(at)).then_some(index)
+    }
+
+    /// Drops deadlines of entries answered or re-timed since, so the top is current.
+    fn prune_deadlines(&mut self) {
+        while let Some(&Reverse((at, serial))) = self.deadlines.peek() {
+            if self.live_deadline(at, serial).is_some() {
+                break;
+            }
+            self.deadlines.pop();
         }
     }
 
@@ -989,6 +1026,7 @@ impl<F: Clone> Core<F> {
         for tracked in &mut self.outbox {
             tracked.deadline = None;
         }
+        self.deadlines.clear();
         if let Some(since) = was_open
             && now.saturating_sub(since) >= u64::from(self.options.reconnect.reset_after_ms)
         {
@@ -1072,6 +1110,7 @@ impl<F: Clone> Core<F> {
     }
 
     fn reject_all(&mut self, reason: ClientErrorCode) {
+        self.deadlines.clear();
         while let Some(tracked) = self.outbox.pop_front() {
             if let Some(id) = tracked.id {
                 self.commands.push_back(Command::Reject {
@@ -1116,7 +1155,13 @@ impl<F: Clone> Core<F> {
                 return Ok(());
             }
         }
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        if let Some(deadline) = deadline {
+            self.deadlines.push(Reverse((deadline, serial)));
+        }
         self.outbox.push_back(Tracked {
+            serial,
             id: message.id,
             frame: message.frame,
             timeout_ms: message.timeout_ms,

@@ -945,3 +945,52 @@ fn numbers_are_written_in_decimal_without_formatting_machinery() {
         assert_eq!(super::decimal(value), value.to_string());
     }
 }
+
+#[test]
+fn many_requests_time_out_at_their_own_deadlines_and_answered_ones_never() {
+    let mut options = no_jitter();
+    options.queue_size = 10_000;
+    let mut h = Harness::new(options);
+    let socket = h.connect();
+    // 3,000 requests with timeouts of 1 to 3 seconds, 3 sent each millisecond.
+    let mut expected = Vec::new();
+    for i in 0..3_000u32 {
+        let id = format!("q{i}");
+        let timeout = 1_000 + (i * 7919) % 2_000;
+        h.now = u64::from(i / 3);
+        h.send(&id, Some(&id), Some(timeout)).unwrap();
+        expected.push((h.now + u64::from(timeout), i, id));
+    }
+    h.commands();
+    // Every other one is answered: those must never time out.
+    for (_, _, id) in expected.iter().step_by(2) {
+        h.handle(Event::Message {
+            socket,
+            inbound: Inbound::Ack { id },
+        });
+    }
+    let mut open: Vec<(u64, u32, String)> = expected.into_iter().skip(1).step_by(2).collect();
+    open.sort();
+    assert_eq!(
+        h.core.next_deadline(),
+        Some(open[0].0),
+        "the earliest open request"
+    );
+    let mut rejected = Vec::new();
+    while let Some(deadline) = h.core.next_deadline().filter(|d| *d <= 10_000) {
+        h.now = h.now.max(deadline);
+        for command in h.handle(Event::Timer) {
+            if let Command::Reject { id, reason } = command {
+                assert_eq!(reason, Rejection::Client(ClientErrorCode::Timeout));
+                rejected.push((h.now, id));
+            }
+        }
+    }
+    // Each timed out exactly at its deadline, in deadline order.
+    assert_eq!(rejected.len(), open.len());
+    for ((at, _, id), (rejected_at, rejected_id)) in open.iter().zip(&rejected) {
+        assert_eq!((at, id), (rejected_at, rejected_id));
+    }
+    assert_eq!(h.core.pending(), 0);
+    assert_eq!(h.core.next_deadline().filter(|d| *d <= 10_000), None);
+}
