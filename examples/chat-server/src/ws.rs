@@ -30,6 +30,12 @@ use crate::time::now_rfc3339;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the client's answer to our close frame.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
+/// The socket's read buffer to start with.
+const READ_BUFFER: usize = 4 * 1024;
+/// What the socket writes out at once; every frame is flushed as it is sent anyway.
+const WRITE_BUFFER: usize = 4 * 1024;
+/// Frames written before one flush.
+const MAX_WRITE_BATCH: usize = 64;
 /// Messages read ahead while earlier ones wait for the store. Their writes then share
 /// a commit, and a client's burst costs one store round trip instead of one each.
 const MAX_IN_FLIGHT: usize = 64;
@@ -113,6 +119,11 @@ pub(crate) async fn upgrade(
     upgrade
         .max_message_size(hard_cap)
         .max_frame_size(hard_cap)
+        // tungstenite allocates its read buffer up front (128 KiB by default): most of
+        // an idle connection's memory. Frames here are small; the buffer grows for the
+        // rare large one.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             let _guard: TaskGuard = guard;
             run(app, socket, token, supported, resume_after).await;
@@ -295,6 +306,26 @@ async fn send(sink: &mut Sink, message: Message) -> bool {
     )
 }
 
+/// Writes `first` and whatever else is queued behind it (up to [`MAX_WRITE_BATCH`]),
+/// then flushes once: under fan-out, one write call carries many frames.
+async fn send_queued(
+    sink: &mut Sink,
+    first: Utf8Bytes,
+    outbound: &mut mpsc::Receiver<Utf8Bytes>,
+) -> bool {
+    let write = async {
+        sink.feed(Message::Text(first)).await?;
+        for _ in 1..MAX_WRITE_BATCH {
+            let Ok(frame) = outbound.try_recv() else {
+                break;
+            };
+            sink.feed(Message::Text(frame)).await?;
+        }
+        sink.flush().await
+    };
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
+}
+
 /// Drains the connection's queue into the socket, pings, and sends the close frame
 /// when asked to close.
 async fn write_loop(
@@ -324,7 +355,7 @@ async fn write_loop(
             }
             frame = outbound.recv() => {
                 let Some(frame) = frame else { return };
-                if !send(&mut sink, Message::Text(frame)).await {
+                if !send_queued(&mut sink, frame, &mut outbound).await {
                     return;
                 }
             }
