@@ -1,6 +1,7 @@
 //! Relaywire's project automation. Run `cargo xtask help`.
 
 mod app;
+mod bench;
 mod cmd;
 mod codegen;
 mod demo;
@@ -23,6 +24,8 @@ tasks:
   demo      build and start the reference chat server with the example app
   codegen   regenerate bindings/protocol.ts and the README tables
   package   build the npm package into target/npm/ (relaywire-<version>.tgz)
+  bench     size, browser speed and server load beside socket.io and the native
+            WebSocket; writes target/bench/report.md [size] [browser] [server]
   fuzz      fuzz the decoders and the server's frame handling [seconds each, 300]
   help      this text
 
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Some("codegen") => codegen::run(),
         Some("package") => package::run(rest),
         Some("fuzz") => fuzz::run(rest),
+        Some("bench") => bench::run(rest),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");
             Ok(())

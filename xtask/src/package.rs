@@ -97,6 +97,15 @@ fn ascii_string(bytes: &[u8]) -> String {
     out
 }
 
+/// The JS module the package embeds the wasm in.
+pub(crate) fn wasm_module(wasm: &[u8]) -> String {
+    format!(
+        "// The client's WebAssembly ({} bytes), embedded so no bundler needs configuring.\nexport default \"{}\";\n",
+        wasm.len(),
+        ascii_string(wasm)
+    )
+}
+
 /// The workspace version, from `[workspace.package]`.
 fn version() -> Result<String> {
     let manifest =
@@ -148,11 +157,7 @@ pub(crate) fn build() -> Result<PathBuf> {
     write(&work.join("relaywire_client.js"), &glue)?;
     write(&staging.join("relaywire_client.js"), &glue)?;
     let wasm_bytes = fs::read(pkg.join("relaywire_client_bg.wasm")).map_err(|e| e.to_string())?;
-    let embedded = format!(
-        "// The client's WebAssembly ({} bytes), embedded so no bundler needs configuring.\nexport default \"{}\";\n",
-        wasm_bytes.len(),
-        ascii_string(&wasm_bytes)
-    );
+    let embedded = wasm_module(&wasm_bytes);
     let declaration = "/** The client's WebAssembly, one or two ASCII characters per byte. */\ndeclare const wasm: string;\nexport default wasm;\n";
     for dir in [&work, &staging] {
         write(&dir.join("relaywire_client_wasm.js"), &embedded)?;

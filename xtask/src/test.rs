@@ -40,6 +40,11 @@ const CHECKS: &[Check] = &[
         run: wasm_build,
     },
     Check {
+        name: "size",
+        title: "the browser payload stays within its gzip budget",
+        run: crate::bench::check_budget,
+    },
+    Check {
         name: "doc",
         title: "documentation (cargo doc -D warnings)",
         run: docs,

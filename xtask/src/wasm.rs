@@ -5,7 +5,7 @@
 //! tables, as wasm-bindgen emits for externrefs, it points the `__wbindgen_externrefs`
 //! export at the function table, and the module fails to instantiate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::Result;
 use crate::cmd::Cmd;
@@ -63,27 +63,50 @@ pub(crate) fn build() -> Result<PathBuf> {
             "small-allocator",
         ])
         .run()?;
-    let wasm = target_dir().join("wasm32-unknown-unknown/wasm-release/relaywire_client.wasm");
     let out = out_dir();
-    let _ = std::fs::remove_dir_all(&out);
+    bindgen(&compiled(&target_dir()), &out, Names::Drop)?;
+    optimize(&out.join("relaywire_client_bg.wasm"), Names::Drop)?;
+    Ok(out)
+}
+
+/// Where cargo leaves the client's wasm in `target`.
+pub(crate) fn compiled(target: &Path) -> PathBuf {
+    target.join("wasm32-unknown-unknown/wasm-release/relaywire_client.wasm")
+}
+
+/// Whether function names survive (for profiling) or go (for shipping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Names {
+    Keep,
+    Drop,
+}
+
+/// Runs wasm-bindgen on `wasm` into a fresh `out`.
+pub(crate) fn bindgen(wasm: &Path, out: &Path, names: Names) -> Result {
+    let _ = std::fs::remove_dir_all(out);
     let out_arg = out.display().to_string();
-    Cmd::new("wasm-bindgen", &root)
-        .args([
-            "--target",
-            "web",
-            "--remove-name-section",
-            "--remove-producers-section",
-            "--out-dir",
-            &out_arg,
-        ])
+    let root = project_root();
+    let mut command = Cmd::new("wasm-bindgen", &root).args(["--target", "web"]);
+    if names == Names::Drop {
+        command = command.args(["--remove-name-section", "--remove-producers-section"]);
+    }
+    command
+        .args(["--out-dir", out_arg.as_str()])
         .args([wasm.display().to_string()])
-        .run()?;
-    let path = out.join("relaywire_client_bg.wasm").display().to_string();
+        .run()
+}
+
+/// `wasm-opt -Oz` in place.
+pub(crate) fn optimize(wasm: &Path, names: Names) -> Result {
+    let path = wasm.display().to_string();
     let wasm_opt = wasm_opt()?.display().to_string();
-    Cmd::new("node", &root)
-        .args([wasm_opt.as_str(), "-Oz"])
+    let root = project_root();
+    let mut command = Cmd::new("node", &root).args([wasm_opt.as_str(), "-Oz"]);
+    if names == Names::Keep {
+        command = command.args(["-g"]);
+    }
+    command
         .args(WASM_OPT_FEATURES.iter().copied())
         .args([path.as_str(), "-o", path.as_str()])
-        .run()?;
-    Ok(out)
+        .run()
 }

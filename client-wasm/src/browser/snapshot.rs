@@ -1,7 +1,7 @@
 //! The connection snapshot as a frozen JS object, rebuilt only when the core's version
 //! changes, so `useSyncExternalStore` sees the same object until something changes.
-//! Its user and lists are reused while they stay the same: most changes (a message
-//! queued or acknowledged) only move `pending`.
+//! Its user and lists are reused while the session stays the same: most changes (a
+//! message queued or acknowledged) only move `pending`.
 
 use js_sys::Object;
 use wasm_bindgen::JsValue;
@@ -15,28 +15,28 @@ fn frozen(value: impl Into<JsValue>) -> JsValue {
     value
 }
 
-/// A user's id and name.
-type Who = (String, Option<String>);
-
-/// The parts of the last snapshot that are worth reusing, with what they were built
-/// from.
+/// The user and lists of the last snapshot, and the session version they show.
 #[derive(Debug, Default)]
-pub(crate) struct Parts {
-    user: Option<(Option<Who>, JsValue)>,
-    chats: Option<(Vec<String>, JsValue)>,
-    online: Option<(Vec<String>, JsValue)>,
-}
+pub(crate) struct Parts(Option<(u64, [JsValue; 3])>);
 
-/// The cached list when it was built from `source`, else a fresh one.
-fn reuse_list(slot: &mut Option<(Vec<String>, JsValue)>, source: &[String]) -> JsValue {
-    match slot {
-        Some((built_from, value)) if built_from.as_slice() == source => value.clone(),
-        _ => {
-            let value = frozen(string_array(source));
-            *slot = Some((source.to_vec(), value.clone()));
-            value
-        }
-    }
+/// `user`, `chatIds` and `onlineUserIds` for the core's current session.
+fn session_parts(core: &Core<JsValue>) -> [JsValue; 3] {
+    let Some(session) = core.session() else {
+        let none = || frozen(js_sys::Array::new());
+        return [JsValue::NULL, none(), none()];
+    };
+    let user = JsValue::from(Object::new());
+    set_field(&user, &js::ID, &JsValue::from_str(&session.user_id));
+    let name = session
+        .user_name
+        .as_deref()
+        .map_or(JsValue::NULL, JsValue::from_str);
+    js::put(&user, "name", &name);
+    [
+        frozen(user),
+        frozen(string_array(&session.chat_ids)),
+        frozen(string_array(&session.online_user_ids)),
+    ]
 }
 
 /// Builds the snapshot object; `now` is the core's clock, turned into epoch time for
@@ -61,38 +61,14 @@ pub(crate) fn build(core: &Core<JsValue>, now: Millis, parts: &mut Parts) -> JsV
         frozen(object)
     });
     set_field(&snapshot, &js::LAST_ERROR, &last_error);
-    let session = core.session();
-    let who = session.map(|s| (s.user_id.as_str(), s.user_name.as_deref()));
-    let user = match &parts.user {
-        Some((built_from, value))
-            if built_from
-                .as_ref()
-                .map(|(id, name)| (id.as_str(), name.as_deref()))
-                == who =>
-        {
-            value.clone()
-        }
-        _ => {
-            let value = who.map_or(JsValue::NULL, |(id, name)| {
-                let user = JsValue::from(Object::new());
-                set_field(&user, &js::ID, &JsValue::from_str(id));
-                let name = name.map_or(JsValue::NULL, JsValue::from_str);
-                js::put(&user, "name", &name);
-                frozen(user)
-            });
-            let built_from = who.map(|(id, name)| (id.to_owned(), name.map(str::to_owned)));
-            parts.user = Some((built_from, value.clone()));
-            value
-        }
+    let version = core.session_version();
+    let [user, chats, online] = match &parts.0 {
+        Some((built, values)) if *built == version => values,
+        _ => &parts.0.insert((version, session_parts(core))).1,
     };
-    set_field(&snapshot, &js::USER, &user);
-    let (chats, online) = session.map_or((&[][..], &[][..]), |s| {
-        (&s.chat_ids[..], &s.online_user_ids[..])
-    });
-    let chats = reuse_list(&mut parts.chats, chats);
-    let online = reuse_list(&mut parts.online, online);
-    set_field(&snapshot, &js::CHAT_IDS, &chats);
-    set_field(&snapshot, &js::ONLINE_USER_IDS, &online);
+    set_field(&snapshot, &js::USER, user);
+    set_field(&snapshot, &js::CHAT_IDS, chats);
+    set_field(&snapshot, &js::ONLINE_USER_IDS, online);
     set_field(
         &snapshot,
         &js::PENDING,

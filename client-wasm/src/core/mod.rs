@@ -419,6 +419,7 @@ pub struct Core<F> {
     typing: Vec<Typing>,
     commands: VecDeque<Command<F>>,
     version: u64,
+    session_version: u64,
 }
 
 /// The shortest liveness probe after the page becomes visible or the network changes.
@@ -501,6 +502,7 @@ impl<F: Clone> Core<F> {
             typing: Vec::new(),
             commands: VecDeque::new(),
             version: 0,
+            session_version: 0,
         }
     }
 
@@ -552,6 +554,11 @@ impl<F: Clone> Core<F> {
     /// The session from the latest `connected`, kept while reconnecting.
     pub fn session(&self) -> Option<&Session> {
         self.session.as_ref()
+    }
+
+    /// Changes whenever [`Core::session`] does (user, chats, presence).
+    pub fn session_version(&self) -> u64 {
+        self.session_version
     }
 
     /// The last failure.
@@ -809,6 +816,7 @@ impl<F: Clone> Core<F> {
                         (true, false) => session.online_user_ids.retain(|u| u != user_id),
                         _ => return,
                     }
+                    self.session_version += 1;
                     self.changed();
                 }
             }
@@ -832,9 +840,13 @@ impl<F: Clone> Core<F> {
             Effect::Join(chat_id) => {
                 if !session.chat_ids.contains(&chat_id) {
                     session.chat_ids.push(chat_id);
+                    self.session_version += 1;
                 }
             }
-            Effect::Leave(chat_id) => session.chat_ids.retain(|c| *c != chat_id),
+            Effect::Leave(chat_id) => {
+                session.chat_ids.retain(|c| *c != chat_id);
+                self.session_version += 1;
+            }
             Effect::None => {}
         }
     }
@@ -854,6 +866,7 @@ impl<F: Clone> Core<F> {
             (last, _) => last,
         };
         self.session = Some(session);
+        self.session_version += 1;
         self.phase = Phase::Open { socket, since: now };
         self.next_ping_at = self.heartbeat_interval().map(|interval| now + interval);
         self.ping_deadline = None;
