@@ -33,3 +33,8 @@ pub use server::{
     PresenceChange, ReadReceipt, ServerMessage, SystemLevel, SystemNotice, TypingIndicator,
     UnknownMessage,
 };
+
+/// Compiles the Rust examples of the workspace README, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadme;
