@@ -16,9 +16,17 @@ import { dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { bundle } from "./bundle.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH } from "../../tests/e2e/chromium.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const env = (name, fallback) => process.env[name] || fallback;
+
+/** Chromium as the tests launch it, kept off every host but 127.0.0.1 (no QUIC, no DNS). */
+const launchChromium = () =>
+  chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [...CHROMIUM_FLAGS, "--disable-quic", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+  });
 const required = (name) => {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set: run \`cargo xtask bench\``);
@@ -233,21 +241,7 @@ try {
   const runs = [];
   for (let run = 1; run <= RUNS; run += 1) {
     log(`run ${run} of ${RUNS}: a fresh Chromium`);
-    const browser = await chromium.launch({
-      executablePath: env("CHROMIUM", "/usr/bin/chromium"),
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       page.setDefaultTimeout(SCENARIO_TIMEOUT_MS);
@@ -295,10 +289,7 @@ try {
   servedPackage = PROFILE_PACKAGE;
   {
     log("profiling one throughput run per client");
-    const browser = await chromium.launch({
-      executablePath: env("CHROMIUM", "/usr/bin/chromium"),
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       page.setDefaultTimeout(SCENARIO_TIMEOUT_MS);
@@ -320,7 +311,7 @@ try {
   }
   const versions = {
     chromium: (await (async () => {
-      const browser = await chromium.launch({ executablePath: env("CHROMIUM", "/usr/bin/chromium"), args: ["--headless", "--no-sandbox"] });
+      const browser = await launchChromium();
       const version = browser.version();
       await browser.close();
       return version;

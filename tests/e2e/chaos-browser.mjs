@@ -6,23 +6,12 @@
 //   -> RESULT <json>            sent, received, opens, errors
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH } from "./chromium.mjs";
 
 const page_url = process.env.CHAOS_PAGE;
 if (!page_url) throw new Error("CHAOS_PAGE is not set: the chaos test runs this");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_FLAGS });
 const page = await browser.newPage();
 page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
 await page.goto(page_url);

@@ -83,19 +83,8 @@ fn size_steps() -> Result<PathBuf> {
         let target = steps_dir().join(format!("target-{}", size_step.name));
         let target_arg = target.display().to_string();
         let [opt_level, lto, codegen_units, panic] = size_step.profile;
-        let mut build = Cmd::new("cargo", &root)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "relaywire-client",
-                "--target",
-                "wasm32-unknown-unknown",
-                "--profile",
-                "wasm-release",
-                "--target-dir",
-                target_arg.as_str(),
-            ])
+        let mut build = wasm::client_build(&root)
+            .args(["--target-dir", target_arg.as_str()])
             .env("CARGO_PROFILE_WASM_RELEASE_OPT_LEVEL", opt_level)
             .env("CARGO_PROFILE_WASM_RELEASE_LTO", lto)
             .env("CARGO_PROFILE_WASM_RELEASE_CODEGEN_UNITS", codegen_units)

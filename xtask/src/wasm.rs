@@ -48,25 +48,28 @@ pub(crate) fn wasm_opt() -> Result<PathBuf> {
 pub(crate) fn build() -> Result<PathBuf> {
     ensure_wasm_target()?;
     ensure_wasm_bindgen_cli()?;
-    let root = project_root();
-    Cmd::new("cargo", &root)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "relaywire-client",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--profile",
-            "wasm-release",
-            "--features",
-            "small-allocator",
-        ])
+    client_build(&project_root())
+        .args(["--features", "small-allocator"])
         .run()?;
     let out = out_dir();
     bindgen(&compiled(&target_dir()), &out, Names::Drop)?;
     optimize(&out.join("relaywire_client_bg.wasm"), Names::Drop)?;
     Ok(out)
+}
+
+/// `cargo build` of the browser client for wasm32 in the size-optimised `wasm-release`
+/// profile; callers add features, a target dir or profile overrides.
+pub(crate) fn client_build(root: &Path) -> Cmd<'_> {
+    Cmd::new("cargo", root).args([
+        "build",
+        "--quiet",
+        "-p",
+        "relaywire-client",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm-release",
+    ])
 }
 
 /// Where cargo leaves the client's wasm in `target`.

@@ -52,8 +52,34 @@ function percentile(samples, p) {
   return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-function latencyResult(samples) {
-  return { p50: percentile(samples, 50), p99: percentile(samples, 99), samples: samples.length };
+/**
+ * Sequential round trips, timed the same way for every library: `measure` sends ping `i`
+ * with `ping(i)` and waits until the library's handler calls `pong` (with the echoed
+ * sequence number where the server echoes one).
+ */
+function roundTrips() {
+  let waiting = null;
+  return {
+    pong(seq) {
+      if (waiting && (seq === undefined || seq === waiting.seq)) {
+        const done = waiting.resolve;
+        waiting = null;
+        done();
+      }
+    },
+    async measure(count, ping) {
+      const samples = [];
+      for (let i = 0; i < config.pingWarmup + count; i += 1) {
+        const started = performance.now();
+        await new Promise((resolve) => {
+          waiting = { seq: i, resolve };
+          ping(i);
+        });
+        if (i >= config.pingWarmup) samples.push(performance.now() - started);
+      }
+      return { p50: percentile(samples, 50), p99: percentile(samples, 99), samples: samples.length };
+    },
+  };
 }
 
 // --- native WebSocket -------------------------------------------------------------
@@ -104,26 +130,15 @@ async function nativeThroughput(target, count) {
 
 async function nativeLatency(target, count) {
   const { socket } = await nativeConnection(target);
-  let waiting = null;
+  const trips = roundTrips();
   socket.onmessage = (event) => {
-    const frame = JSON.parse(event.data);
-    if (frame.type === "pong" && waiting) {
-      const done = waiting;
-      waiting = null;
-      done();
-    }
+    if (JSON.parse(event.data).type === "pong") trips.pong();
   };
-  const samples = [];
-  for (let i = 0; i < config.pingWarmup + count; i += 1) {
-    const started = performance.now();
-    await new Promise((resolve) => {
-      waiting = resolve;
-      socket.send(JSON.stringify({ type: "ping", payload: target === "echo" ? { seq: i } : {} }));
-    });
-    if (i >= config.pingWarmup) samples.push(performance.now() - started);
-  }
+  const result = await trips.measure(count, (i) =>
+    socket.send(JSON.stringify({ type: "ping", payload: target === "echo" ? { seq: i } : {} })),
+  );
   socket.close();
-  return latencyResult(samples);
+  return result;
 }
 
 // --- socket.io-client ---------------------------------------------------------------
@@ -155,25 +170,11 @@ async function socketioThroughput(count) {
 async function socketioLatency(count) {
   const { socket } = socketio();
   await connected(socket);
-  let waiting = null;
-  socket.on("pong", (payload) => {
-    if (waiting && payload.seq === waiting.seq) {
-      const done = waiting.resolve;
-      waiting = null;
-      done();
-    }
-  });
-  const samples = [];
-  for (let i = 0; i < config.pingWarmup + count; i += 1) {
-    const started = performance.now();
-    await new Promise((resolve) => {
-      waiting = { seq: i, resolve };
-      socket.emit("ping", { seq: i });
-    });
-    if (i >= config.pingWarmup) samples.push(performance.now() - started);
-  }
+  const trips = roundTrips();
+  socket.on("pong", (payload) => trips.pong(payload.seq));
+  const result = await trips.measure(count, (i) => socket.emit("ping", { seq: i }));
   socket.disconnect();
-  return latencyResult(samples);
+  return result;
 }
 
 // --- Relaywire ------------------------------------------------------------------------
@@ -208,25 +209,11 @@ async function relaywireThroughput(count) {
 async function relaywireLatency(count) {
   const { client } = relaywire();
   await opened(client);
-  let waiting = null;
-  client.on("pong", () => {
-    if (waiting) {
-      const done = waiting;
-      waiting = null;
-      done();
-    }
-  });
-  const samples = [];
-  for (let i = 0; i < config.pingWarmup + count; i += 1) {
-    const started = performance.now();
-    await new Promise((resolve) => {
-      waiting = resolve;
-      client.send({ type: "ping", payload: {} });
-    });
-    if (i >= config.pingWarmup) samples.push(performance.now() - started);
-  }
+  const trips = roundTrips();
+  client.on("pong", () => trips.pong());
+  const result = await trips.measure(count, () => client.send({ type: "ping", payload: {} }));
   client.close();
-  return latencyResult(samples);
+  return result;
 }
 
 // --- reconnect: the driver kills the server between `prepare` and `queue`, and starts
