@@ -52,6 +52,24 @@ fn millis(duration: std::time::Duration) -> u32 {
 }
 
 impl App {
+    /// The state of a server with this configuration over this store, and the switch
+    /// that starts its shutdown (send `true`).
+    pub fn new(config: Config, store: Store) -> (App, watch::Sender<bool>) {
+        let metrics = Arc::new(Metrics::default());
+        let (shutdown, shutting_down) = watch::channel(false);
+        let app = App {
+            hub: Arc::new(Hub::new(config.connection_policy, Arc::clone(&metrics))),
+            verifier: Arc::new(Verifier::new(&config.auth)),
+            config: Arc::new(config),
+            store,
+            metrics,
+            test_hooks: Arc::new(TestHooks::default()),
+            tracker: Arc::new(Tracker::default()),
+            shutting_down,
+        };
+        (app, shutdown)
+    }
+
     /// Registers an authenticated connection: records the user, loads their chats,
     /// and queues `connected` as the connection's first frame. With `resume_after`,
     /// the events the client missed follow at once, before anything new: the whole

@@ -1,7 +1,6 @@
 //! Building the application, serving it, and shutting it down gracefully.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,12 +13,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::api;
-use crate::app::{App, TestHooks};
-use crate::auth::Verifier;
+use crate::app::App;
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::metrics::Metrics;
-use crate::shutdown::Tracker;
 use crate::store::{Store, StoreError, StoreThread, queries};
 use crate::ws;
 
@@ -81,18 +76,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     if config.seed_demo {
         seed_demo(&store).await?;
     }
-    let metrics = Arc::new(Metrics::default());
-    let (shutdown, shutting_down) = watch::channel(false);
-    let app = App {
-        hub: Arc::new(Hub::new(config.connection_policy, Arc::clone(&metrics))),
-        verifier: Arc::new(Verifier::new(&config.auth)),
-        config: Arc::new(config),
-        store,
-        metrics,
-        test_hooks: Arc::new(TestHooks::default()),
-        tracker: Arc::new(Tracker::default()),
-        shutting_down,
-    };
+    let (app, shutdown) = App::new(config, store);
     let listener = TcpListener::bind(app.config.listen).await?;
     let addr = listener.local_addr()?;
     let router = router(&app);

@@ -688,12 +688,7 @@ impl std::fmt::Debug for FrameHarness {
 impl FrameHarness {
     /// A harness for user `fuzzer`, a participant of the demo chats.
     pub async fn new() -> FrameHarness {
-        use crate::app::TestHooks;
-        use crate::auth::Verifier;
         use crate::config::Config;
-        use crate::hub::Hub;
-        use crate::metrics::Metrics;
-        use crate::shutdown::Tracker;
         use crate::store::Store;
 
         let mut config = Config::local("frame-harness-secret-0123");
@@ -701,18 +696,7 @@ impl FrameHarness {
         config.rate_limit_burst = u32::MAX;
         config.typing_timeout = Duration::from_millis(1);
         let (store, _thread) = Store::open(&config.database).expect("an in-memory store opens");
-        let metrics = Arc::new(Metrics::default());
-        let (shutdown, shutting_down) = watch::channel(false);
-        let app = App {
-            hub: Arc::new(Hub::new(config.connection_policy, Arc::clone(&metrics))),
-            verifier: Arc::new(Verifier::new(&config.auth)),
-            config: Arc::new(config),
-            store,
-            metrics,
-            test_hooks: Arc::new(TestHooks::default()),
-            tracker: Arc::new(Tracker::default()),
-            shutting_down,
-        };
+        let (app, shutdown) = App::new(config, store);
         app.store
             .run(|db| {
                 crate::store::queries::create_chat(

@@ -202,40 +202,10 @@ fn parse_browser_result(json: &str) -> Result<Record> {
     })
 }
 
+/// Every message the server stored in the chat, oldest first: the history endpoint
+/// pages backwards from the newest, so the pages are read that way and put in order.
 async fn stored_messages(http: &reqwest::Client, url: &str) -> Result<Vec<(String, String)>> {
-    let mut all = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut request = http
-            .get(format!("{url}/api/chats/{CHAT}/messages"))
-            .bearer_auth(SERVICE_KEY)
-            .query(&[("limit", "200")]);
-        if let Some(after) = &after {
-            request = request.query(&[("after", after.as_str())]);
-        }
-        let page: MessagePage = request
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        if after.is_none() && page.has_more {
-            // The first page is the newest; start from the beginning instead.
-            return stored_from_start(http, url).await;
-        }
-        after = page.messages.last().map(|m| m.id.clone());
-        all.extend(page.messages.into_iter().map(|m| (m.sender_id, m.content)));
-        if !page.has_more {
-            return Ok(all);
-        }
-    }
-}
-
-/// Pages backwards from the newest message, then reverses.
-async fn stored_from_start(http: &reqwest::Client, url: &str) -> Result<Vec<(String, String)>> {
-    let mut all = Vec::new();
+    let mut pages = Vec::new();
     let mut before: Option<String> = None;
     loop {
         let mut request = http
@@ -254,17 +224,18 @@ async fn stored_from_start(http: &reqwest::Client, url: &str) -> Result<Vec<(Str
             .await
             .map_err(|e| e.to_string())?;
         before = page.messages.first().map(|m| m.id.clone());
-        let mut chunk: Vec<_> = page
-            .messages
-            .into_iter()
-            .map(|m| (m.sender_id, m.content))
-            .collect();
-        chunk.append(&mut all);
-        all = chunk;
-        if !page.has_more {
-            return Ok(all);
+        let has_more = page.has_more;
+        pages.push(page.messages);
+        if !has_more || before.is_none() {
+            break;
         }
     }
+    Ok(pages
+        .into_iter()
+        .rev()
+        .flatten()
+        .map(|m| (m.sender_id, m.content))
+        .collect())
 }
 
 #[tokio::main]
