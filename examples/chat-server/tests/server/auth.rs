@@ -7,7 +7,7 @@ use relaywire_chat_server::config::ConnectionPolicy;
 use relaywire_protocol::CloseCode;
 use serde_json::json;
 
-use crate::support::{Client, Ending, TestServer, config, token, token_with};
+use crate::support::{Client, Ending, TestServer, config, json_of, token, token_with};
 
 async fn expect_auth_failure(client: &mut Client, close: CloseCode) {
     let error = client.next_json().await;
@@ -124,14 +124,8 @@ async fn nothing_is_processed_before_auth() {
     assert_eq!(error["payload"]["id"], "m1");
     assert_eq!(client.ending().await, Ending::Closed(4001));
 
-    let history: serde_json::Value = server
-        .admin(reqwest::Method::GET, "/api/chats/general/messages")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, history) =
+        json_of(server.admin(reqwest::Method::GET, "/api/chats/general/messages")).await;
     assert_eq!(history["messages"], json!([]));
     server.shutdown().await;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use relaywire_protocol::ServerMessage;
 use serde_json::json;
 
-use crate::support::{TestServer, config};
+use crate::support::{TestServer, config, json_of};
 
 #[tokio::test]
 async fn a_message_is_stored_acknowledged_and_fanned_out() {
@@ -54,14 +54,8 @@ async fn a_message_is_stored_acknowledged_and_fanned_out() {
         "no ack"
     );
 
-    let history: serde_json::Value = server
-        .admin(reqwest::Method::GET, "/api/chats/general/messages")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, history) =
+        json_of(server.admin(reqwest::Method::GET, "/api/chats/general/messages")).await;
     let contents: Vec<_> = history["messages"]
         .as_array()
         .unwrap()
@@ -215,16 +209,13 @@ async fn read_receipts_are_stored_and_fanned_out() {
             .ends_with('Z')
     );
 
-    let receipts: serde_json::Value = server
-        .http
-        .get(server.url("/api/chats/general/receipts"))
-        .bearer_auth(crate::support::token("alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, receipts) = json_of(
+        server
+            .http
+            .get(server.url("/api/chats/general/receipts"))
+            .bearer_auth(crate::support::token("alice")),
+    )
+    .await;
     assert_eq!(receipts["receipts"][0]["userId"], "bob");
 
     let reply = bob

@@ -2,34 +2,20 @@
 //! endpoints, dev login, health and metrics, with JSON errors.
 
 use relaywire_protocol::CloseCode;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Client, Ending, TestServer, config, token, token_with};
-
-async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
+use crate::support::{Client, Ending, TestServer, config, json_of, token, token_with};
 
 #[tokio::test]
 async fn admin_endpoints_need_a_service_key_or_the_admin_role() {
     let server = TestServer::start().await;
     let url = server.url("/api/users/connected");
-    let (status, body) = json_of(server.http.get(&url).send().await.unwrap()).await;
+    let (status, body) = json_of(server.http.get(&url)).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "AUTH_FAILED");
 
-    let (status, body) = json_of(
-        server
-            .http
-            .get(&url)
-            .bearer_auth(token("alice"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = json_of(server.http.get(&url).bearer_auth(token("alice"))).await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "FORBIDDEN");
 
@@ -37,25 +23,9 @@ async fn admin_endpoints_need_a_service_key_or_the_admin_role() {
         "root",
         json!({"cognito:groups": ["admin"], "exp": 4_000_000_000u64}),
     );
-    let (status, _) = json_of(
-        server
-            .http
-            .get(&url)
-            .bearer_auth(admin)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = json_of(server.http.get(&url).bearer_auth(admin)).await;
     assert_eq!(status, 200);
-    let (status, _) = json_of(
-        server
-            .admin(Method::GET, "/api/users/connected")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = json_of(server.admin(Method::GET, "/api/users/connected")).await;
     assert_eq!(status, 200);
     server.shutdown().await;
 }
@@ -67,10 +37,7 @@ async fn chats_are_created_listed_and_joined_through_the_api() {
     let (status, chat) = json_of(
         server
             .admin(Method::POST, "/api/chats")
-            .json(&json!({"id": "ops", "title": "Ops", "participantIds": ["dave", "erin"]}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"id": "ops", "title": "Ops", "participantIds": ["dave", "erin"]})),
     )
     .await;
     assert_eq!(status, 201);
@@ -89,10 +56,7 @@ async fn chats_are_created_listed_and_joined_through_the_api() {
     let (status, body) = json_of(
         server
             .admin(Method::POST, "/api/chats")
-            .json(&json!({"id": "ops", "title": "again"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"id": "ops", "title": "again"})),
     )
     .await;
     assert_eq!(status, 400);
@@ -100,10 +64,7 @@ async fn chats_are_created_listed_and_joined_through_the_api() {
     let (status, _) = json_of(
         server
             .admin(Method::POST, "/api/chats")
-            .json(&json!({"title": ""}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"title": ""})),
     )
     .await;
     assert_eq!(status, 400);
@@ -111,23 +72,13 @@ async fn chats_are_created_listed_and_joined_through_the_api() {
         server
             .admin(Method::POST, "/api/chats")
             .header("content-type", "application/json")
-            .body("{")
-            .send()
-            .await
-            .unwrap(),
+            .body("{"),
     )
     .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
 
-    let (_, list) = json_of(
-        server
-            .admin(Method::GET, "/api/chats")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, list) = json_of(server.admin(Method::GET, "/api/chats")).await;
     let ids: Vec<_> = list["chats"]
         .as_array()
         .unwrap()
@@ -147,10 +98,7 @@ async fn chats_are_created_listed_and_joined_through_the_api() {
     let (status, chat) = json_of(
         server
             .admin(Method::POST, "/api/chats/ops/participants")
-            .json(&json!({"userIds": ["frank"]}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"userIds": ["frank"]})),
     )
     .await;
     assert_eq!(status, 200);
@@ -158,10 +106,7 @@ async fn chats_are_created_listed_and_joined_through_the_api() {
     let (status, body) = json_of(
         server
             .admin(Method::POST, "/api/chats/nope/participants")
-            .json(&json!({"userIds": ["x"]}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"userIds": ["x"]})),
     )
     .await;
     assert_eq!(status, 404);
@@ -176,14 +121,9 @@ async fn pushes_reach_users_as_notification_system_and_event() {
     let (mut bob, _) = server.connect("bob").await;
     alice.next_of("user:online").await;
 
-    let (status, delivery) = json_of(
-        server
-            .admin(Method::POST, "/api/notifications")
-            .json(&json!({"userId": "alice", "title": "New Message", "body": "You have a new message"}))
-            .send()
-            .await
-            .unwrap(),
-    )
+    let (status, delivery) = json_of(server.admin(Method::POST, "/api/notifications").json(
+        &json!({"userId": "alice", "title": "New Message", "body": "You have a new message"}),
+    ))
     .await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -210,10 +150,7 @@ async fn pushes_reach_users_as_notification_system_and_event() {
     let (_, delivery) = json_of(
         server
             .admin(Method::POST, "/api/messages/users")
-            .json(&json!({"userIds": ["alice", "bob", "bob", "nobody"], "message": system}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"userIds": ["alice", "bob", "bob", "nobody"], "message": system})),
     )
     .await;
     assert_eq!(
@@ -226,10 +163,7 @@ async fn pushes_reach_users_as_notification_system_and_event() {
     let (_, delivery) = json_of(
         server
             .admin(Method::POST, "/api/messages/broadcast")
-            .json(&json!({"message": system}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"message": system})),
     )
     .await;
     assert_eq!(delivery["usersReached"], 2);
@@ -239,10 +173,7 @@ async fn pushes_reach_users_as_notification_system_and_event() {
     let (status, body) = json_of(
         server
             .admin(Method::POST, "/api/messages/broadcast")
-            .json(&json!({"message": forged}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"message": forged})),
     )
     .await;
     assert_eq!(status, 400);
@@ -255,61 +186,26 @@ async fn connected_users_status_and_disconnect() {
     let server = TestServer::start().await;
     let (mut alice, _) = server.connect("alice").await;
     let (_second, _) = server.connect("alice").await;
-    let (_, users) = json_of(
-        server
-            .admin(Method::GET, "/api/users/connected")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, users) = json_of(server.admin(Method::GET, "/api/users/connected")).await;
     assert_eq!(users["users"][0]["userId"], "alice");
     assert_eq!(users["users"][0]["connections"], 2);
-    let (_, status) = json_of(
-        server
-            .admin(Method::GET, "/api/users/alice/status")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, status) = json_of(server.admin(Method::GET, "/api/users/alice/status")).await;
     assert_eq!(status["online"], true);
     assert!(status["connectedSince"].as_str().unwrap().ends_with('Z'));
-    let (_, status) = json_of(
-        server
-            .admin(Method::GET, "/api/users/zed/status")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, status) = json_of(server.admin(Method::GET, "/api/users/zed/status")).await;
     assert_eq!(
         status,
         json!({"userId": "zed", "online": false, "connections": 0})
     );
 
-    let (code, body) = json_of(
-        server
-            .admin(Method::DELETE, "/api/users/alice/connections")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (code, body) = json_of(server.admin(Method::DELETE, "/api/users/alice/connections")).await;
     assert_eq!(code, 200);
     assert_eq!(body["connectionsClosed"], 2);
     assert_eq!(
         alice.ending().await,
         Ending::Closed(CloseCode::Kicked.code())
     );
-    let (code, body) = json_of(
-        server
-            .admin(Method::DELETE, "/api/users/zed/connections")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (code, body) = json_of(server.admin(Method::DELETE, "/api/users/zed/connections")).await;
     assert_eq!(code, 404);
     assert_eq!(body["error"]["code"], "NOT_FOUND");
     server.shutdown().await;
@@ -326,15 +222,10 @@ async fn users_read_their_own_chats_and_history_pages() {
             .await;
         ids.push(ack["payload"]["messageId"].as_str().unwrap().to_owned());
     }
-    let get = |path: String, user: &str| {
-        server
-            .http
-            .get(server.url(&path))
-            .bearer_auth(token(user))
-            .send()
-    };
+    let get =
+        |path: String, user: &str| server.http.get(server.url(&path)).bearer_auth(token(user));
 
-    let (_, chats) = json_of(get("/api/me/chats".into(), "alice").await.unwrap()).await;
+    let (_, chats) = json_of(get("/api/me/chats".into(), "alice")).await;
     let chat_ids: Vec<_> = chats["chats"]
         .as_array()
         .unwrap()
@@ -345,19 +236,14 @@ async fn users_read_their_own_chats_and_history_pages() {
         chat_ids,
         [json!("general"), json!("random"), json!("design")]
     );
-    let (_, chats) = json_of(get("/api/me/chats".into(), "carol").await.unwrap()).await;
+    let (_, chats) = json_of(get("/api/me/chats".into(), "carol")).await;
     assert_eq!(
         chats["chats"].as_array().unwrap().len(),
         2,
         "carol sees the open chats only"
     );
 
-    let (_, page) = json_of(
-        get("/api/chats/general/messages?limit=2".into(), "alice")
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, page) = json_of(get("/api/chats/general/messages?limit=2".into(), "alice")).await;
     assert_eq!(
         page["messages"]
             .as_array()
@@ -368,57 +254,34 @@ async fn users_read_their_own_chats_and_history_pages() {
         [json!("m3"), json!("m4")]
     );
     assert_eq!(page["hasMore"], true);
-    let (_, page) = json_of(
-        get(
-            format!("/api/chats/general/messages?after={}", ids[2]),
-            "alice",
-        )
-        .await
-        .unwrap(),
-    )
+    let (_, page) = json_of(get(
+        format!("/api/chats/general/messages?after={}", ids[2]),
+        "alice",
+    ))
     .await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 2);
     assert_eq!(page["hasMore"], false);
 
-    let (status, body) = json_of(
-        get("/api/chats/general/messages".into(), "carol")
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = json_of(get("/api/chats/general/messages".into(), "carol")).await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "NOT_PARTICIPANT");
-    let (status, _) = json_of(
-        get("/api/chats/general/messages?limit=0".into(), "alice")
-            .await
-            .unwrap(),
-    )
+    let (status, _) = json_of(get("/api/chats/general/messages?limit=0".into(), "alice")).await;
+    assert_eq!(status, 400);
+    let (status, _) = json_of(get(
+        "/api/chats/general/messages?before=a&after=b".into(),
+        "alice",
+    ))
     .await;
     assert_eq!(status, 400);
-    let (status, _) = json_of(
-        get(
-            "/api/chats/general/messages?before=a&after=b".into(),
-            "alice",
-        )
-        .await
-        .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 400);
-    let (status, _) = json_of(
-        get("/api/chats/nope/messages".into(), "alice")
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = json_of(get("/api/chats/nope/messages".into(), "alice")).await;
     assert_eq!(status, 404);
 
-    let (_, me) = json_of(get("/api/me".into(), "alice").await.unwrap()).await;
+    let (_, me) = json_of(get("/api/me".into(), "alice")).await;
     assert_eq!(
         me,
         json!({"userId": "alice", "name": "alice name", "online": true})
     );
-    let (status, _) = json_of(server.admin(Method::GET, "/api/me").send().await.unwrap()).await;
+    let (status, _) = json_of(server.admin(Method::GET, "/api/me")).await;
     assert_eq!(status, 403, "a service key is not a user");
     server.shutdown().await;
 }
@@ -430,10 +293,7 @@ async fn dev_login_sets_an_http_only_cookie_only_when_enabled() {
         server
             .http
             .post(server.url("/auth/dev-login"))
-            .json(&json!({"userId": "alice"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"userId": "alice"})),
     )
     .await;
     assert_eq!(status, 404);
@@ -475,10 +335,7 @@ async fn dev_login_sets_an_http_only_cookie_only_when_enabled() {
         server
             .http
             .get(server.url("/api/me"))
-            .header("cookie", pair)
-            .send()
-            .await
-            .unwrap(),
+            .header("cookie", pair),
     )
     .await;
     assert_eq!(me["online"], true);
@@ -487,10 +344,7 @@ async fn dev_login_sets_an_http_only_cookie_only_when_enabled() {
         server
             .http
             .post(server.url("/auth/dev-login"))
-            .json(&json!({"userId": " "}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"userId": " "})),
     )
     .await;
     assert_eq!(status, 400);
@@ -516,15 +370,7 @@ async fn health_and_metrics() {
     let (_alice, _) = server.connect("alice").await;
     let mut bad = Client::open(&format!("{}?token=bad", server.ws_url()), &[]).await;
     assert_eq!(bad.ending().await, Ending::Closed(4001));
-    let (status, health) = json_of(
-        server
-            .http
-            .get(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, health) = json_of(server.http.get(server.url("/healthz"))).await;
     assert_eq!(status, 200);
     assert_eq!(health, json!({"status": "ok", "connections": 1}));
     let metrics = server

@@ -8,7 +8,7 @@ use std::time::Duration;
 use relaywire_protocol::CloseCode;
 use serde_json::json;
 
-use crate::support::{Client, Ending, SECRET, TestServer, config, file_database, token};
+use crate::support::{Client, Ending, SECRET, TestServer, config, file_database, json_of, token};
 
 #[tokio::test]
 async fn nothing_acknowledged_is_lost_across_a_restart() {
@@ -40,17 +40,11 @@ async fn nothing_acknowledged_is_lost_across_a_restart() {
     let mut second = config();
     second.database = database;
     let server = TestServer::with(second).await;
-    let page: serde_json::Value = server
-        .admin(
-            reqwest::Method::GET,
-            "/api/chats/general/messages?limit=200",
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, page) = json_of(server.admin(
+        reqwest::Method::GET,
+        "/api/chats/general/messages?limit=200",
+    ))
+    .await;
     let stored: Vec<String> = page["messages"]
         .as_array()
         .unwrap()
@@ -58,14 +52,8 @@ async fn nothing_acknowledged_is_lost_across_a_restart() {
         .map(|m| m["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(stored, acked);
-    let receipts: serde_json::Value = server
-        .admin(reqwest::Method::GET, "/api/chats/general/receipts")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, receipts) =
+        json_of(server.admin(reqwest::Method::GET, "/api/chats/general/receipts")).await;
     assert_eq!(receipts["receipts"][0]["messageId"], last.as_str());
     // A client id seen before the restart is still recognised.
     let (mut alice, _) = server.connect("alice").await;

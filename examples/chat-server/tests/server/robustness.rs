@@ -8,7 +8,7 @@ use relaywire_protocol::CloseCode;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Ending, TestServer, config};
+use crate::support::{Ending, TestServer, config, json_of};
 
 async fn still_usable(client: &mut crate::support::Client) {
     let reply = client
@@ -171,15 +171,12 @@ async fn a_slow_reader_is_closed_instead_of_buffered() {
     // Bob never reads: the socket buffers fill, then his queue, then he is closed.
     let mut reached = 0;
     for _ in 0..3_000 {
-        let delivery: serde_json::Value = server
-            .admin(reqwest::Method::POST, "/api/messages/user")
-            .json(&event)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, delivery) = json_of(
+            server
+                .admin(reqwest::Method::POST, "/api/messages/user")
+                .json(&event),
+        )
+        .await;
         if delivery["connectionsReached"] == 0 {
             break;
         }

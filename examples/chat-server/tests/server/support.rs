@@ -75,6 +75,13 @@ impl TestServer {
     }
 }
 
+/// Sends the request and reads the JSON answer with its status.
+pub(crate) async fn json_of(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status();
+    (status, response.json().await.expect("the answer is JSON"))
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
