@@ -501,6 +501,7 @@ pub(crate) fn history(
 mod tests {
     use super::*;
 
+    /// A migrated in-memory store with `general`, an open chat of alice and bob.
     fn db() -> Connection {
         let mut db = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut db).unwrap();
@@ -511,6 +512,22 @@ mod tests {
                 title: "General".into(),
                 open: Some(true),
                 participant_ids: Some(vec!["alice".into(), "bob".into()]),
+            },
+        )
+        .unwrap();
+        db
+    }
+
+    /// [`db`] plus `staff`, a closed chat of alice alone.
+    fn db_with_staff() -> Connection {
+        let mut db = db();
+        create_chat(
+            &mut db,
+            &CreateChat {
+                id: Some("staff".into()),
+                title: "Staff".into(),
+                open: None,
+                participant_ids: Some(vec!["alice".into()]),
             },
         )
         .unwrap();
@@ -597,17 +614,7 @@ mod tests {
 
     #[test]
     fn events_are_numbered_and_replayed_per_participant() {
-        let mut db = db();
-        create_chat(
-            &mut db,
-            &CreateChat {
-                id: Some("staff".into()),
-                title: "Staff".into(),
-                open: None,
-                participant_ids: Some(vec!["alice".into()]),
-            },
-        )
-        .unwrap();
+        let mut db = db_with_staff();
         assert_eq!(head_seq(&db).unwrap().get(), 0);
         let first = post(&mut db, "alice", "one", None);
         post_message(
@@ -638,17 +645,7 @@ mod tests {
 
     #[test]
     fn membership_rules() {
-        let mut db = db();
-        create_chat(
-            &mut db,
-            &CreateChat {
-                id: Some("staff".into()),
-                title: "Staff".into(),
-                open: None,
-                participant_ids: Some(vec!["alice".into()]),
-            },
-        )
-        .unwrap();
+        let mut db = db_with_staff();
         assert!(matches!(
             join_chat(&db, "staff", "bob"),
             Err(StoreError::ChatClosed(_))
