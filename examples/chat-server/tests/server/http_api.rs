@@ -373,15 +373,7 @@ async fn health_and_metrics() {
     let (status, health) = json_of(server.http.get(server.url("/healthz"))).await;
     assert_eq!(status, 200);
     assert_eq!(health, json!({"status": "ok", "connections": 1}));
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for expected in [
         "relaywire_connections 1",
         "relaywire_connections_total 1",

@@ -183,15 +183,7 @@ async fn a_slow_reader_is_closed_instead_of_buffered() {
         reached += 1;
     }
     assert!(reached < 3_000, "the queue never overflowed");
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("relaywire_slow_consumers_total 1"),
         "{metrics}"

@@ -70,6 +70,14 @@ impl TestServer {
             .bearer_auth(SERVICE_KEY)
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub(crate) async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await;
+        let response = response.expect("the server answers");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("the metrics are text")
+    }
+
     pub(crate) async fn shutdown(self) {
         self.server.shutdown().await.expect("clean shutdown");
     }
