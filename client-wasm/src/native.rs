@@ -492,12 +492,7 @@ impl Driver {
         self.execute().await;
         self.current_ack = None;
         // A replayed event this client saw already is not handed over twice.
-        let seq = match &message {
-            ServerMessage::ChatMessage(created) => created.seq,
-            ServerMessage::ChatRead(receipt) => receipt.seq,
-            _ => None,
-        };
-        if let Some(seq) = seq
+        if let Some(seq) = message.seq()
             && !self.core.admit(seq.get())
         {
             return;

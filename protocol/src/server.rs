@@ -96,6 +96,39 @@ message_enum! {
     }
 }
 
+impl ServerMessage {
+    /// The types that carry a `seq`: the stored events a server replays after a
+    /// reconnect, which a client drops when it has seen them already.
+    pub const NUMBERED_TYPES: &'static [&'static str] = &["chat:message", "chat:read"];
+
+    /// The `seq` of a stored event (one of [`Self::NUMBERED_TYPES`]), when it has one.
+    ///
+    /// ```
+    /// use relaywire_protocol::{PresenceChange, ReadReceipt, Seq, ServerMessage};
+    ///
+    /// let receipt = ServerMessage::from(ReadReceipt {
+    ///     chat_id: "c".into(),
+    ///     message_id: "m".into(),
+    ///     user_id: "u".into(),
+    ///     read_at: "2024-01-01T12:01:00.000Z".into(),
+    ///     seq: Some(Seq::new(7).unwrap()),
+    /// });
+    /// assert_eq!(receipt.seq(), Some(Seq::new(7).unwrap()));
+    /// assert!(ServerMessage::NUMBERED_TYPES.contains(&receipt.type_name()));
+    ///
+    /// let presence = ServerMessage::from(PresenceChange { user_id: "u".into(), online: true });
+    /// assert_eq!(presence.seq(), None);
+    /// assert!(!ServerMessage::NUMBERED_TYPES.contains(&presence.type_name()));
+    /// ```
+    pub fn seq(&self) -> Option<Seq> {
+        match self {
+            ServerMessage::ChatMessage(created) => created.seq,
+            ServerMessage::ChatRead(receipt) => receipt.seq,
+            _ => None,
+        }
+    }
+}
+
 /// Payload of `connected`: who the client is and how to talk to this server.
 ///
 /// Every field after `chat_ids` is optional so that minimal servers stay valid; the

@@ -552,7 +552,9 @@ impl Driver {
         });
         self.current_payload = JsValue::UNDEFINED;
         // A replayed event this client saw already is not handed over twice.
-        let numbered = matches!(kind.as_deref(), Some("chat:message" | "chat:read"));
+        let numbered = kind
+            .as_deref()
+            .is_some_and(|k| ServerMessage::NUMBERED_TYPES.contains(&k));
         if numbered
             && let Some(seq) = field(&payload, &js::SEQ).as_f64()
             && !self.core.admit(seq as u64)
