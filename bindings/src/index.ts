@@ -1,5 +1,6 @@
 /**
- * Relaywire: typed realtime messaging with a reconnecting WebSocket client.
+ * Relaywire: typed realtime messaging with a reconnecting WebSocket client, for any
+ * protocol defined with Relaywire's catalogue.
  *
  * Importing this module compiles the client's WebAssembly (embedded in the package),
  * so `new RelaywireClient(...)` works at once, in any bundler, with no configuration.
@@ -7,8 +8,9 @@
  * @example
  * ```ts
  * import { RelaywireClient } from "relaywire";
+ * import { chatProtocol } from "relaywire/chat";
  *
- * const client = new RelaywireClient({ url: "/ws" });
+ * const client = new RelaywireClient({ url: "/ws", protocol: chatProtocol });
  * client.on("chat:message", (payload) => console.log(payload.message.content));
  * ```
  */
@@ -40,4 +42,26 @@ function decode(text: string): Uint8Array {
 initSync({ module: decode(wasm) });
 
 export { RelaywireClient } from "./relaywire_client.js";
-export type * from "./relaywire_client.js";
+// Relaywire's API only: the wasm-bindgen glue's own exports stay private.
+export type {
+  Ack,
+  Authenticate,
+  ClientErrorCode,
+  ClientPolicy,
+  Connected,
+  ConnectionSnapshot,
+  ConnectionStatus,
+  ErrorCode,
+  ErrorPayload,
+  PayloadOf,
+  Ping,
+  Pong,
+  PresenceChange,
+  Protocol,
+  ProtocolDescriptor,
+  RelaywireError,
+  RelaywireOptions,
+  Seq,
+  ServerMessageOf,
+  ServerMessageType,
+} from "./relaywire_client.js";

@@ -1,11 +1,17 @@
 /**
  * React bindings for Relaywire: one client per tree, its state through
  * `useSyncExternalStore`, and typed message subscriptions. Thin by design: the
- * reconnecting, queueing and typing logic lives in the client.
+ * reconnecting, queueing and ephemeral-state logic lives in the client.
+ *
+ * `createRelaywire(protocol)` returns the provider and hooks typed for one protocol;
+ * the plain exports are the same functions, typed for any protocol.
  *
  * @example
  * ```tsx
- * import { RelaywireProvider, useConnection, useMessage, useRelaywire } from "relaywire/react";
+ * import { chatProtocol } from "relaywire/chat";
+ * import { createRelaywire } from "relaywire/react";
+ *
+ * const { RelaywireProvider, useMessage, useRelaywire } = createRelaywire(chatProtocol);
  *
  * <RelaywireProvider options={{ url: "/ws" }}>
  *   <Chat />
@@ -26,12 +32,14 @@ import {
   RelaywireClient,
   type ConnectionSnapshot,
   type PayloadOf,
+  type Protocol,
+  type ProtocolDescriptor,
   type RelaywireOptions,
   type ServerMessageOf,
   type ServerMessageType,
 } from "./index.js";
 
-const ClientContext = createContext<RelaywireClient | null>(null);
+const ClientContext = createContext<RelaywireClient<Protocol> | null>(null);
 
 /** How many mounted providers hold a client, and a pending close. */
 interface Lease {
@@ -40,14 +48,14 @@ interface Lease {
   closing: ReturnType<typeof setTimeout> | undefined;
 }
 
-const leases = new WeakMap<RelaywireClient, Lease>();
+const leases = new WeakMap<RelaywireClient<Protocol>, Lease>();
 
 /**
  * Connects on the first holder and closes after the last one lets go. The close waits
  * a task, so React StrictMode's mount, unmount, mount opens one socket, closes
  * nothing and loses no queued message.
  */
-function hold(client: RelaywireClient): () => void {
+function hold(client: RelaywireClient<Protocol>): () => void {
   const lease = leases.get(client) ?? { holders: 0, connected: false, closing: undefined };
   leases.set(client, lease);
   lease.holders += 1;
@@ -70,29 +78,31 @@ function hold(client: RelaywireClient): () => void {
 }
 
 /** Props of {@link RelaywireProvider}: options for a client it owns, or a client. */
-export type RelaywireProviderProps =
-  | { options: RelaywireOptions; client?: never; children?: ReactNode }
-  | { client: RelaywireClient; options?: never; children?: ReactNode };
+export type RelaywireProviderProps<P extends Protocol = Protocol> =
+  | { options: RelaywireOptions<P>; client?: never; children?: ReactNode }
+  | { client: RelaywireClient<P>; options?: never; children?: ReactNode };
 
 /**
  * Owns one client for the tree below: connects on mount, closes on unmount. `options`
  * are read once; give the provider a new `key` to connect differently.
  */
-export function RelaywireProvider(props: RelaywireProviderProps): ReactNode {
+export function RelaywireProvider<P extends Protocol>(props: RelaywireProviderProps<P>): ReactNode {
   const [client] = useState(
-    () => props.client ?? new RelaywireClient({ ...props.options, autoConnect: false }),
+    () =>
+      (props.client ??
+        new RelaywireClient<P>({ ...props.options, autoConnect: false })) as unknown as RelaywireClient<Protocol>,
   );
   useEffect(() => hold(client), [client]);
   return <ClientContext.Provider value={client}>{props.children}</ClientContext.Provider>;
 }
 
 /** The client of the nearest provider. */
-export function useRelaywire(): RelaywireClient {
+export function useRelaywire<P extends Protocol = Protocol>(): RelaywireClient<P> {
   const client = useContext(ClientContext);
   if (client === null) {
     throw new Error("useRelaywire must be used inside a <RelaywireProvider>");
   }
-  return client;
+  return client as unknown as RelaywireClient<P>;
 }
 
 /** The connection snapshot; re-renders only when it changes. */
@@ -109,8 +119,8 @@ export function useUser(): ConnectionSnapshot["user"] {
 }
 
 /** Stable `send` and `request` functions of the client. */
-export function useSend(): Pick<RelaywireClient, "send" | "request"> {
-  const client = useRelaywire();
+export function useSend<P extends Protocol = Protocol>(): Pick<RelaywireClient<P>, "send" | "request"> {
+  const client = useRelaywire<P>();
   const [functions] = useState(() => ({
     send: client.send.bind(client),
     request: client.request.bind(client),
@@ -122,11 +132,11 @@ export function useSend(): Pick<RelaywireClient, "send" | "request"> {
  * Calls `handler(payload, message)` for every message of `type` while the component is
  * mounted. The handler may change between renders without resubscribing.
  */
-export function useMessage<K extends ServerMessageType>(
+export function useMessage<P extends Protocol = Protocol, K extends ServerMessageType<P> = ServerMessageType<P>>(
   type: K,
-  handler: (payload: PayloadOf<K>, message: ServerMessageOf<K>) => void,
+  handler: (payload: PayloadOf<P, K>, message: ServerMessageOf<P, K>) => void,
 ): void {
-  const client = useRelaywire();
+  const client = useRelaywire<P>();
   const latest = useRef(handler);
   useEffect(() => {
     latest.current = handler;
@@ -135,4 +145,49 @@ export function useMessage<K extends ServerMessageType>(
     () => client.on(type, (payload, message) => latest.current(payload, message)),
     [client, type],
   );
+}
+
+/** The provider and hooks of {@link createRelaywire}, typed for one protocol. */
+export interface RelaywireBindings<P extends Protocol> {
+  /** {@link RelaywireProvider} whose `options` need no `protocol`. */
+  RelaywireProvider(
+    props:
+      | { options: Omit<RelaywireOptions<P>, "protocol">; client?: never; children?: ReactNode }
+      | { client: RelaywireClient<P>; options?: never; children?: ReactNode },
+  ): ReactNode;
+  /** {@link useRelaywire}. */
+  useRelaywire(): RelaywireClient<P>;
+  /** {@link useConnection}. */
+  useConnection(): ConnectionSnapshot;
+  /** {@link useUser}. */
+  useUser(): ConnectionSnapshot["user"];
+  /** {@link useSend}. */
+  useSend(): Pick<RelaywireClient<P>, "send" | "request">;
+  /** {@link useMessage}, narrowing on the protocol's own message types. */
+  useMessage<K extends ServerMessageType<P>>(
+    type: K,
+    handler: (payload: PayloadOf<P, K>, message: ServerMessageOf<P, K>) => void,
+  ): void;
+}
+
+/**
+ * The provider and hooks for one protocol, typed by its descriptor: a misspelt
+ * message type fails to compile, and handlers see their payload types.
+ */
+export function createRelaywire<P extends Protocol>(protocol: ProtocolDescriptor<P>): RelaywireBindings<P> {
+  return {
+    RelaywireProvider: (props) =>
+      props.client !== undefined ? (
+        <RelaywireProvider client={props.client}>{props.children}</RelaywireProvider>
+      ) : (
+        <RelaywireProvider options={{ ...props.options, protocol } as RelaywireOptions<P>}>
+          {props.children}
+        </RelaywireProvider>
+      ),
+    useRelaywire: () => useRelaywire<P>(),
+    useConnection,
+    useUser,
+    useSend: () => useSend<P>(),
+    useMessage: (type, handler) => useMessage<P, typeof type>(type, handler),
+  };
 }

@@ -1,14 +1,16 @@
 //! A native Relaywire client on tokio and tokio-tungstenite, driving the same core as
-//! the browser client. Rust services use it to talk to a Relaywire server; the load
-//! and chaos tests use it as many clients at once.
+//! the browser client, for any protocol. Rust services use it to talk to a Relaywire
+//! server; the load and chaos tests use it as many clients at once.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), relaywire_client::native::RequestError> {
+//! use relaywire_chat::{ChatProtocol, ClientMessage, JoinChat, SendMessage, ServerMessage};
 //! use relaywire_client::core::Auth;
 //! use relaywire_client::native::{Client, Options};
-//! use relaywire_protocol::{ClientMessage, SendMessage, ServerMessage};
 //!
-//! let (client, mut messages) = Client::connect(Options::new("ws://127.0.0.1:8080/ws", Auth::Token("eyJ...".into())));
+//! let (client, mut messages) =
+//!     Client::<ChatProtocol>::connect(Options::new("ws://127.0.0.1:8080/ws", Auth::Token("eyJ...".into())));
+//! client.request(JoinChat { chat_id: "general".into() }.into()).await?;
 //! let ack = client
 //!     .request(ClientMessage::from(SendMessage { chat_id: "general".into(), content: "hi".into() }))
 //!     .await?;
@@ -24,16 +26,18 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use relaywire_protocol::control::ServerControl;
 use relaywire_protocol::{
-    AUTH_BY_MESSAGE, Ack, ClientEnvelope, ClientErrorCode, ClientMessage, ErrorCode, RESUME_PARAM,
-    SUBPROTOCOL, ServerMessage, decode_server_message, encode,
+    Ack, ClientEnvelope, ClientErrorCode, ErrorCode, Protocol, SUBPROTOCOL, ServerMessages,
 };
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -44,18 +48,26 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::core::{
-    self, Auth, Command, Core, Effect, Event, Frame, Inbound, Millis, Outgoing, Rejection, Session,
-    SocketId, Status, TokenOutcome,
+    self, Auth, Command, Core, Event, Fields, Frame, Key, Millis, Outgoing, Rejection, SendError,
+    SendMode, Session, SocketId, Status, TokenOutcome,
 };
 
+/// A token source failed; the client tries again later, with backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the token source is unavailable")]
+pub struct TokenUnavailable;
+
 /// Fetches a token: called before every connect, with `true` when the last one was
-/// refused as expired.
-pub type TokenProvider =
-    Arc<dyn Fn(bool) -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
+/// refused as expired. `Ok(None)` means signed out (the client stops, unauthorized);
+/// `Err` means try again later.
+pub type TokenProvider = Arc<
+    dyn Fn(bool) -> Pin<Box<dyn Future<Output = Result<Option<String>, TokenUnavailable>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// The native client's options: the core's, plus where to connect.
-#[derive(Clone)]
-pub struct Options {
+pub struct Options<P> {
     /// `ws://` or `wss://` URL of the server's WebSocket endpoint.
     pub url: String,
     /// Behaviour shared with the browser client.
@@ -65,9 +77,22 @@ pub struct Options {
     /// Capacity of the message channel [`Client::connect`] returns; when it is full,
     /// reading from the socket waits.
     pub message_buffer: usize,
+    protocol: PhantomData<fn() -> P>,
 }
 
-impl std::fmt::Debug for Options {
+impl<P> Clone for Options<P> {
+    fn clone(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            core: self.core.clone(),
+            token_provider: self.token_provider.clone(),
+            message_buffer: self.message_buffer,
+            protocol: PhantomData,
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for Options<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Options")
             .field("url", &self.url)
@@ -77,18 +102,19 @@ impl std::fmt::Debug for Options {
     }
 }
 
-impl Options {
-    /// Defaults for `url` with `auth`.
+impl<P: Protocol> Options<P> {
+    /// Defaults for `url` with `auth`, for the protocol `P`.
     pub fn new(url: impl Into<String>, auth: Auth) -> Self {
         Self {
             url: url.into(),
             core: core::Options {
                 auth,
                 seed: seed(),
-                ..core::Options::default()
+                ..core::Options::new(P::descriptor())
             },
             token_provider: None,
             message_buffer: 1024,
+            protocol: PhantomData,
         }
     }
 }
@@ -97,14 +123,14 @@ fn seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
     hasher.finish()
 }
 
-/// Why a request failed.
+/// Why a message or request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
@@ -120,9 +146,23 @@ pub enum RequestError {
     /// `CONNECTION_FAILED`.
     #[error("{0}")]
     Client(ClientErrorCode),
-    /// The message could not be encoded.
-    #[error("cannot encode the message: {0}")]
-    Encode(String),
+    /// The message was refused before it was sent, with the code a server would answer.
+    #[error("{code}: {reason}")]
+    Invalid {
+        /// `INVALID_MESSAGE`, `VALIDATION_ERROR` or `MESSAGE_TOO_LARGE`.
+        code: ErrorCode,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+impl From<SendError> for RequestError {
+    fn from(err: SendError) -> Self {
+        match err {
+            SendError::Client(code) => RequestError::Client(code),
+            SendError::Invalid { code, reason } => RequestError::Invalid { code, reason },
+        }
+    }
 }
 
 /// The connection state, as the native client publishes it.
@@ -134,22 +174,20 @@ pub struct Snapshot {
     pub attempt: u32,
     /// Messages waiting to be sent or acknowledged.
     pub pending: usize,
-    /// The session from `connected`.
+    /// The session from `connected`, its rooms kept up to date.
     pub session: Option<Session>,
     /// The last failure's code and close code.
     pub last_error: Option<core::LastError>,
 }
 
-enum Request {
+type Reply = oneshot::Sender<Result<Ack, RequestError>>;
+
+enum Request<C> {
     Send {
-        message: ClientMessage,
-        reply: Option<oneshot::Sender<Result<Ack, RequestError>>>,
-        timeout: Option<Duration>,
+        message: C,
+        mode: SendMode,
+        reply: Option<Reply>,
         accepted: oneshot::Sender<Result<(), RequestError>>,
-    },
-    Typing {
-        chat_id: String,
-        is_typing: bool,
     },
     Connect,
     Close(oneshot::Sender<()>),
@@ -157,21 +195,42 @@ enum Request {
 
 /// A handle on a running client; cheap to clone. The client stops when every handle
 /// is dropped or [`Client::close`] is called.
-#[derive(Debug, Clone)]
-pub struct Client {
-    requests: mpsc::UnboundedSender<Request>,
+pub struct Client<P: Protocol> {
+    requests: mpsc::UnboundedSender<Request<P::Client>>,
     snapshot: watch::Receiver<Snapshot>,
 }
 
-impl Client {
+impl<P: Protocol> Clone for Client<P> {
+    fn clone(&self) -> Self {
+        Self {
+            requests: self.requests.clone(),
+            snapshot: self.snapshot.clone(),
+        }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for Client<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("protocol", &P::NAME)
+            .field("snapshot", &*self.snapshot.borrow())
+            .finish()
+    }
+}
+
+fn closed() -> RequestError {
+    RequestError::Client(ClientErrorCode::ClientClosed)
+}
+
+impl<P: Protocol> Client<P> {
     /// Starts a client on the current tokio runtime. Messages the server sends arrive
-    /// on the returned channel.
-    pub fn connect(options: Options) -> (Client, mpsc::Receiver<ServerMessage>) {
+    /// on the returned channel, each once: replayed events it has seen are dropped.
+    pub fn connect(options: Options<P>) -> (Client<P>, mpsc::Receiver<P::Server>) {
         let (requests, incoming) = mpsc::unbounded_channel();
         let (messages, messages_rx) = mpsc::channel(options.message_buffer.max(1));
         let core = Core::new(options.core.clone());
         let (snapshot_tx, snapshot) = watch::channel(snapshot_of(&core));
-        let driver = Driver {
+        let driver = Driver::<P> {
             core,
             options,
             started: Instant::now(),
@@ -182,7 +241,6 @@ impl Client {
             replies: HashMap::new(),
             messages,
             snapshot: snapshot_tx,
-            current_ack: None,
         };
         tokio::spawn(driver.run(incoming));
         let client = Client { requests, snapshot };
@@ -192,54 +250,46 @@ impl Client {
 
     async fn submit(
         &self,
-        message: ClientMessage,
-        reply: Option<oneshot::Sender<Result<Ack, RequestError>>>,
-        timeout: Option<Duration>,
+        message: P::Client,
+        mode: SendMode,
+        reply: Option<Reply>,
     ) -> Result<(), RequestError> {
         let (accepted, accepted_rx) = oneshot::channel();
         self.requests
             .send(Request::Send {
                 message,
+                mode,
                 reply,
-                timeout,
                 accepted,
             })
-            .map_err(|_| RequestError::Client(ClientErrorCode::ClientClosed))?;
-        accepted_rx
-            .await
-            .unwrap_or(Err(RequestError::Client(ClientErrorCode::ClientClosed)))
+            .map_err(|_| closed())?;
+        accepted_rx.await.unwrap_or(Err(closed()))
     }
 
-    /// Sends a message, now or once connected; it stays in the outbox until
-    /// acknowledged and survives reconnects. Returns once the client accepted it.
-    pub async fn send(&self, message: ClientMessage) -> Result<(), RequestError> {
-        self.submit(message, None, None).await
+    /// Hands a message over; returns once the client accepted it. By its type's
+    /// policy it waits in the outbox until acknowledged and survives reconnects
+    /// (durable and request types), or is sent only while connected (ephemeral types;
+    /// a state such as typing is stopped by itself when not renewed).
+    pub async fn send(&self, message: P::Client) -> Result<(), RequestError> {
+        self.submit(message, SendMode::Send, None).await
     }
 
     /// Sends a message and waits for its `ack` (or `error`, or the default timeout).
-    pub async fn request(&self, message: ClientMessage) -> Result<Ack, RequestError> {
+    pub async fn request(&self, message: P::Client) -> Result<Ack, RequestError> {
         self.request_within(message, None).await
     }
 
     /// Like [`Client::request`] with its own timeout.
     pub async fn request_within(
         &self,
-        message: ClientMessage,
+        message: P::Client,
         timeout: Option<Duration>,
     ) -> Result<Ack, RequestError> {
         let (reply, reply_rx) = oneshot::channel();
-        self.submit(message, Some(reply), timeout).await?;
-        reply_rx
-            .await
-            .unwrap_or(Err(RequestError::Client(ClientErrorCode::ClientClosed)))
-    }
-
-    /// Starts or stops the typing indicator; the stop follows by itself.
-    pub fn set_typing(&self, chat_id: &str, is_typing: bool) {
-        let _ = self.requests.send(Request::Typing {
-            chat_id: chat_id.to_owned(),
-            is_typing,
-        });
+        let timeout_ms = timeout.map(|t| t.as_millis().min(u128::from(u32::MAX)) as u32);
+        self.submit(message, SendMode::Request { timeout_ms }, Some(reply))
+            .await?;
+        reply_rx.await.unwrap_or(Err(closed()))
     }
 
     /// Retries now, or starts over after a terminal state.
@@ -276,7 +326,7 @@ impl Client {
     }
 }
 
-fn snapshot_of<F: Clone>(core: &Core<F>) -> Snapshot {
+fn snapshot_of<F: Clone + core::FrameSize, M: Clone>(core: &Core<F, M>) -> Snapshot {
     Snapshot {
         status: core.status(),
         attempt: core.attempt(),
@@ -286,56 +336,137 @@ fn snapshot_of<F: Clone>(core: &Core<F>) -> Snapshot {
     }
 }
 
+/// A JSON payload read by the core.
+struct Payload<'a>(&'a Value);
+
+impl Fields for Payload<'_> {
+    fn text(&self, key: Key<'_>) -> Option<String> {
+        self.0.get(key.name())?.as_str().map(str::to_owned)
+    }
+
+    fn number(&self, key: Key<'_>) -> Option<f64> {
+        self.0.get(key.name())?.as_f64()
+    }
+
+    fn flag(&self, key: Key<'_>) -> Option<bool> {
+        self.0.get(key.name())?.as_bool()
+    }
+
+    fn texts(&self, key: Key<'_>) -> Vec<String> {
+        self.0
+            .get(key.name())
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// An application message on its way out: typed, with its payload as JSON for the
+/// fields the core reads.
+struct OutgoingMessage<'a, C> {
+    message: &'a C,
+    type_name: &'a str,
+    payload: Value,
+}
+
+impl<'a, C: relaywire_protocol::ClientMessages> OutgoingMessage<'a, C> {
+    fn new(message: &'a C) -> Self {
+        let payload = serde_json::to_value(message)
+            .ok()
+            .and_then(|mut value| value.get_mut("payload").map(Value::take))
+            .unwrap_or(Value::Null);
+        Self {
+            message,
+            type_name: relaywire_protocol::Messages::type_name(message),
+            payload,
+        }
+    }
+}
+
+impl<C> Fields for OutgoingMessage<'_, C> {
+    fn text(&self, key: Key<'_>) -> Option<String> {
+        Payload(&self.payload).text(key)
+    }
+    fn number(&self, key: Key<'_>) -> Option<f64> {
+        Payload(&self.payload).number(key)
+    }
+    fn flag(&self, key: Key<'_>) -> Option<bool> {
+        Payload(&self.payload).flag(key)
+    }
+    fn texts(&self, key: Key<'_>) -> Vec<String> {
+        Payload(&self.payload).texts(key)
+    }
+}
+
+impl<C: relaywire_protocol::ClientMessages> Outgoing<String> for OutgoingMessage<'_, C> {
+    fn type_name(&self) -> &str {
+        self.type_name
+    }
+
+    fn encode(&self, id: Option<&str>) -> Option<String> {
+        let envelope = ClientEnvelope {
+            id: id.map(str::to_owned),
+            message: self.message,
+        };
+        serde_json::to_string(&envelope).ok()
+    }
+
+    fn encode_switched(&self, field: &str, value: bool) -> Option<String> {
+        let mut payload = self.payload.clone();
+        *payload.get_mut(field)? = Value::Bool(value);
+        let switched = C::decode_payload(self.type_name, payload)?.ok()?;
+        serde_json::to_string(&ClientEnvelope::<C>::new(switched)).ok()
+    }
+}
+
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Opening = Pin<Box<dyn Future<Output = Result<Socket, tungstenite::Error>> + Send>>;
-type Fetching = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+type Fetching = Pin<Box<dyn Future<Output = Result<Option<String>, TokenUnavailable>> + Send>>;
 
-struct Driver {
-    core: Core<String>,
-    options: Options,
+struct Driver<P: Protocol> {
+    core: Core<String, P::Server>,
+    options: Options<P>,
     started: Instant,
     socket: Option<(SocketId, SplitStream<Socket>)>,
     writer: Option<(SocketId, SplitSink<Socket, Message>)>,
     opening: Option<(SocketId, Opening)>,
     token: Option<(u32, Fetching)>,
-    replies: HashMap<String, oneshot::Sender<Result<Ack, RequestError>>>,
-    messages: mpsc::Sender<ServerMessage>,
+    replies: HashMap<String, Reply>,
+    messages: mpsc::Sender<P::Server>,
     snapshot: watch::Sender<Snapshot>,
-    /// The `ack` or `error` being handled, for the reply it settles.
-    current_ack: Option<ServerMessage>,
 }
 
-fn inbound(message: &ServerMessage) -> Inbound<'_> {
-    match message {
-        ServerMessage::Connected(connected) => Inbound::Connected(Session {
-            user_id: connected.user_id.clone(),
-            user_name: connected.user_name.clone(),
-            chat_ids: connected.chat_ids.clone(),
-            online_user_ids: connected.online_user_ids.clone().unwrap_or_default(),
-            heartbeat_interval_ms: connected.heartbeat_interval_ms,
-            typing_timeout_ms: connected.typing_timeout_ms,
-            max_message_bytes: connected.max_message_bytes,
-            seq: connected.seq.map(|seq| seq.get()),
-        }),
-        ServerMessage::Ack(ack) => Inbound::Ack { id: &ack.id },
-        ServerMessage::Error(error) => Inbound::Error {
-            id: error.id.as_deref(),
-            code: error.code.as_str(),
-        },
-        ServerMessage::UserOnline(presence) => Inbound::Presence {
-            user_id: &presence.user_id,
-            online: presence.online,
-        },
-        _ => Inbound::Other,
+fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The server's URL with the core's parameters, percent-encoded.
+fn url_with(base: &str, params: &[(&'static str, String)]) -> String {
+    let Ok(mut url) = url::Url::parse(base) else {
+        return base.to_owned();
+    };
+    if !params.is_empty() {
+        let mut query = url.query_pairs_mut();
+        for (key, value) in params {
+            query.append_pair(key, value);
+        }
     }
+    url.into()
 }
 
-impl Driver {
+impl<P: Protocol> Driver<P> {
     fn now(&self) -> Millis {
         self.started.elapsed().as_millis() as Millis
     }
 
-    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<Request>) {
+    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<Request<P::Client>>) {
         loop {
             let deadline = self
                 .core
@@ -357,12 +488,14 @@ impl Driver {
                 frame = next_frame(&mut self.socket) => self.received(frame).await,
                 opened = open_progress(&mut self.opening) => self.opened(opened).await,
                 token = token_progress(&mut self.token) => {
-                    let (fetch, token) = token;
+                    let (fetch, result) = token;
                     self.token = None;
-                    let outcome = match &token {
-                        Some(token) if !token.is_empty() => TokenOutcome::Token { token, expires_at: None },
-                        _ => TokenOutcome::SignedOut,
-                    };
+                    let now = self.now();
+                    let outcome = TokenOutcome::from_fetch(
+                        result.as_ref().map(Option::as_deref).map_err(|_| ()),
+                        now,
+                        epoch_ms(),
+                    );
                     self.handle(Event::Token { fetch, outcome }).await;
                 }
                 _ = sleep_until(deadline) => self.handle(Event::Timer).await,
@@ -370,21 +503,26 @@ impl Driver {
         }
     }
 
-    async fn request(&mut self, request: Request) {
+    async fn request(&mut self, request: Request<P::Client>) {
         match request {
             Request::Send {
                 message,
+                mode,
                 reply,
-                timeout,
                 accepted,
             } => {
-                let result = self.send(message, reply, timeout);
-                let _ = accepted.send(result);
-                self.execute().await;
-            }
-            Request::Typing { chat_id, is_typing } => {
                 let now = self.now();
-                self.core.set_typing(now, &chat_id, is_typing);
+                let outgoing = OutgoingMessage::new(&message);
+                let result = self.core.send(now, &outgoing, mode);
+                let result = match (result, reply) {
+                    (Ok(Some(id)), Some(reply)) => {
+                        self.replies.insert(id, reply);
+                        Ok(())
+                    }
+                    (Ok(_), _) => Ok(()),
+                    (Err(err), _) => Err(err.into()),
+                };
+                let _ = accepted.send(result);
                 self.execute().await;
             }
             Request::Connect => self.handle(Event::Connect).await,
@@ -392,57 +530,7 @@ impl Driver {
         }
     }
 
-    fn send(
-        &mut self,
-        message: ClientMessage,
-        reply: Option<oneshot::Sender<Result<Ack, RequestError>>>,
-        timeout: Option<Duration>,
-    ) -> Result<(), RequestError> {
-        let effect = match &message {
-            ClientMessage::ChatJoin(join) => Effect::Join(join.chat_id.clone()),
-            ClientMessage::ChatLeave(leave) => Effect::Leave(leave.chat_id.clone()),
-            _ => Effect::None,
-        };
-        let tracked = !matches!(
-            message,
-            ClientMessage::Ping(_) | ClientMessage::ChatTyping(_)
-        );
-        let id = tracked.then(|| self.core.next_id());
-        let envelope = ClientEnvelope {
-            id: id.clone(),
-            message,
-        };
-        let frame = encode(&envelope).map_err(|err| RequestError::Encode(err.to_string()))?;
-        if frame.len() > self.core.max_message_bytes() {
-            return Err(RequestError::Server {
-                code: ErrorCode::MessageTooLarge,
-                message: "the message is larger than the server accepts".to_owned(),
-            });
-        }
-        let timeout_ms = match (&reply, timeout) {
-            (Some(_), Some(timeout)) => Some(timeout.as_millis().min(u128::from(u32::MAX)) as u32),
-            (Some(_), None) => Some(self.core.default_request_timeout_ms()),
-            (None, _) => None,
-        };
-        let now = self.now();
-        self.core
-            .send(
-                now,
-                Outgoing {
-                    id: id.clone(),
-                    frame,
-                    timeout_ms,
-                    effect,
-                },
-            )
-            .map_err(RequestError::Client)?;
-        if let (Some(id), Some(reply)) = (id, reply) {
-            self.replies.insert(id, reply);
-        }
-        Ok(())
-    }
-
-    async fn handle(&mut self, event: Event<'_>) {
+    async fn handle(&mut self, event: Event<'_, P::Server>) {
         let now = self.now();
         self.core.handle(now, event);
         self.execute().await;
@@ -456,7 +544,9 @@ impl Driver {
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(close))) => {
-                let code = close.map_or(1005, |frame| u16::from(frame.code));
+                let code = close.map_or(relaywire_protocol::CloseCode::NoStatus, |frame| {
+                    u16::from(frame.code).into()
+                });
                 self.socket = None;
                 self.writer = None;
                 self.handle(Event::Closed { socket, code }).await;
@@ -466,39 +556,30 @@ impl Driver {
             Some(Err(_)) | None => {
                 self.socket = None;
                 self.writer = None;
-                self.handle(Event::Closed { socket, code: 1006 }).await;
+                let code = relaywire_protocol::CloseCode::Abnormal;
+                self.handle(Event::Closed { socket, code }).await;
                 return;
             }
         };
-        let Ok(message) = decode_server_message(&text) else {
-            self.handle(Event::Message {
-                socket,
-                inbound: Inbound::Other,
-            })
-            .await;
+        // The envelope once as JSON, for the core's fields and the typed message.
+        let value: Option<Value> = serde_json::from_str(&text).ok();
+        let typed = value
+            .as_ref()
+            .and_then(|value| serde_json::from_value::<P::Server>(value.clone()).ok());
+        let Some((value, message)) = value.zip(typed) else {
+            // Not a message: it still proves the connection alive.
+            self.handle(Event::Traffic { socket }).await;
             return;
         };
-        let now = self.now();
-        self.core.handle(
-            now,
-            Event::Message {
-                socket,
-                inbound: inbound(&message),
-            },
-        );
-        if matches!(message, ServerMessage::Ack(_) | ServerMessage::Error(_)) {
-            self.current_ack = Some(message.clone());
-        }
-        self.execute().await;
-        self.current_ack = None;
-        // A replayed event this client saw already is not handed over twice.
-        if let Some(seq) = message.seq()
-            && !self.core.admit(seq.get())
-        {
-            return;
-        }
-        // Waits when the application reads slowly: back-pressure reaches the socket.
-        let _ = self.messages.send(message).await;
+        let payload = value.get("payload").unwrap_or(&Value::Null);
+        let type_name = value.get("type").and_then(Value::as_str);
+        let inbound = core::read(self.core.descriptor(), type_name, &Payload(payload));
+        self.handle(Event::Message {
+            socket,
+            inbound,
+            message,
+        })
+        .await;
     }
 
     async fn opened(&mut self, opened: (SocketId, Result<Socket, tungstenite::Error>)) {
@@ -511,46 +592,21 @@ impl Driver {
                 self.socket = Some((socket, stream));
                 self.handle(Event::Opened(socket)).await;
             }
-            Err(_) => self.handle(Event::Closed { socket, code: 1006 }).await,
-        }
-    }
-
-    fn url(&self, token: Option<&str>, resume_after: Option<u64>) -> String {
-        let mut params = Vec::new();
-        if let Some(seq) = resume_after {
-            params.push(format!("{RESUME_PARAM}={seq}"));
-        }
-        match token {
-            Some(token) => params.push(format!("token={token}")),
-            None if self.options.core.auth != Auth::Cookie => {
-                let (key, value) = AUTH_BY_MESSAGE;
-                params.push(format!("{key}={value}"));
+            Err(_) => {
+                let code = relaywire_protocol::CloseCode::Abnormal;
+                self.handle(Event::Closed { socket, code }).await
             }
-            None => {}
         }
-        if params.is_empty() {
-            return self.options.url.clone();
-        }
-        let separator = if self.options.url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        format!("{}{separator}{}", self.options.url, params.join("&"))
     }
 
     async fn execute(&mut self) {
         let mut publish = false;
         while let Some(command) = self.core.poll_command() {
             match command {
-                Command::Open {
-                    socket,
-                    token,
-                    resume_after,
-                } => {
+                Command::Open { socket, params } => {
                     self.socket = None;
                     self.writer = None;
-                    let url = self.url(token.as_deref(), resume_after);
+                    let url = url_with(&self.options.url, &params);
                     let connect: Opening = Box::pin(async move {
                         let mut request = url.into_client_request()?;
                         request.headers_mut().insert(
@@ -582,7 +638,7 @@ impl Driver {
                     if let Some((current, mut sink)) = self.writer.take() {
                         if current == socket {
                             let frame = CloseFrame {
-                                code: code.into(),
+                                code: code.code().into(),
                                 reason: reason.into(),
                             };
                             let _ = tokio::time::timeout(
@@ -605,34 +661,37 @@ impl Driver {
                 } => {
                     let future: Fetching = match &self.options.token_provider {
                         Some(provider) => provider(force_refresh),
-                        None => Box::pin(async { None }),
+                        None => Box::pin(async { Ok(None) }),
                     };
                     self.token = Some((fetch, future));
                 }
-                Command::Resolve { id } => {
-                    if let (Some(reply), Some(ServerMessage::Ack(ack))) =
-                        (self.replies.remove(&id), &self.current_ack)
+                Command::Deliver { message, .. } => {
+                    // Waits when the application reads slowly: back-pressure reaches
+                    // the socket.
+                    let _ = self.messages.send(message).await;
+                }
+                Command::Resolve { id, reply } => {
+                    if let (Some(waiting), Some(ServerControl::Ack(ack))) =
+                        (self.replies.remove(&id), reply.control())
                     {
-                        let _ = reply.send(Ok(ack.clone()));
+                        let _ = waiting.send(Ok(ack.clone()));
                     }
                 }
                 Command::Reject { id, reason } => {
-                    if let Some(reply) = self.replies.remove(&id) {
-                        let error = match (reason, &self.current_ack) {
-                            (Rejection::Server(_), Some(ServerMessage::Error(error))) => {
-                                RequestError::Server {
-                                    code: error.code.clone(),
-                                    message: error.message.clone(),
-                                }
-                            }
-                            (Rejection::Server(code), _) => RequestError::Server {
-                                code: ErrorCode::from_wire(&code),
-                                message: String::new(),
+                    let Some(waiting) = self.replies.remove(&id) else {
+                        continue;
+                    };
+                    let error = match reason {
+                        Rejection::Server { code, reply } => RequestError::Server {
+                            message: match reply.control() {
+                                Some(ServerControl::Error(error)) => error.message.clone(),
+                                _ => String::new(),
                             },
-                            (Rejection::Client(code), _) => RequestError::Client(code),
-                        };
-                        let _ = reply.send(Err(error));
-                    }
+                            code,
+                        },
+                        Rejection::Client(code) => RequestError::Client(code),
+                    };
+                    let _ = waiting.send(Err(error));
                 }
                 Command::Publish => publish = true,
             }
@@ -664,7 +723,9 @@ async fn open_progress(
     }
 }
 
-async fn token_progress(token: &mut Option<(u32, Fetching)>) -> (u32, Option<String>) {
+async fn token_progress(
+    token: &mut Option<(u32, Fetching)>,
+) -> (u32, Result<Option<String>, TokenUnavailable>) {
     match token {
         Some((fetch, future)) => {
             let token = future.await;

@@ -46,6 +46,16 @@ function thrown(f) {
   fail("expected an exception");
 }
 
+// The chat protocol's messages, as relaywire/chat sends them: through the generic API.
+const sendChatMessage = (client, chatId, content) =>
+  client.request({ type: "chat:message", payload: { chatId, content } });
+const markRead = (client, chatId, messageId) =>
+  client.request({ type: "chat:read", payload: { chatId, messageId } });
+const joinChat = (client, chatId) => client.request({ type: "chat:join", payload: { chatId } });
+const leaveChat = (client, chatId) => client.request({ type: "chat:leave", payload: { chatId } });
+const setTyping = (client, chatId, isTyping) =>
+  client.send({ type: "chat:typing", payload: { chatId, isTyping } });
+
 let unique = 0;
 /** A user id no other test uses, so scenarios never see each other's traffic. */
 function user(name) {
@@ -83,6 +93,7 @@ async function counter(env, line) {
 }
 
 const pongs = (env, paused) => post(`${env.server}/test/pongs`, { paused });
+const acks = (env, paused) => post(`${env.server}/test/acks`, { paused });
 const supervise = (env, action) => post(`${env.supervisor}/${action}`);
 
 function status(client, wanted, timeoutMs = 5000) {
@@ -203,27 +214,27 @@ export async function twoClientsChat(env) {
   const [aliceId, bobId] = [user("alice"), user("bob")];
   const alice = await open(env, aliceId);
   const bob = await open(env, bobId);
-  await alice.joinChat("random");
-  await bob.joinChat("random");
-  check(alice.getSnapshot().chatIds.includes("random"), "the join shows in the snapshot");
+  await joinChat(alice, "random");
+  await joinChat(bob, "random");
+  check(alice.getSnapshot().rooms.includes("random"), "the join shows in the snapshot");
   await until("presence", () => alice.getSnapshot().onlineUserIds.includes(bobId));
 
   const aliceGot = collect(alice, "chat:message");
   const receipts = collect(alice, "chat:read");
   const typing = collect(bob, "chat:typing");
 
-  const ack = await bob.sendChatMessage("random", "Hello, Alice!");
+  const ack = await sendChatMessage(bob, "random", "Hello, Alice!");
   check(typeof ack.messageId === "string", "the ack carries the stored id");
   const message = await until("alice receives it", () => aliceGot.find((m) => m.message.id === ack.messageId));
   same([message.chatId, message.message.senderId, message.message.content], ["random", bobId, "Hello, Alice!"], "delivered message");
 
-  await bob.markRead("random", ack.messageId);
+  await markRead(bob, "random", ack.messageId);
   const receipt = await until("the receipt", () => receipts.find((r) => r.userId === bobId));
   same(receipt.messageId, ack.messageId, "receipt");
 
   // Typing: one call, and the stop follows by itself after the typing timeout.
   const started = performance.now();
-  alice.setTyping("random", true);
+  setTyping(alice, "random", true);
   await until("typing starts", () => typing.find((t) => t.userId === aliceId && t.isTyping));
   await until("typing stops by itself", () => typing.find((t) => t.userId === aliceId && !t.isTyping), 6000);
   const lasted = performance.now() - started;
@@ -242,8 +253,8 @@ export async function reconnectsAfterRestartAndFlushesInOrder(env) {
   const retry = { reconnect: { initialDelayMs: 200, maxDelayMs: 5000, factor: 2, jitter: 0 } };
   const writer = await open(env, writerId, retry);
   const reader = await open(env, readerId, retry);
-  await writer.joinChat("random");
-  await reader.joinChat("random");
+  await joinChat(writer, "random");
+  await joinChat(reader, "random");
   const readerGot = collect(reader, "chat:message");
 
   // Record each wait the writer announces while reconnecting.
@@ -258,7 +269,7 @@ export async function reconnectsAfterRestartAndFlushesInOrder(env) {
 
   await supervise(env, "kill");
   await status(writer, "reconnecting");
-  const sends = ["one", "two", "three"].map((text) => writer.sendChatMessage("random", text));
+  const sends = ["one", "two", "three"].map((text) => sendChatMessage(writer, "random", text));
   same(writer.getSnapshot().pending, 3, "messages wait while disconnected");
   await until("three failed attempts", () => writer.getSnapshot().attempt >= 4, 8000);
   await supervise(env, "start");
@@ -306,22 +317,24 @@ export async function requestsSettle(env) {
   const ack = await client.request({ type: "chat:join", payload: { chatId: "random" } });
   check(typeof ack.id === "string", "an ack echoes the request id");
 
-  const notParticipant = await rejection(client.sendChatMessage("design", "let me in"));
+  const notParticipant = await rejection(sendChatMessage(client, "design", "let me in"));
   same([notParticipant.name, notParticipant.code], ["RelaywireError", "NOT_PARTICIPANT"], "server error");
   check(notParticipant.message.includes("design"), `message: ${notParticipant.message}`);
 
-  const tooLarge = await rejection(client.sendChatMessage("random", "x".repeat(20000)));
+  const tooLarge = await rejection(sendChatMessage(client, "random", "x".repeat(20000)));
   same(tooLarge.code, "MESSAGE_TOO_LARGE", "checked before sending");
   same(thrown(() => client.send({ type: "chat:delete", payload: {} })).code, "INVALID_MESSAGE", "unknown type");
   same(thrown(() => client.send({ type: "chat:join", payload: "general" })).code, "VALIDATION_ERROR", "payload");
   same(thrown(() => client.send("hello")).code, "INVALID_MESSAGE", "not an object");
 
+  // An ephemeral message gets no answer, so it cannot be a request.
+  same((await rejection(client.request({ type: "ping", payload: {} }))).code, "INVALID_MESSAGE", "ephemeral");
   try {
-    await pongs(env, true);
-    const timedOut = await rejection(client.request({ type: "ping", payload: {} }, { timeoutMs: 300 }));
+    await acks(env, true);
+    const timedOut = await rejection(client.request({ type: "chat:join", payload: { chatId: "random" } }, { timeoutMs: 300 }));
     same(timedOut.code, "TIMEOUT", "no reply");
   } finally {
-    await pongs(env, false);
+    await acks(env, false);
   }
   client.close();
   const closed = await rejection(client.request({ type: "chat:join", payload: { chatId: "random" } }));
@@ -335,12 +348,12 @@ export async function fullQueueRefuses(env) {
     reconnect: { initialDelayMs: 60000, maxDelayMs: 60000 },
   });
   await status(client, "reconnecting");
-  const first = client.sendChatMessage("general", "1");
+  const first = sendChatMessage(client, "general", "1");
   client.send({ type: "chat:join", payload: { chatId: "random" } });
   const full = thrown(() => client.send({ type: "chat:join", payload: { chatId: "general" } }));
   same([full.name, full.code], ["RelaywireError", "QUEUE_FULL"], "third message");
   same(client.getSnapshot().pending, 2, "two wait");
-  same((await rejection(client.sendChatMessage("general", "3"))).code, "QUEUE_FULL", "request");
+  same((await rejection(sendChatMessage(client, "general", "3"))).code, "QUEUE_FULL", "request");
   client.close();
   same((await rejection(first)).code, "CLIENT_CLOSED", "waiting requests settle on close");
   same(client.getSnapshot().pending, 0, "nothing waits after close");
@@ -449,18 +462,18 @@ export async function snapshotIsStable(env) {
   });
   const first = client.getSnapshot();
   check(first === client.getSnapshot(), "the same object while nothing changes");
-  check(Object.isFrozen(first) && Object.isFrozen(first.chatIds), "frozen");
+  check(Object.isFrozen(first) && Object.isFrozen(first.rooms), "frozen");
   await sleep(200);
   check(first === client.getSnapshot(), "still the same after idle time");
   same(notified, 0, "no notification without a change");
-  await client.joinChat("random");
+  await joinChat(client, "random");
   const second = client.getSnapshot();
   check(second !== first, "a new object after a change");
   check(notified > 0, "listeners were told");
-  check(second.chatIds.includes("random") && !first.chatIds.includes("random"), "old snapshots do not change");
+  check(second.rooms.includes("random") && !first.rooms.includes("random"), "old snapshots do not change");
   unsubscribe();
   const count = notified;
-  await client.leaveChat("random");
+  await leaveChat(client, "random");
   same(notified, count, "an unsubscribed listener is not called");
   client.close();
 }
@@ -498,10 +511,10 @@ export async function missedMessagesAreReplayedOnce(env) {
   const [writerId, readerId] = [user("writer"), user("reader")];
   const writer = await open(env, writerId, { reconnect: { initialDelayMs: 100, maxDelayMs: 200, jitter: 0 } });
   const reader = await open(env, readerId, { reconnect: { initialDelayMs: 3000, maxDelayMs: 3000, jitter: 0 } });
-  await writer.joinChat("random");
-  await reader.joinChat("random");
+  await joinChat(writer, "random");
+  await joinChat(reader, "random");
   const got = collect(reader, "chat:message");
-  await writer.sendChatMessage("random", "before");
+  await sendChatMessage(writer, "random", "before");
   await until("the first message", () => got.length === 1);
 
   await supervise(env, "kill");
@@ -510,12 +523,12 @@ export async function missedMessagesAreReplayedOnce(env) {
   await status(writer, "open", 5000);
   check(reader.getSnapshot().status !== "open", "the reader is still away");
   for (const text of ["while away 1", "while away 2", "while away 3"]) {
-    await writer.sendChatMessage("random", text);
+    await sendChatMessage(writer, "random", text);
   }
   // The reader comes back later and is sent what it missed, before anything new.
   await status(reader, "open", 8000);
   await until("the missed messages", () => got.length >= 4);
-  await writer.sendChatMessage("random", "after");
+  await sendChatMessage(writer, "random", "after");
   await until("the live message", () => got.length >= 5);
   await sleep(300);
   same(

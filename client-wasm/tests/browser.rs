@@ -42,6 +42,41 @@ extern "C" {
     async fn missedMessagesAreReplayedOnce(env: &JsValue) -> Result<(), JsValue>;
 }
 
+/// The chat protocol's descriptor as its generated TypeScript exports it.
+fn chat_protocol() -> JsValue {
+    use relaywire_protocol::Protocol;
+    use relaywire_protocol::policy::RoomChange;
+    let descriptor = relaywire_chat::ChatProtocol::descriptor();
+    let mut client = serde_json::Map::new();
+    for (type_name, policy) in &descriptor.client {
+        let mut entry = serde_json::json!({ "delivery": policy.delivery.as_str() });
+        if let Some(state) = &policy.state {
+            entry["key"] = state.key.clone().into();
+            entry["active"] = state.active.clone().into();
+        }
+        if let Some(room) = &policy.room {
+            let option = match room.change {
+                RoomChange::Join => "joins",
+                RoomChange::Leave => "leaves",
+            };
+            entry[option] = room.field.clone().into();
+        }
+        client.insert(type_name.clone(), entry);
+    }
+    let server: serde_json::Map<String, serde_json::Value> = descriptor
+        .server
+        .iter()
+        .map(|(type_name, policy)| {
+            (
+                type_name.clone(),
+                serde_json::json!({ "numbered": policy.numbered }),
+            )
+        })
+        .collect();
+    let text = serde_json::json!({ "name": "ChatProtocol", "client": client, "server": server });
+    js_sys::JSON::parse(&text.to_string()).expect("a JSON object")
+}
+
 /// What the scenarios need: the server, the supervisor, and a way to make clients.
 fn env() -> JsValue {
     // Read at build time: the browser has no environment. Without it the tests still
@@ -56,8 +91,13 @@ fn env() -> JsValue {
     };
     set("server", &server.into());
     set("supervisor", &supervisor.into());
-    let create = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(|options| {
-        RelaywireClient::new(options).map(JsValue::from)
+    // Every client speaks the chat protocol, as `relaywire/chat` would configure it.
+    let protocol = chat_protocol();
+    let create = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(move |options| {
+        let options =
+            js_sys::Object::assign(&js_sys::Object::new(), &js_sys::Object::from(options));
+        js_sys::Reflect::set(&options, &"protocol".into(), &protocol)?;
+        RelaywireClient::new(options.into()).map(JsValue::from)
     });
     set("createClient", &create.into_js_value());
     env.into()

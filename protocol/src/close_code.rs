@@ -43,6 +43,9 @@ pub enum CloseCode {
     ServiceRestart,
     /// 1013: the server is overloaded; try again later.
     TryAgainLater,
+    /// 4000: the client gave up on a connection that stopped answering (a connect or
+    /// heartbeat timeout). Only clients send it.
+    ClientGaveUp,
     /// 4001: authentication failed: the token is missing or invalid.
     AuthFailed,
     /// 4002: the token has expired; get a fresh one before reconnecting.
@@ -78,7 +81,7 @@ pub enum CloseAction {
 
 impl CloseCode {
     /// Every named code, in declaration order.
-    pub const ALL: [CloseCode; 21] = [
+    pub const ALL: [CloseCode; 22] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::ProtocolError,
@@ -91,6 +94,7 @@ impl CloseCode {
         CloseCode::InternalError,
         CloseCode::ServiceRestart,
         CloseCode::TryAgainLater,
+        CloseCode::ClientGaveUp,
         CloseCode::AuthFailed,
         CloseCode::TokenExpired,
         CloseCode::SessionReplaced,
@@ -117,6 +121,7 @@ impl CloseCode {
             CloseCode::InternalError => 1011,
             CloseCode::ServiceRestart => 1012,
             CloseCode::TryAgainLater => 1013,
+            CloseCode::ClientGaveUp => 4000,
             CloseCode::AuthFailed => 4001,
             CloseCode::TokenExpired => 4002,
             CloseCode::SessionReplaced => 4003,
@@ -175,6 +180,7 @@ impl CloseCode {
             CloseCode::InternalError => "internal error",
             CloseCode::ServiceRestart => "service restart",
             CloseCode::TryAgainLater => "try again later",
+            CloseCode::ClientGaveUp => "the client gave up waiting",
             CloseCode::AuthFailed => "authentication failed",
             CloseCode::TokenExpired => "token expired",
             CloseCode::SessionReplaced => "replaced by a newer connection",

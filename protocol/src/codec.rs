@@ -11,9 +11,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use crate::{
-    ClientEnvelope, ClientMessage, ErrorCode, ErrorPayload, Limits, ServerMessage, UnknownMessage,
-};
+use crate::{ClientMessages, ErrorCode, ErrorPayload, Limits, ServerMessages, UnknownMessage};
 
 /// Why a frame could not be decoded.
 ///
@@ -23,8 +21,9 @@ use crate::{
 ///
 /// ```
 /// use relaywire_protocol::{decode_client_message, DecodeErrorKind, ErrorCode, Limits};
+/// # relaywire_protocol::catalogue! { pub protocol P; pub client C {} pub server S {} }
 ///
-/// let err = decode_client_message(r#"{"type":"chat:message","id":"c1","payload":{}}"#, &Limits::default())
+/// let err = decode_client_message::<C>(r#"{"type":"auth","id":"c1","payload":{}}"#, &Limits::default())
 ///     .unwrap_err();
 /// assert!(matches!(err.kind(), DecodeErrorKind::InvalidPayload { .. }));
 /// assert_eq!(err.code(), ErrorCode::ValidationError);
@@ -91,7 +90,7 @@ pub enum DecodeErrorKind {
         /// The limit in bytes.
         limit: usize,
     },
-    /// Chat message content is longer than [`Limits::max_content_chars`].
+    /// Text content is longer than [`Limits::max_content_chars`].
     #[error("content is {len} characters, over the {limit}-character limit")]
     ContentTooLong {
         /// Its length in characters.
@@ -238,25 +237,67 @@ fn static_type_name(types: &'static [&'static str], name: &str) -> Option<&'stat
     types.iter().copied().find(|known| *known == name)
 }
 
-/// Decodes a text frame received from a client and checks it against `limits`.
+/// A client message as it travels: the message plus an optional client-assigned `id`.
+///
+/// When `id` is present the server answers with an `ack` (or an `error`) carrying the
+/// same `id`, which is how requests are matched to their replies.
+///
+/// ```json
+/// {"type": "chat:join", "id": "k3f9-2", "payload": {"chatId": "general"}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientEnvelope<C> {
+    /// Client-assigned id, unique per client; echoed by `ack` and `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The message itself.
+    #[serde(flatten)]
+    pub message: C,
+}
+
+impl<C> ClientEnvelope<C> {
+    /// Wraps a message that needs no reply.
+    pub fn new(message: impl Into<C>) -> Self {
+        Self {
+            id: None,
+            message: message.into(),
+        }
+    }
+
+    /// Wraps a message whose `ack` or `error` the sender waits for.
+    pub fn with_id(id: impl Into<String>, message: impl Into<C>) -> Self {
+        Self {
+            id: Some(id.into()),
+            message: message.into(),
+        }
+    }
+}
+
+/// Decodes a text frame received from a client and checks it against `limits`: the
+/// envelope, the payload of the one type named, then the payload's
+/// [`Validate`](crate::Validate) rules.
 ///
 /// Never panics, whatever `text` holds. The error names the [`ErrorCode`] to answer with.
 ///
 /// ```
-/// use relaywire_protocol::{decode_client_message, ClientMessage, Limits};
+/// use relaywire_protocol::{decode_client_message, Limits};
+/// # relaywire_protocol::catalogue! { pub protocol P; pub client ClientMessage {} pub server S {} }
 ///
-/// let frame = r#"{"type":"chat:message","id":"c1","payload":{"chatId":"general","content":"hi"}}"#;
-/// let envelope = decode_client_message(frame, &Limits::default())?;
+/// let frame = r#"{"type":"auth","id":"c1","payload":{"token":"eyJ.x.y"}}"#;
+/// let envelope = decode_client_message::<ClientMessage>(frame, &Limits::default())?;
 /// assert_eq!(envelope.id.as_deref(), Some("c1"));
-/// assert!(matches!(envelope.message, ClientMessage::ChatMessage(ref m) if m.content == "hi"));
+/// assert!(matches!(envelope.message, ClientMessage::Auth(ref auth) if auth.token == "eyJ.x.y"));
 /// # Ok::<(), relaywire_protocol::DecodeError>(())
 /// ```
-pub fn decode_client_message(text: &str, limits: &Limits) -> Result<ClientEnvelope, DecodeError> {
+pub fn decode_client_message<C: ClientMessages>(
+    text: &str,
+    limits: &Limits,
+) -> Result<ClientEnvelope<C>, DecodeError> {
     let raw = read_envelope(text, limits)?;
     let id = match raw.id {
         None => None,
         Some(id) => {
-            check_id("id", &id, limits)?;
+            crate::check_id("id", &id, limits)?;
             Some(id.into_owned())
         }
     };
@@ -264,14 +305,14 @@ pub fn decode_client_message(text: &str, limits: &Limits) -> Result<ClientEnvelo
         kind,
         id: id.clone(),
     };
-    let Some(type_name) = static_type_name(ClientMessage::TYPES, &raw.type_name) else {
+    let Some(type_name) = static_type_name(C::TYPES, &raw.type_name) else {
         return Err(with_id(DecodeErrorKind::UnknownType {
             type_name: truncated(&raw.type_name, limits.max_id_bytes),
         }));
     };
     let payload = payload_text(raw.payload, type_name).map_err(with_id)?;
     let mut payload = serde_json::Deserializer::from_str(payload);
-    let message = match ClientMessage::from_type_and_payload(type_name, &mut payload) {
+    let message = match C::decode_payload(type_name, &mut payload) {
         Some(Ok(message)) => message,
         Some(Err(err)) => return Err(with_id(payload_error(type_name, &err))),
         None => {
@@ -286,27 +327,28 @@ pub fn decode_client_message(text: &str, limits: &Limits) -> Result<ClientEnvelo
 
 /// Decodes a text frame received from a server.
 ///
-/// A `type` this version does not know becomes [`ServerMessage::Unknown`]; unknown
+/// A `type` this version does not know becomes the catalogue's `Unknown`; unknown
 /// fields are ignored. Never panics, whatever `text` holds.
 ///
 /// ```
-/// use relaywire_protocol::{decode_server_message, ServerMessage};
+/// use relaywire_protocol::{decode_server_message, Messages};
+/// # relaywire_protocol::catalogue! { pub protocol P; pub client C {} pub server ServerMessage {} }
 ///
-/// let known = decode_server_message(r#"{"type":"pong","payload":{"timestamp":"2024-01-01T12:00:00.000Z"}}"#)?;
+/// let known: ServerMessage = decode_server_message(r#"{"type":"pong","payload":{"timestamp":"2024-01-01T12:00:00.000Z"}}"#)?;
 /// assert!(matches!(known, ServerMessage::Pong(_)));
 ///
-/// let newer = decode_server_message(r#"{"type":"poll:created","payload":{"question":"Lunch?"}}"#)?;
+/// let newer: ServerMessage = decode_server_message(r#"{"type":"poll:created","payload":{"question":"Lunch?"}}"#)?;
 /// assert_eq!(newer.type_name(), "poll:created");
 /// assert!(matches!(newer, ServerMessage::Unknown(_)));
 /// # Ok::<(), relaywire_protocol::DecodeError>(())
 /// ```
-pub fn decode_server_message(text: &str) -> Result<ServerMessage, DecodeError> {
+pub fn decode_server_message<S: ServerMessages>(text: &str) -> Result<S, DecodeError> {
     let unlimited = Limits {
         max_message_bytes: usize::MAX,
         ..Limits::default()
     };
     let raw = read_envelope(text, &unlimited)?;
-    let Some(type_name) = static_type_name(ServerMessage::TYPES, &raw.type_name) else {
+    let Some(type_name) = static_type_name(S::TYPES, &raw.type_name) else {
         let payload = match raw.payload {
             None => serde_json::Value::Null,
             Some(raw_payload) => serde_json::from_str(raw_payload.get()).map_err(|err| {
@@ -315,14 +357,14 @@ pub fn decode_server_message(text: &str) -> Result<ServerMessage, DecodeError> {
                 })
             })?,
         };
-        return Ok(ServerMessage::Unknown(UnknownMessage {
+        return Ok(S::unknown(UnknownMessage {
             type_name: raw.type_name.into_owned(),
             payload,
         }));
     };
     let payload = payload_text(raw.payload, type_name)?;
     let mut payload = serde_json::Deserializer::from_str(payload);
-    match ServerMessage::from_type_and_payload(type_name, &mut payload) {
+    match S::decode_payload(type_name, &mut payload) {
         Some(Ok(message)) => Ok(message),
         Some(Err(err)) => Err(payload_error(type_name, &err).into()),
         None => Err(DecodeErrorKind::UnknownType {
@@ -332,25 +374,17 @@ pub fn decode_server_message(text: &str) -> Result<ServerMessage, DecodeError> {
     }
 }
 
-/// A message that can be written to the wire: [`ClientEnvelope`], [`ClientMessage`] or
-/// [`ServerMessage`].
-pub trait WireMessage: Serialize + sealed::Sealed {}
+/// A message that can be written to the wire: a catalogue's messages and
+/// [`ClientEnvelope`]s of them.
+pub trait WireMessage: Serialize {}
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for crate::ClientEnvelope {}
-    impl Sealed for crate::ClientMessage {}
-    impl Sealed for crate::ServerMessage {}
-}
-
-impl WireMessage for ClientEnvelope {}
-impl WireMessage for ClientMessage {}
-impl WireMessage for ServerMessage {}
+impl<C: ClientMessages> WireMessage for ClientEnvelope<C> {}
 
 /// Encodes a message as the text of one frame.
 ///
 /// ```
-/// use relaywire_protocol::{encode, PresenceChange, ServerMessage};
+/// use relaywire_protocol::{encode, PresenceChange};
+/// # relaywire_protocol::catalogue! { pub protocol P; pub client C {} pub server ServerMessage {} }
 ///
 /// let text = encode(&ServerMessage::from(PresenceChange { user_id: "u1".into(), online: true }))?;
 /// assert_eq!(text, r#"{"type":"user:online","payload":{"userId":"u1","online":true}}"#);
@@ -358,60 +392,6 @@ impl WireMessage for ServerMessage {}
 /// ```
 pub fn encode<M: WireMessage>(message: &M) -> Result<String, EncodeError> {
     Ok(serde_json::to_string(message)?)
-}
-
-pub(crate) fn check_id(
-    field: &'static str,
-    value: &str,
-    limits: &Limits,
-) -> Result<(), DecodeErrorKind> {
-    if value.trim().is_empty() {
-        return Err(DecodeErrorKind::EmptyField { field });
-    }
-    if value.len() > limits.max_id_bytes {
-        return Err(DecodeErrorKind::IdTooLong {
-            field,
-            len: value.len(),
-            limit: limits.max_id_bytes,
-        });
-    }
-    Ok(())
-}
-
-impl ClientMessage {
-    /// Checks the rules serde cannot express: ids not empty and not too long, content
-    /// not empty and within [`Limits::max_content_chars`].
-    pub fn validate(&self, limits: &Limits) -> Result<(), DecodeErrorKind> {
-        match self {
-            ClientMessage::Auth(auth) => {
-                if auth.token.trim().is_empty() {
-                    return Err(DecodeErrorKind::EmptyField { field: "token" });
-                }
-            }
-            ClientMessage::ChatMessage(message) => {
-                check_id("chatId", &message.chat_id, limits)?;
-                if message.content.trim().is_empty() {
-                    return Err(DecodeErrorKind::EmptyField { field: "content" });
-                }
-                let len = message.content.chars().count();
-                if len > limits.max_content_chars {
-                    return Err(DecodeErrorKind::ContentTooLong {
-                        len,
-                        limit: limits.max_content_chars,
-                    });
-                }
-            }
-            ClientMessage::ChatRead(read) => {
-                check_id("chatId", &read.chat_id, limits)?;
-                check_id("messageId", &read.message_id, limits)?;
-            }
-            ClientMessage::ChatTyping(typing) => check_id("chatId", &typing.chat_id, limits)?,
-            ClientMessage::ChatJoin(join) => check_id("chatId", &join.chat_id, limits)?,
-            ClientMessage::ChatLeave(leave) => check_id("chatId", &leave.chat_id, limits)?,
-            ClientMessage::Ping(_) => {}
-        }
-        Ok(())
-    }
 }
 
 /// `{"type", "payload"}` read by any serde format, for the `Deserialize` impls.
@@ -432,54 +412,53 @@ impl TaggedValue {
             Some(payload) => payload,
         }
     }
-}
 
-/// Accepts the same shapes as [`decode_client_message`] but checks no [`Limits`]: use
-/// the decoder for untrusted input.
-impl<'de> Deserialize<'de> for ClientMessage {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        ClientEnvelope::deserialize(deserializer).map(|envelope| envelope.message)
-    }
-}
-
-/// Accepts the same shapes as [`decode_client_message`] but checks no [`Limits`]: use
-/// the decoder for untrusted input.
-impl<'de> Deserialize<'de> for ClientEnvelope {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut tagged = TaggedValue::deserialize(deserializer)?;
-        let payload = tagged.payload_or_empty();
-        match ClientMessage::from_type_and_payload(&tagged.type_name, payload) {
-            None => Err(D::Error::unknown_variant(
-                &tagged.type_name,
-                ClientMessage::TYPES,
-            )),
+    fn client<C: ClientMessages, E: serde::de::Error>(mut self) -> Result<ClientEnvelope<C>, E> {
+        let payload = self.payload_or_empty();
+        match C::decode_payload(&self.type_name, payload) {
+            None => Err(E::unknown_variant(&self.type_name, C::TYPES)),
             Some(result) => result
                 .map(|message| ClientEnvelope {
-                    id: tagged.id,
+                    id: self.id,
                     message,
                 })
-                .map_err(D::Error::custom),
+                .map_err(E::custom),
         }
     }
 }
 
-/// Like [`decode_server_message`]: unknown types become [`ServerMessage::Unknown`].
-impl<'de> Deserialize<'de> for ServerMessage {
+/// Accepts the same shapes as [`decode_client_message`] but checks no [`Limits`]: use
+/// the decoder for untrusted input.
+impl<'de, C: ClientMessages> Deserialize<'de> for ClientEnvelope<C> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut tagged = TaggedValue::deserialize(deserializer)?;
-        if !ServerMessage::TYPES.contains(&tagged.type_name.as_str()) {
-            return Ok(ServerMessage::Unknown(UnknownMessage {
-                type_name: tagged.type_name,
-                payload: tagged.payload.unwrap_or(serde_json::Value::Null),
-            }));
-        }
-        let payload = tagged.payload_or_empty();
-        match ServerMessage::from_type_and_payload(&tagged.type_name, payload) {
-            Some(result) => result.map_err(D::Error::custom),
-            None => Err(D::Error::unknown_variant(
-                &tagged.type_name,
-                ServerMessage::TYPES,
-            )),
-        }
+        TaggedValue::deserialize(deserializer)?.client()
+    }
+}
+
+/// What the `Deserialize` impls of a catalogue's enums call.
+#[doc(hidden)]
+pub fn deserialize_client<'de, C: ClientMessages, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<C, D::Error> {
+    TaggedValue::deserialize(deserializer)?
+        .client()
+        .map(|envelope: ClientEnvelope<C>| envelope.message)
+}
+
+#[doc(hidden)]
+pub fn deserialize_server<'de, S: ServerMessages, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<S, D::Error> {
+    let mut tagged = TaggedValue::deserialize(deserializer)?;
+    if !S::TYPES.contains(&tagged.type_name.as_str()) {
+        return Ok(S::unknown(UnknownMessage {
+            type_name: tagged.type_name,
+            payload: tagged.payload.unwrap_or(serde_json::Value::Null),
+        }));
+    }
+    let payload = tagged.payload_or_empty();
+    match S::decode_payload(&tagged.type_name, payload) {
+        Some(result) => result.map_err(D::Error::custom),
+        None => Err(D::Error::unknown_variant(&tagged.type_name, S::TYPES)),
     }
 }

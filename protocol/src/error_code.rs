@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[cfg_attr(
     feature = "typescript",
     derive(ts_rs::TS),
-    ts(export_to = "protocol.ts", rename_all = "SCREAMING_SNAKE_CASE")
+    ts(rename_all = "SCREAMING_SNAKE_CASE")
 )]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -137,11 +137,7 @@ impl<'de> Deserialize<'de> for ErrorCode {
 /// The code of a failure a client raises by itself, never sent on the wire: the
 /// `code` of a rejected Promise in JavaScript, beside `ErrorCode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum ClientErrorCode {
@@ -156,16 +152,19 @@ pub enum ClientErrorCode {
     ConnectionFailed,
     /// The client options are invalid.
     InvalidOptions,
+    /// The server closed the connection; the close code says why.
+    ConnectionClosed,
 }
 
 impl ClientErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ClientErrorCode; 5] = [
+    pub const ALL: [ClientErrorCode; 6] = [
         ClientErrorCode::Timeout,
         ClientErrorCode::QueueFull,
         ClientErrorCode::ClientClosed,
         ClientErrorCode::ConnectionFailed,
         ClientErrorCode::InvalidOptions,
+        ClientErrorCode::ConnectionClosed,
     ];
 
     /// The string a JavaScript rejection carries as `code`.
@@ -176,7 +175,13 @@ impl ClientErrorCode {
             ClientErrorCode::ClientClosed => "CLIENT_CLOSED",
             ClientErrorCode::ConnectionFailed => "CONNECTION_FAILED",
             ClientErrorCode::InvalidOptions => "INVALID_OPTIONS",
+            ClientErrorCode::ConnectionClosed => "CONNECTION_CLOSED",
         }
+    }
+
+    /// Parses [`ClientErrorCode::as_str`].
+    pub fn from_wire(code: &str) -> Option<ClientErrorCode> {
+        Self::ALL.into_iter().find(|known| known.as_str() == code)
     }
 }
 

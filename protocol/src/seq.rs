@@ -4,8 +4,9 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// The position of a stored event (a chat message or a read receipt) in the server's
-/// total order. Clients remember the last one they saw and resume from it.
+/// The position of a stored event in one user's numbered stream: the server numbers
+/// every event it stores for a user 1, 2, 3, ... Clients remember the last one they saw
+/// and resume from it.
 ///
 /// At most 2^53 − 1, so `JSON.parse` reads it exactly; it is a `number` in TypeScript.
 ///
@@ -17,11 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// assert!(Seq::new(1 << 53).is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts", type = "number")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(type = "number"))]
 #[serde(transparent)]
 pub struct Seq(u64);
 

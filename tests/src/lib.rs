@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use relaywire_chat::ChatProtocol;
 use relaywire_chat_server::config::Database;
 use relaywire_chat_server::{Config, RunningServer, start};
 use relaywire_client::core::{Auth, ReconnectPolicy};
@@ -105,7 +106,7 @@ impl Drop for Server {
 }
 
 /// Native client options for `user` against `server`, with quick retries.
-pub fn client_options(server: &Server, user: &str) -> native::Options {
+pub fn client_options(server: &Server, user: &str) -> native::Options<ChatProtocol> {
     let mut options = native::Options::new(server.ws_url(), Auth::Token(token(user)));
     options.core.reconnect = ReconnectPolicy {
         initial_delay_ms: 100,

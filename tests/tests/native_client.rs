@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
+use relaywire_chat::{ClientMessage, JoinChat, SendMessage, ServerMessage};
 use relaywire_client::core::Status;
 use relaywire_client::native::{Client, RequestError};
-use relaywire_protocol::{
-    ClientErrorCode, ClientMessage, ErrorCode, JoinChat, SendMessage, ServerMessage,
-};
+use relaywire_protocol::{ClientErrorCode, ErrorCode};
 use relaywire_tests::{Server, client_options};
 use tokio::sync::mpsc::Receiver;
 
@@ -42,7 +41,7 @@ async fn two_native_clients_chat() {
         .wait_for(Status::Open, WAIT)
         .await
         .expect("alice connects");
-    assert_eq!(connected.session.unwrap().chat_ids, ["general", "design"]);
+    assert_eq!(connected.session.unwrap().rooms, ["general", "design"]);
     bob.wait_for(Status::Open, WAIT)
         .await
         .expect("bob connects");

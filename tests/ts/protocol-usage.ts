@@ -6,7 +6,7 @@ import type {
   ClientMessage,
   ErrorCode,
   ServerMessage,
-} from "../../bindings/protocol";
+} from "../../bindings/chat";
 
 // Every client message, built as an application would.
 export const outgoing: ClientMessage[] = [

@@ -1,7 +1,8 @@
-//! `cargo xtask codegen`: regenerates `bindings/protocol.ts` and the README tables.
+//! `cargo xtask codegen`: regenerates the generated TypeScript (`bindings/relaywire.ts`,
+//! `bindings/chat.ts`) and the README tables.
 //!
-//! The generator is the protocol crate's `generated` test: it rewrites whatever is
-//! stale and fails, so the second run confirms everything is fresh.
+//! The generators are the crates' `generated` tests: they rewrite whatever is stale
+//! and fail, so the second run confirms everything is fresh.
 
 use crate::Result;
 use crate::cmd::{Cmd, step};
@@ -16,6 +17,8 @@ pub(crate) fn run() -> Result {
                 "--quiet",
                 "-p",
                 "relaywire-protocol",
+                "-p",
+                "relaywire-chat",
                 "--test",
                 "generated",
             ])

@@ -1,8 +1,9 @@
 //! `cargo xtask package`: the npm package `relaywire`, built into `target/npm/`.
 //!
 //! It holds the wasm-bindgen glue, the WebAssembly embedded in an ASCII string (so no bundler
-//! needs configuring and the module initialises itself), the protocol types, the
-//! React bindings compiled from `bindings/src/`, and the README. `npm pack` turns it
+//! needs configuring and the module initialises itself), the control types, the chat
+//! protocol (`relaywire/chat`: its generated TypeScript and helpers), the React
+//! bindings compiled from `bindings/src/`, and the README. `npm pack` turns it
 //! into `target/npm/relaywire-<version>.tgz`.
 
 use std::fs;
@@ -16,6 +17,10 @@ use crate::wasm;
 /// The files the tarball must hold, and nothing else.
 pub(crate) const FILES: &[&str] = &[
     "README.md",
+    "chat-protocol.d.ts",
+    "chat-protocol.js",
+    "chat.d.ts",
+    "chat.js",
     "index.d.ts",
     "index.js",
     "package.json",
@@ -144,6 +149,8 @@ pub(crate) fn build() -> Result<PathBuf> {
             copy(&path, &work.join(name))?;
         }
     }
+    // The chat protocol's generated TypeScript, compiled beside the chat helpers.
+    copy(&bindings.join("chat.ts"), &work.join("chat-protocol.ts"))?;
     copy(
         &pkg.join("relaywire_client.d.ts"),
         &work.join("relaywire_client.d.ts"),

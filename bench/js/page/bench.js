@@ -2,6 +2,7 @@
 // written as its users would write it. `browser.mjs` calls them through `window.bench`
 // and does the server kills and restarts of the reconnect scenario itself.
 import { RelaywireClient } from "/relaywire/index.js";
+import { chatProtocol, sendChatMessage } from "/relaywire/chat.js";
 import { io } from "/vendor/socket.io-client.js";
 
 const config = await (await fetch("/config")).json();
@@ -181,7 +182,7 @@ async function socketioLatency(count) {
 
 function relaywire(options = {}) {
   const { url, token, chatId } = config.relaywire.client;
-  const client = new RelaywireClient({ url, auth: { token }, ...options });
+  const client = new RelaywireClient({ url, protocol: chatProtocol, auth: { token }, ...options });
   return { client, chatId };
 }
 
@@ -233,7 +234,7 @@ const reconnect = {
       });
       Object.assign(state, {
         isOpen: () => client.getSnapshot().status === "open",
-        send: (content) => client.sendChatMessage(chatId, content),
+        send: (content) => sendChatMessage(client, chatId, content),
         close: () => client.close(),
       });
     } else {

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use relaywire_protocol::{SUBPROTOCOL, ServerMessage, decode_server_message};
+use relaywire_chat::{ServerMessage, decode_server_message};
+use relaywire_protocol::SUBPROTOCOL;
 use relaywire_tests::token;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use relaywire_protocol::{
-    ClientEnvelope, SendMessage, ServerMessage, decode_server_message, encode,
-};
+use relaywire_chat::{ClientEnvelope, SendMessage, ServerMessage, decode_server_message};
+use relaywire_protocol::encode;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;

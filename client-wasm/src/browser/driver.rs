@@ -9,18 +9,15 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Object};
-use relaywire_protocol::{
-    AUTH_BY_MESSAGE, ClientErrorCode, RESUME_PARAM, SUBPROTOCOL, ServerMessage,
-};
+use relaywire_protocol::{CloseCode, SUBPROTOCOL};
 use wasm_bindgen::prelude::*;
 
 use super::errors::{client_error, describe, error};
-use super::js::{self, Socket, SocketEvent, field, get, get_number, get_string, get_strings};
+use super::fields::JsFields;
+use super::js::{self, Socket, SocketEvent, field, get, get_string};
 use super::options::BrowserOptions;
 use super::snapshot;
-use crate::core::{
-    Auth, Command, Core, Event, Frame, Inbound, Millis, Rejection, Session, SocketId, TokenOutcome,
-};
+use crate::core::{self, Command, Core, Event, Frame, Millis, Rejection, SocketId, TokenOutcome};
 
 /// The core's clock: milliseconds since the page started.
 pub(crate) fn now() -> Millis {
@@ -71,61 +68,13 @@ struct Callbacks {
     notify: Closure<dyn FnMut()>,
 }
 
-/// A message decoded just enough for the core.
-enum Decoded {
-    Connected(Session),
-    Ack(String),
-    Error(Option<String>, String),
-    Presence(String, bool),
-    Other,
-}
-
-impl Decoded {
-    fn read(kind: Option<&str>, payload: &JsValue) -> Decoded {
-        match kind {
-            Some("connected") => Decoded::Connected(Session {
-                user_id: get_string(payload, "userId").unwrap_or_default(),
-                user_name: get_string(payload, "userName"),
-                chat_ids: get_strings(payload, "chatIds"),
-                online_user_ids: get_strings(payload, "onlineUserIds"),
-                heartbeat_interval_ms: get_number(payload, "heartbeatIntervalMs").map(|n| n as u32),
-                typing_timeout_ms: get_number(payload, "typingTimeoutMs").map(|n| n as u32),
-                max_message_bytes: get_number(payload, "maxMessageBytes").map(|n| n as u32),
-                seq: get_number(payload, "seq").map(|n| n as u64),
-            }),
-            Some("ack") => field(payload, &js::ID)
-                .as_string()
-                .map_or(Decoded::Other, Decoded::Ack),
-            Some("error") => Decoded::Error(
-                field(payload, &js::ID).as_string(),
-                field(payload, &js::CODE).as_string().unwrap_or_default(),
-            ),
-            Some("user:online") => match (
-                field(payload, &js::USER_ID).as_string(),
-                field(payload, &js::ONLINE).as_bool(),
-            ) {
-                (Some(user_id), Some(online)) => Decoded::Presence(user_id, online),
-                _ => Decoded::Other,
-            },
-            _ => Decoded::Other,
-        }
-    }
-
-    fn inbound(&self) -> Inbound<'_> {
-        match self {
-            Decoded::Connected(session) => Inbound::Connected(session.clone()),
-            Decoded::Ack(id) => Inbound::Ack { id },
-            Decoded::Error(id, code) => Inbound::Error {
-                id: id.as_deref(),
-                code,
-            },
-            Decoded::Presence(user_id, online) => Inbound::Presence {
-                user_id,
-                online: *online,
-            },
-            Decoded::Other => Inbound::Other,
-        }
-    }
+/// A received message: its type, the parsed object and its payload, as the handlers
+/// and the requests it settles get them.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    kind: Option<String>,
+    message: JsValue,
+    payload: JsValue,
 }
 
 /// A pending `request()`: its id and its promise's settle functions.
@@ -136,7 +85,7 @@ struct PendingRequest {
 }
 
 pub(crate) struct Driver {
-    pub(crate) core: Core<JsValue>,
+    pub(crate) core: Core<JsValue, Received>,
     pub(crate) options: BrowserOptions,
     socket: Option<(SocketId, Socket)>,
     timer: Option<(Millis, JsValue)>,
@@ -152,8 +101,6 @@ pub(crate) struct Driver {
     /// `send` calls) reach them once.
     notify_queued: bool,
     pub(crate) deferred: Vec<Deferred>,
-    /// The payload of the message being handled: what a resolved request gets.
-    current_payload: JsValue,
 }
 
 /// Runs `f` on the driver, then the JS callbacks it queued. Returns `None` when the
@@ -214,16 +161,16 @@ fn fetch_token(driver: &Rc<RefCell<Driver>>, fetch: u32, force_refresh: bool) {
     let context = JsValue::from(Object::new());
     js::put(&context, "forceRefresh", &JsValue::from_bool(force_refresh));
     let weak = Rc::downgrade(driver);
-    let report = move |weak: &Weak<RefCell<Driver>>, value: Option<JsValue>| {
+    let report = move |weak: &Weak<RefCell<Driver>>, value: Result<JsValue, ()>| {
         if let Some(driver) = weak.upgrade() {
             with(&driver, |d| d.token_fetched(fetch, value));
         }
     };
     let on_token = {
         let weak = weak.clone();
-        Closure::once_into_js(move |value: JsValue| report(&weak, Some(value)))
+        Closure::once_into_js(move |value: JsValue| report(&weak, Ok(value)))
     };
-    let on_failure = Closure::once_into_js(move |_: JsValue| report(&weak, None));
+    let on_failure = Closure::once_into_js(move |_: JsValue| report(&weak, Err(())));
     match get_token.call1(&JsValue::UNDEFINED, &context) {
         Ok(value) => {
             js::promise_resolve(&value).then(&on_token, &on_failure);
@@ -237,35 +184,10 @@ fn fetch_token(driver: &Rc<RefCell<Driver>>, fetch: u32, force_refresh: bool) {
     }
 }
 
-/// When a JWT expires, read from its `exp` claim, on the core's clock.
-fn jwt_expiry(token: &str) -> Option<Millis> {
-    // The claims are the second of three dot-separated parts; no slicing that could
-    // panic, so the browser build stays free of panic machinery.
-    let mut base64: String = token
-        .chars()
-        .skip_while(|c| *c != '.')
-        .skip(1)
-        .take_while(|c| *c != '.')
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        })
-        .collect();
-    while !base64.len().is_multiple_of(4) {
-        base64.push('=');
-    }
-    let json = js::atob(&base64).ok()?;
-    let claims = js::json_parse(&JsValue::from_str(&json)).ok()?;
-    let exp = get_number(&claims, "exp")?;
-    let left = exp * 1_000.0 - js::date_now();
-    Some(now().saturating_add(left.max(0.0) as Millis))
-}
-
 impl Driver {
-    pub(crate) fn new(options: BrowserOptions) -> Rc<RefCell<Driver>> {
+    pub(crate) fn new(core: core::Options, options: BrowserOptions) -> Rc<RefCell<Driver>> {
         let driver = Rc::new(RefCell::new(Driver {
-            core: Core::new(options.core.clone()),
+            core: Core::new(core),
             options,
             socket: None,
             timer: None,
@@ -278,7 +200,6 @@ impl Driver {
             snapshot_parts: snapshot::Parts::default(),
             notify_queued: false,
             deferred: Vec::new(),
-            current_payload: JsValue::UNDEFINED,
         }));
         let weak = Rc::downgrade(&driver);
         let event = |weak: &Weak<RefCell<Driver>>, f: fn(&mut Driver, SocketEvent)| {
@@ -324,7 +245,7 @@ impl Driver {
     }
 
     /// Feeds the core an event, then carries out what it asks.
-    pub(crate) fn handle(&mut self, event: Event<'_>) {
+    pub(crate) fn handle(&mut self, event: Event<'_, Received>) {
         self.core.handle(now(), event);
         self.execute();
     }
@@ -334,11 +255,7 @@ impl Driver {
         let mut publish = false;
         while let Some(command) = self.core.poll_command() {
             match command {
-                Command::Open {
-                    socket,
-                    token,
-                    resume_after,
-                } => self.open(socket, token.as_deref(), resume_after),
+                Command::Open { socket, params } => self.open(socket, &params),
                 Command::Send { socket, frame } => self.send(socket, frame),
                 Command::CloseSocket {
                     socket,
@@ -356,12 +273,12 @@ impl Driver {
                     fetch,
                     force_refresh,
                 }),
-                Command::Resolve { id } => {
+                Command::Deliver { message, known } => self.dispatch(&message, known),
+                Command::Resolve { id, reply } => {
                     if let Some(request) = self.take_request(&id) {
-                        let payload = self.current_payload.clone();
                         self.deferred.push(Deferred::Call(
                             request.resolve,
-                            payload,
+                            reply.payload,
                             JsValue::UNDEFINED,
                         ));
                     }
@@ -370,11 +287,11 @@ impl Driver {
                     if let Some(request) = self.take_request(&id) {
                         let error = match reason {
                             Rejection::Client(code) => client_error(code, describe(code)),
-                            Rejection::Server(code) => {
-                                let message = get_string(&self.current_payload, "message")
-                                    .unwrap_or_default();
-                                let error = error(&code, &message);
-                                let details = get(&self.current_payload, "details");
+                            Rejection::Server { code, reply } => {
+                                let message =
+                                    get_string(&reply.payload, "message").unwrap_or_default();
+                                let error = error(code.as_str(), &message);
+                                let details = get(&reply.payload, "details");
                                 if !details.is_undefined() {
                                     js::put(&error, "details", &details);
                                 }
@@ -429,7 +346,8 @@ impl Driver {
         self.timer = Some((at, handle));
     }
 
-    fn url(&self, token: Option<&str>, resume_after: Option<u64>) -> String {
+    /// The server's URL with the application's `params`, then the core's.
+    fn url(&self, core_params: &[(&'static str, String)]) -> String {
         let Some(url) = super::options::resolve_url(&self.options.url) else {
             return self.options.url.clone();
         };
@@ -440,8 +358,8 @@ impl Driver {
         } else {
             self.options.params.clone()
         };
+        let search = url.search_params();
         if params.is_object() {
-            let search = url.search_params();
             for entry in Object::entries(&Object::from(params)).iter() {
                 let entry = js_sys::Array::from(&entry);
                 if let (Some(key), Some(value)) =
@@ -451,27 +369,19 @@ impl Driver {
                 }
             }
         }
-        if let Some(seq) = resume_after {
-            url.search_params()
-                .set(RESUME_PARAM, &crate::core::decimal(seq));
-        }
-        if let Some(token) = token {
-            url.search_params().set("token", token);
-        } else if self.options.core.auth != Auth::Cookie {
-            // The token follows in the first message; cookies must not stand in for it.
-            let (key, value) = AUTH_BY_MESSAGE;
-            url.search_params().set(key, value);
+        for (key, value) in core_params {
+            search.set(key, value);
         }
         url.href()
     }
 
-    fn open(&mut self, socket: SocketId, token: Option<&str>, resume_after: Option<u64>) {
-        self.drop_socket(1000, "replaced");
-        let url = self.url(token, resume_after);
+    fn open(&mut self, socket: SocketId, params: &[(&'static str, String)]) {
+        self.drop_socket(CloseCode::Normal, "replaced");
+        let url = self.url(params);
         let (Ok(ws), Some(callbacks)) = (Socket::open(&url, SUBPROTOCOL), &self.callbacks) else {
             // The URL was checked up front; the browser refused anyway. Retry later.
-            self.core
-                .handle(now(), Event::Closed { socket, code: 1006 });
+            let code = CloseCode::Abnormal;
+            self.core.handle(now(), Event::Closed { socket, code });
             return;
         };
         ws.set_onopen(callbacks.open.as_ref());
@@ -497,12 +407,12 @@ impl Driver {
     }
 
     /// Detaches and closes the current socket; no event of it reaches the core again.
-    fn drop_socket(&mut self, code: u16, reason: &str) {
+    fn drop_socket(&mut self, code: CloseCode, reason: &str) {
         if let Some((_, ws)) = self.socket.take() {
             ws.set_onopen(&JsValue::NULL);
             ws.set_onmessage(&JsValue::NULL);
             ws.set_onclose(&JsValue::NULL);
-            let _ = ws.close(code, reason);
+            let _ = ws.close(code.code(), reason);
         }
     }
 
@@ -520,7 +430,7 @@ impl Driver {
 
     fn on_close(&mut self, event: SocketEvent) {
         if let Some(socket) = self.source(&event) {
-            let code = event.code().unwrap_or(1006);
+            let code = event.code().map_or(CloseCode::Abnormal, CloseCode::from);
             self.socket = None;
             self.handle(Event::Closed { socket, code });
         }
@@ -531,77 +441,62 @@ impl Driver {
             return;
         };
         let data = event.data();
-        if !data.is_string() {
-            return;
-        }
-        let Ok(message) = js::json_parse(&data) else {
-            // Not JSON: it still proves the connection alive.
-            self.handle(Event::Message {
-                socket,
-                inbound: Inbound::Other,
-            });
+        let parsed = if data.is_string() {
+            js::json_parse(&data).ok().filter(JsValue::is_object)
+        } else {
+            None
+        };
+        let Some(message) = parsed else {
+            // Not a message: it still proves the connection alive.
+            self.handle(Event::Traffic { socket });
             return;
         };
         let kind = field(&message, &js::TYPE).as_string();
         let payload = field(&message, &js::PAYLOAD);
-        let decoded = Decoded::read(kind.as_deref(), &payload);
-        self.current_payload = payload.clone();
+        let inbound = core::read(self.core.descriptor(), kind.as_deref(), &JsFields(&payload));
+        let message = Received {
+            kind,
+            message,
+            payload,
+        };
         self.handle(Event::Message {
             socket,
-            inbound: decoded.inbound(),
+            inbound,
+            message,
         });
-        self.current_payload = JsValue::UNDEFINED;
-        // A replayed event this client saw already is not handed over twice.
-        let numbered = kind
-            .as_deref()
-            .is_some_and(|k| ServerMessage::NUMBERED_TYPES.contains(&k));
-        if numbered
-            && let Some(seq) = field(&payload, &js::SEQ).as_f64()
-            && !self.core.admit(seq as u64)
-        {
-            return;
-        }
-        self.dispatch(kind.as_deref(), &payload, &message);
     }
 
     /// Queues the application's handlers for a message.
-    fn dispatch(&mut self, kind: Option<&str>, payload: &JsValue, message: &JsValue) {
-        let known = kind.is_some_and(|k| ServerMessage::TYPES.contains(&k));
+    fn dispatch(&mut self, received: &Received, known: bool) {
         for subscription in &self.subscriptions {
             let call = match &subscription.topic {
-                Topic::Type(t) => known && kind == Some(t.as_str()),
+                Topic::Type(t) => known && received.kind.as_deref() == Some(t.as_str()),
                 Topic::Any => known,
                 Topic::Unknown => !known,
                 Topic::State => false,
             };
             if call {
                 let first = if matches!(subscription.topic, Topic::Type(_)) {
-                    payload.clone()
+                    received.payload.clone()
                 } else {
-                    message.clone()
+                    received.message.clone()
                 };
                 self.deferred.push(Deferred::Call(
                     subscription.handler.clone(),
                     first,
-                    message.clone(),
+                    received.message.clone(),
                 ));
             }
         }
     }
 
-    fn token_fetched(&mut self, fetch: u32, value: Option<JsValue>) {
-        let token = value
-            .as_ref()
-            .and_then(JsValue::as_string)
-            .filter(|t| !t.is_empty());
-        let outcome = match (&value, &token) {
-            (None, _) => TokenOutcome::Failed,
-            (Some(_), Some(token)) => TokenOutcome::Token {
-                token,
-                expires_at: jwt_expiry(token),
-            },
-            (Some(_), None) => TokenOutcome::SignedOut,
-        };
+    fn token_fetched(&mut self, fetch: u32, value: Result<JsValue, ()>) {
+        let token = value.map(|value| value.as_string());
+        let outcome = TokenOutcome::from_fetch(
+            token.as_ref().map(Option::as_deref).map_err(|_| ()),
+            now(),
+            js::date_now().max(0.0) as u64,
+        );
         self.handle(Event::Token { fetch, outcome });
     }
 
@@ -629,7 +524,7 @@ impl Driver {
 
     /// Stops everything: the socket, the timer and the page listeners.
     pub(crate) fn shut_down(&mut self) {
-        self.drop_socket(1000, "closed");
+        self.drop_socket(CloseCode::Normal, "closed");
         if let Some((_, handle)) = self.timer.take() {
             js::clear_timeout(&handle);
         }
@@ -666,19 +561,6 @@ impl Driver {
         let snapshot = snapshot::build(&self.core, now(), &mut self.snapshot_parts);
         self.snapshot = Some((version, snapshot.clone()));
         snapshot
-    }
-
-    /// Rejects a request that the core refused before queueing it.
-    pub(crate) fn refuse(&mut self, id: &str, code: ClientErrorCode) {
-        self.reject_with(id, client_error(code, describe(code)));
-    }
-
-    /// Rejects a request with `error`.
-    pub(crate) fn reject_with(&mut self, id: &str, error: JsValue) {
-        if let Some(request) = self.take_request(id) {
-            self.deferred
-                .push(Deferred::Call(request.reject, error, JsValue::UNDEFINED));
-        }
     }
 }
 

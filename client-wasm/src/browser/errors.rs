@@ -5,7 +5,9 @@ use wasm_bindgen::JsValue;
 
 use super::js::put;
 
-/// A `RelaywireError` with a code and a message.
+/// A `RelaywireError` with a code and a message. Not inlined: it is called from many
+/// error paths, and one copy is smaller than one per path.
+#[inline(never)]
 pub(crate) fn error(code: &str, message: &str) -> JsValue {
     let error = js_sys::Error::new(message);
     error.set_name("RelaywireError");
@@ -15,6 +17,7 @@ pub(crate) fn error(code: &str, message: &str) -> JsValue {
 }
 
 /// The error for a failure the client raises by itself.
+#[inline(never)]
 pub(crate) fn client_error(code: ClientErrorCode, message: &str) -> JsValue {
     error(code.as_str(), message)
 }
@@ -27,6 +30,7 @@ pub(crate) fn describe(code: ClientErrorCode) -> &'static str {
         ClientErrorCode::ClientClosed => "the client was closed",
         ClientErrorCode::ConnectionFailed => "the client stopped connecting",
         ClientErrorCode::InvalidOptions => "invalid options",
+        ClientErrorCode::ConnectionClosed => "the server closed the connection",
         _ => "the client failed",
     }
 }

@@ -36,7 +36,7 @@ extern "C" {
     #[wasm_bindgen(thread_local_v2, static_string)]
     pub(crate) static USER: JsString = "user";
     #[wasm_bindgen(thread_local_v2, static_string)]
-    pub(crate) static CHAT_IDS: JsString = "chatIds";
+    pub(crate) static ROOMS: JsString = "rooms";
     #[wasm_bindgen(thread_local_v2, static_string)]
     pub(crate) static ONLINE_USER_IDS: JsString = "onlineUserIds";
     #[wasm_bindgen(thread_local_v2, static_string)]
@@ -169,9 +169,6 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = JSON, js_name = parse)]
     pub(crate) fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
 
-    #[wasm_bindgen(js_name = atob, catch)]
-    pub(crate) fn atob(text: &str) -> Result<String, JsValue>;
-
     #[wasm_bindgen(js_name = addEventListener, js_namespace = globalThis)]
     pub(crate) fn add_global_listener(kind: &str, handler: &JsValue);
 
@@ -198,18 +195,6 @@ pub(crate) fn get_number(target: &JsValue, key: &str) -> Option<f64> {
 /// Sets a property; objects the client builds always accept it.
 pub(crate) fn put(target: &JsValue, key: &str, value: &JsValue) {
     let _ = js_sys::Reflect::set(target, &JsValue::from_str(key), value);
-}
-
-/// An array of strings property; non-strings are skipped.
-pub(crate) fn get_strings(target: &JsValue, key: &str) -> Vec<String> {
-    let value = get(target, key);
-    if !js_sys::Array::is_array(&value) {
-        return Vec::new();
-    }
-    js_sys::Array::from(&value)
-        .iter()
-        .filter_map(|item| item.as_string())
-        .collect()
 }
 
 /// A JS array of strings.

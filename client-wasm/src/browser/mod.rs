@@ -1,13 +1,14 @@
 //! The browser client: `RelaywireClient`, wasm-bindgen over the browser's WebSocket.
 //!
-//! Frames are parsed with the browser's own `JSON.parse` and routed on `type`; only the
-//! control messages the core needs (`connected`, `ack`, `error`, `user:online`) are
-//! read field by field. Payloads reach handlers as the JS objects they are, never
+//! Frames are parsed with the browser's own `JSON.parse` and routed on `type`; the core
+//! reads the few fields it acts on (of `connected`, `ack`, `error`, `user:online`, and
+//! the `seq` of numbered events) through [`fields`]. Payloads reach handlers as the JS objects they are, never
 //! copied into wasm memory. Nothing here formats strings or uses serde.
 
 mod client;
 mod driver;
 mod errors;
+mod fields;
 mod js;
 mod options;
 mod snapshot;

@@ -1,7 +1,10 @@
 //! The `RelaywireOptions` object, checked and turned into the core's options.
 
-use js_sys::Function;
+use js_sys::{Function, Object};
 use relaywire_protocol::ClientErrorCode;
+use relaywire_protocol::policy::{
+    ClientPolicy, Delivery, Descriptor, RoomChange, RoomEffect, ServerPolicy, StateFields,
+};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::errors::client_error;
@@ -11,7 +14,6 @@ use crate::core::{Auth, HeartbeatPolicy, Options, ReconnectPolicy, TokenTranspor
 /// Options that stay with the browser driver.
 #[derive(Debug)]
 pub(crate) struct BrowserOptions {
-    pub(crate) core: Options,
     /// The absolute `ws:` or `wss:` URL.
     pub(crate) url: String,
     /// `params`: an object or a function returning one, read on every connect.
@@ -22,6 +24,7 @@ pub(crate) struct BrowserOptions {
     pub(crate) debug: bool,
 }
 
+#[inline(never)]
 fn invalid(message: &str) -> JsValue {
     client_error(ClientErrorCode::InvalidOptions, message)
 }
@@ -190,8 +193,66 @@ fn auth(options: &JsValue) -> Result<(Auth, Option<Function>), JsValue> {
     ))
 }
 
-/// Reads and checks the options object.
-pub(crate) fn parse(options: &JsValue) -> Result<BrowserOptions, JsValue> {
+fn client_policy(entry: &JsValue) -> Option<ClientPolicy<String>> {
+    let delivery = Delivery::from_name(&get_string(entry, "delivery")?)?;
+    let state = match (get_string(entry, "key"), get_string(entry, "active")) {
+        (Some(key), Some(active)) => Some(StateFields { key, active }),
+        (None, None) => None,
+        _ => return None,
+    };
+    let room = match (get_string(entry, "joins"), get_string(entry, "leaves")) {
+        (Some(field), None) => Some(RoomEffect {
+            change: RoomChange::Join,
+            field,
+        }),
+        (None, Some(field)) => Some(RoomEffect {
+            change: RoomChange::Leave,
+            field,
+        }),
+        (None, None) => None,
+        (Some(_), Some(_)) => return None,
+    };
+    let policy = ClientPolicy {
+        delivery,
+        state,
+        room,
+    };
+    policy.is_consistent().then_some(policy)
+}
+
+/// The `protocol` option: the descriptor a protocol's generated TypeScript exports,
+/// which lists every type, the control types included.
+fn descriptor(options: &JsValue) -> Result<Descriptor, JsValue> {
+    let protocol = get(options, "protocol");
+    let client = get(&protocol, "client");
+    let server = get(&protocol, "server");
+    if !client.is_object() || !server.is_object() {
+        return Err(invalid(
+            "`protocol` is required: the descriptor a protocol's generated TypeScript exports",
+        ));
+    }
+    let mut descriptor = Descriptor::default();
+    for type_name in Object::keys(&Object::from(client.clone())).iter() {
+        let entry = js_sys::Reflect::get(&client, &type_name).unwrap_or(JsValue::UNDEFINED);
+        let (Some(type_name), Some(policy)) = (type_name.as_string(), client_policy(&entry)) else {
+            return Err(invalid("a `protocol.client` entry is not a valid policy"));
+        };
+        descriptor.client.push((type_name, policy));
+    }
+    for type_name in Object::keys(&Object::from(server.clone())).iter() {
+        let entry = js_sys::Reflect::get(&server, &type_name).unwrap_or(JsValue::UNDEFINED);
+        let numbered = get(&entry, "numbered").as_bool() == Some(true);
+        if let Some(type_name) = type_name.as_string() {
+            descriptor
+                .server
+                .push((type_name, ServerPolicy { numbered }));
+        }
+    }
+    Ok(descriptor)
+}
+
+/// Reads and checks the options object: the core's options, and the driver's.
+pub(crate) fn parse(options: &JsValue) -> Result<(Options, BrowserOptions), JsValue> {
     if !options.is_object() {
         return Err(invalid("options must be an object with at least `url`"));
     }
@@ -209,43 +270,43 @@ pub(crate) fn parse(options: &JsValue) -> Result<BrowserOptions, JsValue> {
     if !(params.is_undefined() || params.is_object() || params.is_function()) {
         return Err(invalid("`params` must be an object or a function"));
     }
-    let defaults = Options::default();
+    let mut core = Options::new(descriptor(options)?);
     let queue_size = count(
         options,
         "queueSize",
-        defaults.queue_size as u32,
+        core.queue_size as u32,
         "`queueSize` must be a number",
     )?;
     if queue_size == 0 {
         return Err(invalid("`queueSize` must be at least 1"));
     }
-    let core = Options {
-        auth,
-        token_transport,
-        reconnect: reconnect(options)?,
-        heartbeat: heartbeat(options)?,
-        connect_timeout_ms: count(
-            options,
-            "connectTimeoutMs",
-            defaults.connect_timeout_ms,
-            "`connectTimeoutMs` must be a number of milliseconds",
-        )?,
-        queue_size: queue_size as usize,
-        request_timeout_ms: count(
-            options,
-            "requestTimeoutMs",
-            defaults.request_timeout_ms,
-            "`requestTimeoutMs` must be a number of milliseconds",
-        )?,
-        seed: (js::random() * 9_007_199_254_740_992.0) as u64
-            ^ (js::performance_now() * 1_000.0) as u64,
-    };
-    Ok(BrowserOptions {
+    core.auth = auth;
+    core.token_transport = token_transport;
+    core.reconnect = reconnect(options)?;
+    core.heartbeat = heartbeat(options)?;
+    core.connect_timeout_ms = count(
+        options,
+        "connectTimeoutMs",
+        core.connect_timeout_ms,
+        "`connectTimeoutMs` must be a number of milliseconds",
+    )?;
+    core.queue_size = queue_size as usize;
+    core.request_timeout_ms = count(
+        options,
+        "requestTimeoutMs",
+        core.request_timeout_ms,
+        "`requestTimeoutMs` must be a number of milliseconds",
+    )?;
+    core.seed =
+        (js::random() * 9_007_199_254_740_992.0) as u64 ^ (js::performance_now() * 1_000.0) as u64;
+    Ok((
         core,
-        url,
-        params,
-        get_token,
-        auto_connect: get(options, "autoConnect").as_bool().unwrap_or(true),
-        debug: get(options, "debug").as_bool().unwrap_or(false),
-    })
+        BrowserOptions {
+            url,
+            params,
+            get_token,
+            auto_connect: get(options, "autoConnect").as_bool().unwrap_or(true),
+            debug: get(options, "debug").as_bool().unwrap_or(false),
+        },
+    ))
 }

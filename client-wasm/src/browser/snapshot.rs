@@ -6,6 +6,7 @@
 use js_sys::Object;
 use wasm_bindgen::JsValue;
 
+use super::driver::Received;
 use super::js::{self, set_field, string_array};
 use crate::core::{Core, Millis};
 
@@ -19,8 +20,8 @@ fn frozen(value: impl Into<JsValue>) -> JsValue {
 #[derive(Debug, Default)]
 pub(crate) struct Parts(Option<(u64, [JsValue; 3])>);
 
-/// `user`, `chatIds` and `onlineUserIds` for the core's current session.
-fn session_parts(core: &Core<JsValue>) -> [JsValue; 3] {
+/// `user`, `rooms` and `onlineUserIds` for the core's current session.
+fn session_parts(core: &Core<JsValue, Received>) -> [JsValue; 3] {
     let Some(session) = core.session() else {
         let none = || frozen(js_sys::Array::new());
         return [JsValue::NULL, none(), none()];
@@ -34,14 +35,14 @@ fn session_parts(core: &Core<JsValue>) -> [JsValue; 3] {
     js::put(&user, "name", &name);
     [
         frozen(user),
-        frozen(string_array(&session.chat_ids)),
+        frozen(string_array(&session.rooms)),
         frozen(string_array(&session.online_user_ids)),
     ]
 }
 
 /// Builds the snapshot object; `now` is the core's clock, turned into epoch time for
 /// `nextRetryAt`.
-pub(crate) fn build(core: &Core<JsValue>, now: Millis, parts: &mut Parts) -> JsValue {
+pub(crate) fn build(core: &Core<JsValue, Received>, now: Millis, parts: &mut Parts) -> JsValue {
     let snapshot = JsValue::from(Object::new());
     set_field(
         &snapshot,
@@ -55,19 +56,21 @@ pub(crate) fn build(core: &Core<JsValue>, now: Millis, parts: &mut Parts) -> JsV
     set_field(&snapshot, &js::NEXT_RETRY_AT, &next_retry_at);
     let last_error = core.last_error().map_or(JsValue::NULL, |error| {
         let object = JsValue::from(Object::new());
-        set_field(&object, &js::CODE, &JsValue::from_str(&error.code));
-        let close_code = error.close_code.map_or(JsValue::NULL, JsValue::from);
+        set_field(&object, &js::CODE, &JsValue::from_str(error.code.as_str()));
+        let close_code = error
+            .close_code
+            .map_or(JsValue::NULL, |code| JsValue::from(code.code()));
         js::put(&object, "closeCode", &close_code);
         frozen(object)
     });
     set_field(&snapshot, &js::LAST_ERROR, &last_error);
     let version = core.session_version();
-    let [user, chats, online] = match &parts.0 {
+    let [user, rooms, online] = match &parts.0 {
         Some((built, values)) if *built == version => values,
         _ => &parts.0.insert((version, session_parts(core))).1,
     };
     set_field(&snapshot, &js::USER, user);
-    set_field(&snapshot, &js::CHAT_IDS, chats);
+    set_field(&snapshot, &js::ROOMS, rooms);
     set_field(&snapshot, &js::ONLINE_USER_IDS, online);
     set_field(
         &snapshot,

@@ -1,21 +1,78 @@
-//! The TypeScript the package's `.d.ts` carries besides the class: the generated
-//! protocol types, the options and snapshot shapes, and the typed `on`.
+//! The TypeScript the package's `.d.ts` carries for the class (whose generated
+//! declaration is skipped): the control messages every protocol shares, the generic
+//! client, its options and snapshot. A protocol's own types come from its generated
+//! file (`relaywire/chat` for the chat protocol) and reach the client through its type
+//! parameter: `RelaywireClient<ChatProtocol>`.
 
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(typescript_custom_section)]
-const PROTOCOL: &str = include_str!("../../../bindings/protocol.ts");
+const CONTROL: &str = include_str!("../../../bindings/relaywire.ts");
 
 #[wasm_bindgen(typescript_custom_section)]
 const CLIENT_TYPES: &str = r#"
-/** Options of `new RelaywireClient(options)`. Every field but `url` is optional. */
-export interface RelaywireOptions {
+/**
+ * A protocol's messages, as its generated TypeScript exports them (e.g. `ChatProtocol`
+ * from "relaywire/chat"): what `RelaywireClient<P>` sends and receives.
+ */
+export interface Protocol {
+  client: { type: string; payload: unknown };
+  server: { type: string; payload: unknown };
+}
+
+/** What a client does with the messages of one client message type. */
+export interface ClientPolicy {
+  /** `durable`: stored once, resent until acknowledged; `request`: answered, resent
+   * until answered; `ephemeral`: sent only while connected. */
+  readonly delivery: "durable" | "request" | "ephemeral";
+  /** An ephemeral state: the string field that names it... */
+  readonly key?: string;
+  /** ...and the boolean field that switches it; the client stops it by itself. */
+  readonly active?: string;
+  /** The room field its acknowledgement joins. */
+  readonly joins?: string;
+  /** The room field its acknowledgement leaves. */
+  readonly leaves?: string;
+}
+
+/**
+ * What the client must know of a protocol it was not compiled with: each message
+ * type's policy. A protocol's generated TypeScript exports one (`chatProtocol`).
+ */
+export interface ProtocolDescriptor<P extends Protocol = Protocol> {
+  readonly name: string;
+  readonly client: { readonly [type: string]: ClientPolicy };
+  readonly server: { readonly [type: string]: { readonly numbered: boolean } };
+  /** Carries the message types for the client's type parameter; never set. */
+  readonly types?: P;
+}
+
+/** Every server message type of `P`. */
+export type ServerMessageType<P extends Protocol> = P["server"]["type"];
+
+/** The server message of `P` with type `K`. */
+export type ServerMessageOf<P extends Protocol, K extends ServerMessageType<P>> = Extract<
+  P["server"],
+  { type: K }
+>;
+
+/** The payload of `P`'s server message type `K`. */
+export type PayloadOf<P extends Protocol, K extends ServerMessageType<P>> = ServerMessageOf<
+  P,
+  K
+>["payload"];
+
+/** Options of `new RelaywireClient(options)`. Every field but `url` and `protocol` is optional. */
+export interface RelaywireOptions<P extends Protocol = Protocol> {
   /** `wss://host/ws`, `https://host/ws`, or a path such as `/ws` on the page's host. */
   url: string;
+  /** The protocol's descriptor, from its generated TypeScript (e.g. `chatProtocol`). */
+  protocol: ProtocolDescriptor<P>;
   /**
    * How the client proves who it is: the session cookie (default; the browser sends
    * it), a fixed token, or `getToken`, called before every connect and with
-   * `forceRefresh: true` once when the server says the token expired.
+   * `forceRefresh: true` once when the server says the token expired. `null` means
+   * signed out; a rejection means try again later.
    */
   auth?:
     | "cookie"
@@ -48,9 +105,9 @@ export interface RelaywireOptions {
   heartbeat?: false | { intervalMs?: number; timeoutMs?: number };
   /** A connect attempt not open within this many ms is abandoned (10000). */
   connectTimeoutMs?: number;
-  /** Messages that may wait for the connection or an ack (1000). */
+  /** Messages that may wait for the connection or an answer (1000). */
   queueSize?: number;
-  /** Timeout of `request()` and the helpers when none is given (10000 ms). */
+  /** Timeout of `request()` when none is given (10000 ms). */
   requestTimeoutMs?: number;
   /** Connect at once (true). */
   autoConnect?: boolean;
@@ -78,14 +135,15 @@ export interface ConnectionSnapshot {
   readonly nextRetryAt: number | null;
   /** The last failure: an error code, and the close code that came with it. */
   readonly lastError: {
-    readonly code: ErrorCode | ClientErrorCode | "CONNECTION_CLOSED";
+    readonly code: ErrorCode | ClientErrorCode;
     readonly closeCode: number | null;
   } | null;
   /** The user from `connected`. */
   readonly user: { readonly id: string; readonly name: string | null } | null;
-  /** The user's chats, kept up to date by joins and leaves. */
-  readonly chatIds: readonly string[];
-  /** Users sharing a chat with the user who are online. */
+  /** The rooms the user belongs to (the chat protocol's chats), kept up to date by
+   * acknowledged joins and leaves. */
+  readonly rooms: readonly string[];
+  /** Users sharing a room with the user who are online. */
   readonly onlineUserIds: readonly string[];
   /** Messages waiting to be sent or acknowledged. */
   readonly pending: number;
@@ -99,23 +157,43 @@ export interface RelaywireError extends Error {
   readonly details?: unknown;
 }
 
-/** Every server message type. */
-export type ServerMessageType = ServerMessage["type"];
-
-/** The message of one type. */
-export type ServerMessageOf<K extends ServerMessageType> = Extract<ServerMessage, { type: K }>;
-
-/** The payload of one message type. */
-export type PayloadOf<K extends ServerMessageType> = ServerMessageOf<K>["payload"];
-
-export interface RelaywireClient {
-  /**
-   * Calls `handler(payload, message)` for every message of type `type`; returns the
-   * function that unsubscribes it.
-   */
-  on<K extends ServerMessageType>(
+/**
+ * A typed, reconnecting connection for the protocol `P`, over the browser's WebSocket.
+ * `P` comes from the `protocol` option: `new RelaywireClient({ url, protocol: chatProtocol })`
+ * is a `RelaywireClient<ChatProtocol>`.
+ */
+export class RelaywireClient<P extends Protocol = Protocol> {
+  /** Creates a client; it connects at once unless `autoConnect` is `false`. Throws a
+   * `RelaywireError` with code `INVALID_OPTIONS` for bad options. */
+  constructor(options: RelaywireOptions<P>);
+  /** Connects, or retries at once when waiting to retry; after `close()` or a terminal
+   * failure it starts over. */
+  connect(): void;
+  /** Closes for good: waiting messages and requests are rejected with `CLIENT_CLOSED`,
+   * and no socket, timer or page listener is left behind. */
+  close(): void;
+  /** Hands a message over; what happens to it is its type's policy. Throws a
+   * `RelaywireError` when it cannot be accepted. */
+  send(message: P["client"]): void;
+  /** Sends a message and resolves with its `ack`; rejects with the server's `error`
+   * code, `TIMEOUT`, or why it could not be sent. */
+  request(message: P["client"], options?: { timeoutMs?: number }): Promise<Ack>;
+  /** Calls `handler(payload, message)` for every message of `type`; returns the
+   * function that unsubscribes it. */
+  on<K extends ServerMessageType<P>>(
     type: K,
-    handler: (payload: PayloadOf<K>, message: ServerMessageOf<K>) => void,
+    handler: (payload: PayloadOf<P, K>, message: ServerMessageOf<P, K>) => void,
   ): () => void;
+  /** Calls `handler(message)` for every message of a type the protocol knows. */
+  onAny(handler: (message: P["server"]) => void): () => void;
+  /** Calls `handler(message)` for messages of types the protocol does not know (sent
+   * by a newer server). */
+  onUnknown(handler: (message: { type: string; payload: unknown }) => void): () => void;
+  /** Calls `listener()` whenever the snapshot changes; for `useSyncExternalStore`. */
+  subscribe(listener: () => void): () => void;
+  /** The connection snapshot: the same object until something changes. */
+  getSnapshot(): ConnectionSnapshot;
+  /** Frees the client's memory; `close()` first. */
+  free(): void;
 }
 "#;

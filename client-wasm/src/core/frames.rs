@@ -1,6 +1,6 @@
-//! The control frames the core writes itself (`auth`, `ping`, `chat:typing`), without
-//! serde: the browser build must not carry a JSON serializer. A test decodes each with
-//! the protocol crate, so they cannot drift from the one definition.
+//! The control frames the core writes itself (`auth`, `ping`), without serde: the
+//! browser build must not carry a JSON serializer. A test decodes each with the
+//! protocol crate, so they cannot drift from the one definition.
 
 /// `{"type":"ping","payload":{}}`
 pub(crate) const PING: &str = r#"{"type":"ping","payload":{}}"#;
@@ -37,23 +37,11 @@ pub(crate) fn auth(token: &str) -> String {
     out
 }
 
-/// `{"type":"chat:typing","payload":{"chatId":"...","isTyping":true}}`
-pub(crate) fn typing(chat_id: &str, is_typing: bool) -> String {
-    let mut out = String::with_capacity(chat_id.len() + 64);
-    out.push_str(r#"{"type":"chat:typing","payload":{"chatId":"#);
-    push_json_string(&mut out, chat_id);
-    out.push_str(if is_typing {
-        r#","isTyping":true}}"#
-    } else {
-        r#","isTyping":false}}"#
-    });
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use relaywire_protocol::{ClientMessage, Limits, decode_client_message};
+    use relaywire_chat::{ClientMessage, decode_client_message};
+    use relaywire_protocol::Limits;
 
     fn decode(text: &str) -> ClientMessage {
         decode_client_message(text, &Limits::default())
@@ -68,15 +56,6 @@ mod tests {
         match decode(&auth(tricky)) {
             ClientMessage::Auth(auth) => assert_eq!(auth.token, tricky),
             other => panic!("{other:?}"),
-        }
-        for is_typing in [true, false] {
-            match decode(&typing(tricky, is_typing)) {
-                ClientMessage::ChatTyping(t) => {
-                    assert_eq!(t.chat_id, tricky);
-                    assert_eq!(t.is_typing, is_typing);
-                }
-                other => panic!("{other:?}"),
-            }
         }
     }
 

@@ -1,30 +1,43 @@
-//! The connection state machine, without I/O.
+//! The connection state machine, without I/O, for any protocol.
 //!
-//! A driver (the browser's or tokio's) feeds [`Core::handle`] what happened — a socket
+//! A driver (the browser's or tokio's) feeds [`Core::handle`] what happened (a socket
 //! opened or closed, a message arrived, a token was fetched, the network went online, a
-//! timer fired — with the current time, and carries out the [`Command`]s it gets back
-//! from [`Core::poll_command`]: open a socket, send a frame, close a socket, fetch a
-//! token, settle a request. [`Core::next_deadline`] says when to call it again. The
-//! core decides everything else: backoff, heartbeat deadlines, the close-code policy,
-//! the outbox, request timeouts and typing auto-stop. It never panics and never
-//! formats strings, so it stays small in the browser build.
+//! timer fired) with the current time, hands it the application's messages through
+//! [`Core::send`], and carries out the [`Command`]s it gets back from
+//! [`Core::poll_command`]: open a socket, send a frame, close a socket, fetch a token,
+//! deliver a message to the application, settle a request. [`Core::next_deadline`]
+//! says when to call it again.
 //!
-//! `F` is the driver's frame type: a JS string in the browser (never copied into wasm
-//! memory), a `String` natively.
+//! The core decides everything else, by the protocol's
+//! [`Descriptor`]: which messages get an id and
+//! wait in the outbox, which are dropped while disconnected, what an acknowledgement
+//! changes, which received events are replays to drop, when an ephemeral state is
+//! renewed or stopped, the backoff, the heartbeat and connect deadlines, the close-code
+//! policy, token refreshes and request timeouts. It never panics and never formats
+//! strings, so it stays small in the browser build.
+//!
+//! `F` is the driver's outgoing frame (a JS string in the browser, never copied into
+//! wasm memory; a `String` natively) and `M` its received message (a JS object, or the
+//! catalogue's typed message), which the core hands back in the commands it settles.
 
 mod backoff;
+mod fields;
 pub(crate) mod frames;
+mod token;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
+use relaywire_protocol::policy::{Descriptor, RoomChange};
 use relaywire_protocol::{
-    ClientErrorCode, CloseAction, CloseCode, HEARTBEAT_INTERVAL_MS, MAX_MESSAGE_SIZE,
-    TYPING_TIMEOUT_MS,
+    AUTH_BY_MESSAGE, ClientErrorCode, CloseAction, CloseCode, ErrorCode, HEARTBEAT_INTERVAL_MS,
+    MAX_MESSAGE_SIZE, RESUME_PARAM, TYPING_TIMEOUT_MS,
 };
 
 pub use backoff::ReconnectPolicy;
 use backoff::Rng;
+pub use fields::{Fields, Inbound, Key, Session, read};
+pub use token::TokenOutcome;
 
 /// Milliseconds on a monotonic clock.
 pub type Millis = u64;
@@ -74,6 +87,8 @@ impl Default for HeartbeatPolicy {
 /// Everything the core's behaviour depends on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
+    /// The protocol's message types and their policies.
+    pub descriptor: Descriptor,
     /// How the client authenticates.
     pub auth: Auth,
     /// Where the token travels.
@@ -93,9 +108,11 @@ pub struct Options {
     pub seed: u64,
 }
 
-impl Default for Options {
-    fn default() -> Self {
+impl Options {
+    /// The defaults, for a protocol.
+    pub fn new(descriptor: Descriptor) -> Self {
         Self {
+            descriptor,
             auth: Auth::Cookie,
             token_transport: TokenTransport::Message,
             reconnect: ReconnectPolicy::default(),
@@ -145,78 +162,36 @@ impl Status {
     }
 }
 
-/// What the server said in `connected`, as far as the core needs it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Session {
-    /// The user.
-    pub user_id: String,
-    /// Their display name.
-    pub user_name: Option<String>,
-    /// Their chats.
-    pub chat_ids: Vec<String>,
-    /// Users sharing a chat with them who are online.
-    pub online_user_ids: Vec<String>,
-    /// The server's heartbeat interval.
-    pub heartbeat_interval_ms: Option<u32>,
-    /// The server's typing timeout.
-    pub typing_timeout_ms: Option<u32>,
-    /// The server's frame limit.
-    pub max_message_bytes: Option<u32>,
-    /// The newest stored event when the session began.
-    pub seq: Option<u64>,
-}
-
-/// The parts of a received message the core acts on. Everything else is `Other`, which
-/// still proves the connection alive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inbound<'a> {
-    /// `connected`.
-    Connected(Session),
-    /// `ack` of the client message `id`.
-    Ack {
-        /// The echoed id.
-        id: &'a str,
-    },
-    /// `error`, answering the client message `id` if there is one.
-    Error {
-        /// The echoed id.
-        id: Option<&'a str>,
-        /// The error code's wire string.
-        code: &'a str,
-    },
-    /// `user:online`.
-    Presence {
-        /// The user.
-        user_id: &'a str,
-        /// Whether they are online now.
-        online: bool,
-    },
-    /// `pong` or any other message.
-    Other,
-}
-
-/// Something that happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event<'a> {
+/// Something that happened. `M` is the driver's received message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event<'a, M> {
     /// The application asked to connect (or to retry now).
     Connect,
     /// The application closed the client.
     Close,
     /// A socket finished its handshake.
     Opened(SocketId),
-    /// A socket closed (1006 when it failed without a close frame).
+    /// A socket closed ([`CloseCode::Abnormal`] when it failed without a close frame).
     Closed {
         /// The socket.
         socket: SocketId,
         /// The close code.
-        code: u16,
+        code: CloseCode,
     },
     /// A message arrived on a socket.
     Message {
         /// The socket.
         socket: SocketId,
-        /// What it says.
-        inbound: Inbound<'a>,
+        /// What it says, as [`read`] reads it.
+        inbound: Inbound,
+        /// The message itself, handed back when it is delivered or settles a request.
+        message: M,
+    },
+    /// A frame arrived that is not a message: it proves the connection alive, nothing
+    /// more.
+    Traffic {
+        /// The socket.
+        socket: SocketId,
     },
     /// The driver fetched a token (after [`Command::FetchToken`]).
     Token {
@@ -235,52 +210,39 @@ pub enum Event<'a> {
     Timer,
 }
 
-/// The outcome of a token fetch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenOutcome<'a> {
-    /// A token, and when it expires (same clock as `now`) if known.
-    Token {
-        /// The token.
-        token: &'a str,
-        /// When it expires.
-        expires_at: Option<Millis>,
-    },
-    /// No session: the user is signed out.
-    SignedOut,
-    /// The fetch failed; it may work later.
-    Failed,
-}
-
 /// A frame to send: the application's, or one the core wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame<F> {
-    /// A frame the application handed over.
+    /// A frame encoded from the application's message.
     App(F),
-    /// `auth`, `ping` or `chat:typing`, written by the core.
+    /// `auth` or `ping`, written by the core.
     Control(String),
 }
 
 /// Why a request or message was given up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rejection {
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection<M> {
     /// The server answered with an `error` of this code.
-    Server(String),
+    Server {
+        /// The code.
+        code: ErrorCode,
+        /// The `error` message.
+        reply: M,
+    },
     /// The client gave up by itself.
     Client(ClientErrorCode),
 }
 
 /// Something the driver must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command<F> {
-    /// Open a socket; `token` goes into `?token=` and `resume_after` into `?lastSeq=`
-    /// when present.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command<F, M> {
+    /// Open a socket to the server's URL with these query parameters (the driver adds
+    /// the application's own).
     Open {
         /// Its id, for the events it will cause.
         socket: SocketId,
-        /// Token for the query string.
-        token: Option<String>,
-        /// The last event seen, so the server sends what was missed.
-        resume_after: Option<u64>,
+        /// `lastSeq`, and `token` or `auth=message`, in order.
+        params: Vec<(&'static str, String)>,
     },
     /// Send a frame on a socket.
     Send {
@@ -294,7 +256,7 @@ pub enum Command<F> {
         /// The socket.
         socket: SocketId,
         /// Close code to send.
-        code: u16,
+        code: CloseCode,
         /// Reason to send.
         reason: &'static str,
     },
@@ -305,68 +267,164 @@ pub enum Command<F> {
         /// Whether the cached token is known bad.
         force_refresh: bool,
     },
-    /// The message with this id was acknowledged.
+    /// Hand a received message to the application.
+    Deliver {
+        /// The message.
+        message: M,
+        /// Whether its type is one the protocol knows.
+        known: bool,
+    },
+    /// The message with this id was acknowledged by `reply`.
     Resolve {
         /// Its id.
         id: String,
+        /// The `ack`.
+        reply: M,
     },
     /// The message with this id will not be acknowledged.
     Reject {
         /// Its id.
         id: String,
         /// Why.
-        reason: Rejection,
+        reason: Rejection<M>,
     },
     /// The snapshot changed.
     Publish,
 }
 
-/// What an acknowledged message changes in the snapshot.
+/// A message the application sends, as the core sees it: its type, its fields, and how
+/// to encode it. Each driver implements it over its own message representation.
+pub trait Outgoing<F>: Fields {
+    /// The wire `type`.
+    fn type_name(&self) -> &str;
+    /// The frame, with `id` when it has one; `None` when it cannot be encoded.
+    fn encode(&self, id: Option<&str>) -> Option<F>;
+    /// The frame with the boolean payload field `field` set to `value`, without an id
+    /// (how an ephemeral state is stopped).
+    fn encode_switched(&self, field: &str, value: bool) -> Option<F>;
+}
+
+/// The size of an outgoing frame.
+pub trait FrameSize {
+    /// Whether the frame is at most `max_bytes` bytes of UTF-8.
+    fn fits(&self, max_bytes: usize) -> bool;
+}
+
+impl FrameSize for String {
+    fn fits(&self, max_bytes: usize) -> bool {
+        self.len() <= max_bytes
+    }
+}
+
+/// How the application sends a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendMode {
+    /// Fire and forget; a tracked message still waits for its answer in the outbox.
+    Send,
+    /// Wait for the answer: resolved by the `ack`, rejected by an `error` or after
+    /// `timeout_ms` (the default timeout when `None`) from when it was sent.
+    Request {
+        /// Its own timeout.
+        timeout_ms: Option<u32>,
+    },
+}
+
+/// Why the core refused a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Nothing.
-    None,
-    /// The user joined this chat.
-    Join(String),
-    /// The user left this chat.
-    Leave(String),
+pub enum SendError {
+    /// The client's own reason: `CLIENT_CLOSED`, `CONNECTION_FAILED`, `QUEUE_FULL`.
+    Client(ClientErrorCode),
+    /// The message itself is wrong, with the code a server would have answered.
+    Invalid {
+        /// `INVALID_MESSAGE`, `VALIDATION_ERROR` or `MESSAGE_TOO_LARGE`.
+        code: ErrorCode,
+        /// What is wrong, for people.
+        reason: &'static str,
+    },
 }
 
-/// A message handed to [`Core::send`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outgoing<F> {
-    /// The id inside the frame (from [`Core::next_id`]); the message then stays in the
-    /// outbox until its `ack` or `error`, and is sent again after a reconnect.
-    pub id: Option<String>,
-    /// The encoded frame.
-    pub frame: F,
-    /// Give up and reject with `TIMEOUT` when no reply comes this many milliseconds
-    /// after it was sent (requests). Time spent waiting for a connection does not count.
-    pub timeout_ms: Option<u32>,
-    /// What its ack changes.
-    pub effect: Effect,
+impl SendError {
+    /// The code a rejection carries.
+    pub fn code(&self) -> FailureCode {
+        match self {
+            SendError::Client(code) => FailureCode::Client(*code),
+            SendError::Invalid { code, .. } => FailureCode::Server(code.clone()),
+        }
+    }
 }
 
+/// A failure's code: the server's, or one the client raises by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureCode {
+    /// An `ErrorCode` (from the server, or the one it would answer).
+    Server(ErrorCode),
+    /// A `ClientErrorCode`.
+    Client(ClientErrorCode),
+}
+
+impl FailureCode {
+    /// The wire string, e.g. `AUTH_FAILED` or `CONNECTION_CLOSED`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            FailureCode::Server(code) => code.as_str(),
+            FailureCode::Client(code) => code.as_str(),
+        }
+    }
+}
+
+/// The last failure, for the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    /// What failed.
+    pub code: FailureCode,
+    /// The close code that came with it, if any.
+    pub close_code: Option<CloseCode>,
+}
+
+/// A tracked message: it waits in the outbox until answered.
 #[derive(Debug)]
 struct Tracked<F> {
     /// Increases along the outbox, so an entry is found by binary search.
     serial: u64,
-    id: Option<String>,
+    id: String,
     frame: F,
     timeout_ms: Option<u32>,
     deadline: Option<Millis>,
-    effect: Effect,
+    /// The room its acknowledgement joins or leaves.
+    room: Option<(RoomChange, String)>,
     sent_on: Option<SocketId>,
 }
 
+/// An ephemeral state that is on: renewed while the application keeps sending it,
+/// stopped by the core when it does not.
 #[derive(Debug)]
-struct Typing {
-    chat_id: String,
+struct ActiveState<F> {
+    type_name: String,
+    key: String,
     stop_at: Millis,
     sent_at: Millis,
+    stop_frame: F,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The heartbeat of an open connection.
+#[derive(Debug, Clone, Copy)]
+struct Heartbeat {
+    next_ping_at: Option<Millis>,
+    /// Traffic must arrive by then (after a ping or a probe).
+    deadline: Option<Millis>,
+}
+
+/// An open connection.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    socket: SocketId,
+    since: Millis,
+    heartbeat: Heartbeat,
+    /// An in-band token refresh under way.
+    refreshing: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
 enum Phase {
     Idle,
     Waiting { until: Millis },
@@ -374,22 +432,21 @@ enum Phase {
     Token { fetch: u32 },
     Opening { socket: SocketId, deadline: Millis },
     Handshake { socket: SocketId, deadline: Millis },
-    Open { socket: SocketId, since: Millis },
+    Open(Open),
     Stopped(Status),
 }
 
-/// The last failure, for the snapshot.
+/// The token in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LastError {
-    /// An `ErrorCode` or `ClientErrorCode` wire string, or `CONNECTION_CLOSED`.
-    pub code: String,
-    /// The close code that came with it, if any.
-    pub close_code: Option<u16>,
+struct Token {
+    value: String,
+    /// When to refresh it in band, while open.
+    refresh_at: Option<Millis>,
 }
 
 /// The connection state machine. See the module docs.
 #[derive(Debug)]
-pub struct Core<F> {
+pub struct Core<F, M> {
     options: Options,
     phase: Phase,
     rng: Rng,
@@ -400,13 +457,9 @@ pub struct Core<F> {
     attempt: u32,
     has_connected: bool,
     online: bool,
-    token: Option<String>,
+    token: Option<Token>,
     force_refresh: bool,
     refreshed_after_failure: bool,
-    refresh_at: Option<Millis>,
-    refresh_fetch: Option<u32>,
-    next_ping_at: Option<Millis>,
-    ping_deadline: Option<Millis>,
     session: Option<Session>,
     last_seq: Option<u64>,
     last_error: Option<LastError>,
@@ -416,8 +469,8 @@ pub struct Core<F> {
     /// since are left behind and dropped when they reach the top, so a burst of
     /// requests costs a logarithm each, not a scan of the outbox per event.
     deadlines: BinaryHeap<Reverse<(Millis, u64)>>,
-    typing: Vec<Typing>,
-    commands: VecDeque<Command<F>>,
+    states: Vec<ActiveState<F>>,
+    commands: VecDeque<Command<F, M>>,
     version: u64,
     session_version: u64,
 }
@@ -428,8 +481,6 @@ const PROBE_TIMEOUT_MS: u64 = 5_000;
 const REFRESH_MARGIN_MS: u64 = 30_000;
 /// Retry an in-band token refresh that failed after this long.
 const REFRESH_RETRY_MS: u64 = 15_000;
-/// The close code the client sends when it gives a socket up.
-const GIVE_UP_CODE: u16 = 4000;
 
 const ID_ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
@@ -455,19 +506,22 @@ fn push_digits(out: &mut String, mut value: u64, radix: u64) {
     let mut digits = [0u8; 20];
     let mut len = 0;
     loop {
-        digits[len] = ID_ALPHABET[(value % radix) as usize];
+        let digit = ID_ALPHABET.get((value % radix) as usize).copied();
+        if let (Some(digit), Some(slot)) = (digit, digits.get_mut(len)) {
+            *slot = digit;
+        }
         len += 1;
         value /= radix;
         if value == 0 || len == digits.len() {
             break;
         }
     }
-    for digit in digits[..len].iter().rev() {
+    for digit in digits.iter().take(len).rev() {
         out.push(char::from(*digit));
     }
 }
 
-impl<F: Clone> Core<F> {
+impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
     /// A client core in the `idle` state.
     pub fn new(options: Options) -> Self {
         let mut rng = Rng::new(options.seed);
@@ -489,17 +543,13 @@ impl<F: Clone> Core<F> {
             token: None,
             force_refresh: false,
             refreshed_after_failure: false,
-            refresh_at: None,
-            refresh_fetch: None,
-            next_ping_at: None,
-            ping_deadline: None,
             session: None,
             last_seq: None,
             last_error: None,
             outbox: VecDeque::new(),
             next_serial: 0,
             deadlines: BinaryHeap::new(),
-            typing: Vec::new(),
+            states: Vec::new(),
             commands: VecDeque::new(),
             version: 0,
             session_version: 0,
@@ -507,12 +557,17 @@ impl<F: Clone> Core<F> {
     }
 
     /// The next command to carry out, in order.
-    pub fn poll_command(&mut self) -> Option<Command<F>> {
+    pub fn poll_command(&mut self) -> Option<Command<F, M>> {
         self.commands.pop_front()
     }
 
+    /// The protocol's descriptor.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.options.descriptor
+    }
+
     /// A fresh message id, unique to this client.
-    pub fn next_id(&mut self) -> String {
+    fn next_id(&mut self) -> String {
         self.next_id += 1;
         let mut id = String::with_capacity(self.id_prefix.len() + 8);
         id.push_str(&self.id_prefix);
@@ -527,7 +582,7 @@ impl<F: Clone> Core<F> {
             Phase::Idle => Status::Idle,
             Phase::Stopped(status) => status,
             Phase::Offline => Status::Offline,
-            Phase::Open { .. } => Status::Open,
+            Phase::Open(_) => Status::Open,
             _ if self.has_connected || self.attempt > 0 => Status::Reconnecting,
             _ => Status::Connecting,
         }
@@ -556,7 +611,7 @@ impl<F: Clone> Core<F> {
         self.session.as_ref()
     }
 
-    /// Changes whenever [`Core::session`] does (user, chats, presence).
+    /// Changes whenever [`Core::session`] does (user, rooms, presence).
     pub fn session_version(&self) -> u64 {
         self.session_version
     }
@@ -571,8 +626,13 @@ impl<F: Clone> Core<F> {
         self.outbox.len()
     }
 
+    /// The last event this client saw.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
     /// The largest frame the server accepts.
-    pub fn max_message_bytes(&self) -> usize {
+    fn max_message_bytes(&self) -> usize {
         self.session
             .as_ref()
             .and_then(|s| s.max_message_bytes)
@@ -584,54 +644,61 @@ impl<F: Clone> Core<F> {
         self.commands.push_back(Command::Publish);
     }
 
+    /// Moves to `phase`. Every phase it is given is a new one (a new socket, fetch or
+    /// deadline) except `Offline`, which an attempt may enter again: that changes
+    /// nothing the snapshot shows.
     fn set_phase(&mut self, phase: Phase) {
-        if self.phase != phase {
-            self.phase = phase;
+        let same = matches!((self.phase, phase), (Phase::Offline, Phase::Offline));
+        self.phase = phase;
+        if !same {
             self.changed();
         }
     }
 
     fn current_socket(&self) -> Option<SocketId> {
         match self.phase {
-            Phase::Opening { socket, .. }
-            | Phase::Handshake { socket, .. }
-            | Phase::Open { socket, .. } => Some(socket),
+            Phase::Opening { socket, .. } | Phase::Handshake { socket, .. } => Some(socket),
+            Phase::Open(open) => Some(open.socket),
             _ => None,
         }
     }
 
     fn open_socket(&self) -> Option<SocketId> {
         match self.phase {
-            Phase::Open { socket, .. } => Some(socket),
+            Phase::Open(open) => Some(open.socket),
             _ => None,
         }
     }
 
     /// When [`Core::handle`] wants to be called with [`Event::Timer`], if ever.
     pub fn next_deadline(&self) -> Option<Millis> {
-        let phase = match self.phase {
-            Phase::Waiting { until } => Some(until),
-            Phase::Opening { deadline, .. } | Phase::Handshake { deadline, .. } => Some(deadline),
-            _ => None,
-        };
-        let open = self.open_socket().is_some();
-        let heartbeat = if open {
-            [self.next_ping_at, self.ping_deadline, self.refresh_at]
-        } else {
-            [None; 3]
+        let (phase, heartbeat) = match self.phase {
+            Phase::Waiting { until } => (Some(until), [None; 3]),
+            Phase::Opening { deadline, .. } | Phase::Handshake { deadline, .. } => {
+                (Some(deadline), [None; 3])
+            }
+            Phase::Open(open) => {
+                let refresh = match (&self.token, open.refreshing) {
+                    (Some(token), None) if self.options.auth == Auth::Provider => token.refresh_at,
+                    _ => None,
+                };
+                let beat = open.heartbeat;
+                (None, [beat.next_ping_at, beat.deadline, refresh])
+            }
+            _ => (None, [None; 3]),
         };
         let requests = self.deadlines.peek().map(|Reverse((at, _))| *at);
-        let typing = self.typing.iter().map(|t| t.stop_at);
+        let states = self.states.iter().map(|state| state.stop_at);
         phase
             .into_iter()
             .chain(heartbeat.into_iter().flatten())
             .chain(requests)
-            .chain(typing)
+            .chain(states)
             .min()
     }
 
     /// Handles one event at time `now` (milliseconds, monotonic).
-    pub fn handle(&mut self, now: Millis, event: Event<'_>) {
+    pub fn handle(&mut self, now: Millis, event: Event<'_, M>) {
         match event {
             Event::Connect => self.connect(now),
             Event::Close => self.close(),
@@ -641,9 +708,20 @@ impl<F: Clone> Core<F> {
                     self.disconnected(now, code);
                 }
             }
-            Event::Message { socket, inbound } => {
+            Event::Message {
+                socket,
+                inbound,
+                message,
+            } => {
                 if self.current_socket() == Some(socket) {
-                    self.received(now, inbound);
+                    self.received(now, inbound, message);
+                }
+            }
+            Event::Traffic { socket } => {
+                if let Phase::Open(open) = &mut self.phase
+                    && open.socket == socket
+                {
+                    open.heartbeat.deadline = None;
                 }
             }
             Event::Token { fetch, outcome } => self.token_fetched(now, fetch, outcome),
@@ -651,7 +729,7 @@ impl<F: Clone> Core<F> {
                 self.online = true;
                 match self.phase {
                     Phase::Offline | Phase::Waiting { .. } => self.attempt_now(now),
-                    Phase::Open { .. } => self.probe(now),
+                    Phase::Open(_) => self.probe(now),
                     _ => {}
                 }
             }
@@ -660,12 +738,12 @@ impl<F: Clone> Core<F> {
                 match self.phase {
                     Phase::Waiting { .. } => self.set_phase(Phase::Offline),
                     // The socket may survive a short outage; a probe tells.
-                    Phase::Open { .. } => self.probe(now),
+                    Phase::Open(_) => self.probe(now),
                     _ => {}
                 }
             }
             Event::Visible => match self.phase {
-                Phase::Open { .. } => self.probe(now),
+                Phase::Open(_) => self.probe(now),
                 Phase::Waiting { .. } => self.attempt_now(now),
                 _ => {}
             },
@@ -705,25 +783,40 @@ impl<F: Clone> Core<F> {
                 self.set_phase(Phase::Token { fetch });
             }
             Auth::Token(token) => {
-                self.token = Some(token.clone());
+                self.token = Some(Token {
+                    value: token.clone(),
+                    refresh_at: None,
+                });
                 self.open(now);
             }
             Auth::Cookie => self.open(now),
         }
     }
 
+    /// The query parameters of a connect: what to resume after, and how the client
+    /// authenticates.
+    fn connect_params(&self) -> Vec<(&'static str, String)> {
+        let mut params = Vec::with_capacity(2);
+        if let Some(seq) = self.last_seq {
+            params.push((RESUME_PARAM, decimal(seq)));
+        }
+        match (&self.token, self.options.token_transport) {
+            (Some(token), TokenTransport::Query) => params.push(("token", token.value.clone())),
+            // The token follows in the first message; cookies must not stand in for it.
+            _ if self.options.auth != Auth::Cookie => {
+                let (key, value) = AUTH_BY_MESSAGE;
+                params.push((key, value.to_owned()));
+            }
+            _ => {}
+        }
+        params
+    }
+
     fn open(&mut self, now: Millis) {
         self.next_socket = self.next_socket.wrapping_add(1);
         let socket = self.next_socket;
-        let token = match self.options.token_transport {
-            TokenTransport::Query => self.token.clone(),
-            TokenTransport::Message => None,
-        };
-        self.commands.push_back(Command::Open {
-            socket,
-            token,
-            resume_after: self.last_seq,
-        });
+        let params = self.connect_params();
+        self.commands.push_back(Command::Open { socket, params });
         let deadline = now + u64::from(self.options.connect_timeout_ms);
         self.set_phase(Phase::Opening { socket, deadline });
     }
@@ -742,113 +835,145 @@ impl<F: Clone> Core<F> {
         if self.options.token_transport == TokenTransport::Message
             && let Some(token) = &self.token
         {
-            let frame = Frame::Control(frames::auth(token));
+            let frame = Frame::Control(frames::auth(&token.value));
             self.commands.push_back(Command::Send { socket, frame });
         }
         self.set_phase(Phase::Handshake { socket, deadline });
     }
 
     fn token_fetched(&mut self, now: Millis, fetch: u32, outcome: TokenOutcome<'_>) {
-        let in_band = self.refresh_fetch == Some(fetch);
+        let in_band = matches!(self.phase, Phase::Open(open) if open.refreshing == Some(fetch));
         if in_band {
-            self.refresh_fetch = None;
-        } else if self.phase != (Phase::Token { fetch }) {
+            if let Phase::Open(open) = &mut self.phase {
+                open.refreshing = None;
+            }
+        } else if !matches!(self.phase, Phase::Token { fetch: current } if current == fetch) {
             return;
         }
         match outcome {
             TokenOutcome::Token { token, expires_at } => {
                 self.force_refresh = false;
-                self.token = Some(token.to_owned());
-                self.refresh_at = expires_at.map(|expires_at| {
-                    let life = expires_at.saturating_sub(now);
-                    let margin = REFRESH_MARGIN_MS.min(life / 10);
-                    expires_at.saturating_sub(margin).max(now)
+                self.token = Some(Token {
+                    value: token.to_owned(),
+                    refresh_at: expires_at.map(|expires_at| {
+                        let life = expires_at.saturating_sub(now);
+                        let margin = REFRESH_MARGIN_MS.min(life / 10);
+                        expires_at.saturating_sub(margin).max(now)
+                    }),
                 });
-                if in_band {
-                    if let Some(socket) = self.open_socket() {
+                match self.open_socket() {
+                    Some(socket) if in_band => {
                         let frame = Frame::Control(frames::auth(token));
                         self.commands.push_back(Command::Send { socket, frame });
                     }
-                } else {
-                    self.open(now);
+                    _ => self.open(now),
                 }
             }
-            TokenOutcome::SignedOut => self.stop(Status::Unauthorized, "AUTH_FAILED", None),
-            TokenOutcome::Failed if in_band => self.refresh_at = Some(now + REFRESH_RETRY_MS),
+            TokenOutcome::SignedOut => self.stop(
+                Status::Unauthorized,
+                FailureCode::Server(ErrorCode::AuthFailed),
+                None,
+            ),
+            TokenOutcome::Failed if in_band => {
+                if let Some(token) = &mut self.token {
+                    token.refresh_at = Some(now + REFRESH_RETRY_MS);
+                }
+            }
             TokenOutcome::Failed => self.retry_later(now),
         }
     }
 
-    fn received(&mut self, now: Millis, inbound: Inbound<'_>) {
+    fn received(&mut self, now: Millis, inbound: Inbound, message: M) {
         // Any traffic proves the connection alive.
-        self.ping_deadline = None;
+        if let Phase::Open(open) = &mut self.phase {
+            open.heartbeat.deadline = None;
+        }
+        let known = inbound.is_known();
         match inbound {
             Inbound::Connected(session) => self.connected(now, session),
             Inbound::Ack { id } => {
-                if let Some(tracked) = self.take(id) {
-                    self.apply(tracked.effect);
-                    self.commands
-                        .push_back(Command::Resolve { id: id.to_owned() });
+                if let Some(tracked) = self.take(&id) {
+                    self.apply(tracked.room);
+                    self.commands.push_back(Command::Resolve {
+                        id,
+                        reply: message.clone(),
+                    });
                     self.changed();
                 }
             }
             Inbound::Error { id: Some(id), code } => {
-                if self.take(id).is_some() {
+                if self.take(&id).is_some() {
                     self.commands.push_back(Command::Reject {
-                        id: id.to_owned(),
-                        reason: Rejection::Server(code.to_owned()),
+                        id,
+                        reason: Rejection::Server {
+                            code,
+                            reply: message.clone(),
+                        },
                     });
                     self.changed();
                 }
             }
             Inbound::Error { id: None, code } => {
                 self.last_error = Some(LastError {
-                    code: code.to_owned(),
+                    code: FailureCode::Server(code),
                     close_code: None,
                 });
                 self.changed();
             }
-            Inbound::Presence { user_id, online } => {
-                if let Some(session) = &mut self.session {
-                    let known = session.online_user_ids.iter().any(|u| u == user_id);
-                    match (known, online) {
-                        (false, true) => session.online_user_ids.push(user_id.to_owned()),
-                        (true, false) => session.online_user_ids.retain(|u| u != user_id),
-                        _ => return,
-                    }
-                    self.session_version += 1;
-                    self.changed();
+            Inbound::Presence { user_id, online } => self.presence(user_id, online),
+            Inbound::Numbered { seq: Some(seq) } => {
+                // A replayed event this client saw already is not handed over twice.
+                if !self.admit(seq) {
+                    return;
                 }
             }
-            Inbound::Other => {}
+            Inbound::Numbered { seq: None } | Inbound::Other | Inbound::Unknown => {}
+        }
+        self.commands.push_back(Command::Deliver { message, known });
+    }
+
+    /// Whether an event numbered `seq` is new to this client; remembers it when it is.
+    /// The server replays what a reconnecting client missed, so an event may come
+    /// twice: the second time it is dropped.
+    fn admit(&mut self, seq: u64) -> bool {
+        match self.last_seq {
+            Some(last) if seq <= last => false,
+            _ => {
+                self.last_seq = Some(seq);
+                true
+            }
         }
     }
 
-    fn take(&mut self, id: &str) -> Option<Tracked<F>> {
-        let index = self
-            .outbox
-            .iter()
-            .position(|t| t.id.as_deref() == Some(id))?;
-        self.outbox.remove(index)
-    }
-
-    fn apply(&mut self, effect: Effect) {
+    fn presence(&mut self, user_id: String, online: bool) {
         let Some(session) = &mut self.session else {
             return;
         };
-        match effect {
-            Effect::Join(chat_id) => {
-                if !session.chat_ids.contains(&chat_id) {
-                    session.chat_ids.push(chat_id);
-                    self.session_version += 1;
-                }
-            }
-            Effect::Leave(chat_id) => {
-                session.chat_ids.retain(|c| *c != chat_id);
-                self.session_version += 1;
-            }
-            Effect::None => {}
+        let known = session.online_user_ids.contains(&user_id);
+        match (known, online) {
+            (false, true) => session.online_user_ids.push(user_id),
+            (true, false) => session.online_user_ids.retain(|u| *u != user_id),
+            _ => return,
         }
+        self.session_version += 1;
+        self.changed();
+    }
+
+    fn take(&mut self, id: &str) -> Option<Tracked<F>> {
+        let index = self.outbox.iter().position(|t| t.id == id)?;
+        self.outbox.remove(index)
+    }
+
+    fn apply(&mut self, room: Option<(RoomChange, String)>) {
+        let (Some(session), Some((change, room))) = (&mut self.session, room) else {
+            return;
+        };
+        match change {
+            RoomChange::Join if !session.rooms.contains(&room) => session.rooms.push(room),
+            RoomChange::Join => return,
+            RoomChange::Leave => session.rooms.retain(|r| *r != room),
+        }
+        self.session_version += 1;
     }
 
     fn connected(&mut self, now: Millis, session: Session) {
@@ -867,28 +992,28 @@ impl<F: Clone> Core<F> {
         };
         self.session = Some(session);
         self.session_version += 1;
-        self.phase = Phase::Open { socket, since: now };
-        self.next_ping_at = self.heartbeat_interval().map(|interval| now + interval);
-        self.ping_deadline = None;
+        self.phase = Phase::Open(Open {
+            socket,
+            since: now,
+            heartbeat: Heartbeat {
+                next_ping_at: self.heartbeat_interval().map(|interval| now + interval),
+                deadline: None,
+            },
+            refreshing: None,
+        });
         // The outbox goes out in order: what was waiting, then what was sent on a
-        // socket that died before its ack.
-        let mut index = 0;
-        while let Some(tracked) = self.outbox.get_mut(index) {
-            if tracked.sent_on != Some(socket) {
-                tracked.sent_on = Some(socket);
-                tracked.deadline = tracked.timeout_ms.map(|ms| now + u64::from(ms));
-                if let Some(deadline) = tracked.deadline {
-                    self.deadlines.push(Reverse((deadline, tracked.serial)));
-                }
-                let frame = Frame::App(tracked.frame.clone());
-                let keep = tracked.id.is_some();
-                self.commands.push_back(Command::Send { socket, frame });
-                if !keep {
-                    self.outbox.remove(index);
-                    continue;
-                }
+        // socket that died before its answer.
+        for tracked in &mut self.outbox {
+            if tracked.sent_on == Some(socket) {
+                continue;
             }
-            index += 1;
+            tracked.sent_on = Some(socket);
+            tracked.deadline = tracked.timeout_ms.map(|ms| now + u64::from(ms));
+            if let Some(deadline) = tracked.deadline {
+                self.deadlines.push(Reverse((deadline, tracked.serial)));
+            }
+            let frame = Frame::App(tracked.frame.clone());
+            self.commands.push_back(Command::Send { socket, frame });
         }
         self.changed();
     }
@@ -912,13 +1037,28 @@ impl<F: Clone> Core<F> {
     /// Pings now and expects traffic soon: after the page was hidden or the network
     /// changed, the socket may be open on paper only.
     fn probe(&mut self, now: Millis) {
-        let Some(socket) = self.open_socket() else {
+        let timeout = self.heartbeat_timeout().min(PROBE_TIMEOUT_MS);
+        let Phase::Open(open) = &mut self.phase else {
             return;
         };
+        let deadline = now + timeout;
+        open.heartbeat.deadline = Some(
+            open.heartbeat
+                .deadline
+                .map_or(deadline, |d| d.min(deadline)),
+        );
+        let socket = open.socket;
         let frame = Frame::Control(frames::PING.to_owned());
         self.commands.push_back(Command::Send { socket, frame });
-        let deadline = now + self.heartbeat_timeout().min(PROBE_TIMEOUT_MS);
-        self.ping_deadline = Some(self.ping_deadline.map_or(deadline, |d| d.min(deadline)));
+    }
+
+    fn give_up(&mut self, now: Millis, socket: SocketId, reason: &'static str) {
+        self.commands.push_back(Command::CloseSocket {
+            socket,
+            code: CloseCode::ClientGaveUp,
+            reason,
+        });
+        self.disconnected(now, CloseCode::Abnormal);
     }
 
     fn timer(&mut self, now: Millis) {
@@ -927,46 +1067,57 @@ impl<F: Clone> Core<F> {
             Phase::Opening { socket, deadline } | Phase::Handshake { socket, deadline }
                 if deadline <= now =>
             {
-                self.commands.push_back(Command::CloseSocket {
-                    socket,
-                    code: GIVE_UP_CODE,
-                    reason: "connect timeout",
-                });
-                self.disconnected(now, CloseCode::Abnormal.code());
+                self.give_up(now, socket, "connect timeout");
             }
-            Phase::Open { socket, .. } => {
-                if self.ping_deadline.is_some_and(|d| d <= now) {
-                    self.commands.push_back(Command::CloseSocket {
-                        socket,
-                        code: GIVE_UP_CODE,
-                        reason: "heartbeat timeout",
-                    });
-                    self.disconnected(now, CloseCode::Abnormal.code());
-                } else if self.next_ping_at.is_some_and(|at| at <= now) {
-                    let frame = Frame::Control(frames::PING.to_owned());
-                    self.commands.push_back(Command::Send { socket, frame });
-                    if self.ping_deadline.is_none() {
-                        self.ping_deadline = Some(now + self.heartbeat_timeout());
-                    }
-                    self.next_ping_at = self.heartbeat_interval().map(|i| now + i);
-                }
-                if self.refresh_at.is_some_and(|at| at <= now)
-                    && self.refresh_fetch.is_none()
-                    && self.options.auth == Auth::Provider
-                {
-                    self.refresh_at = None;
-                    self.next_fetch += 1;
-                    self.refresh_fetch = Some(self.next_fetch);
-                    self.commands.push_back(Command::FetchToken {
-                        fetch: self.next_fetch,
-                        force_refresh: true,
-                    });
-                }
-            }
+            Phase::Open(open) => self.open_timer(now, open),
             _ => {}
         }
         self.expire_requests(now);
-        self.stop_typing_due(now);
+        self.stop_states_due(now);
+    }
+
+    fn open_timer(&mut self, now: Millis, open: Open) {
+        let beat = open.heartbeat;
+        if beat.deadline.is_some_and(|d| d <= now) {
+            self.give_up(now, open.socket, "heartbeat timeout");
+            return;
+        }
+        let mut heartbeat = beat;
+        if beat.next_ping_at.is_some_and(|at| at <= now) {
+            let frame = Frame::Control(frames::PING.to_owned());
+            self.commands.push_back(Command::Send {
+                socket: open.socket,
+                frame,
+            });
+            if heartbeat.deadline.is_none() {
+                heartbeat.deadline = Some(now + self.heartbeat_timeout());
+            }
+            heartbeat.next_ping_at = self.heartbeat_interval().map(|i| now + i);
+        }
+        let refresh_due = open.refreshing.is_none()
+            && self.options.auth == Auth::Provider
+            && self
+                .token
+                .as_ref()
+                .and_then(|t| t.refresh_at)
+                .is_some_and(|at| at <= now);
+        let mut refreshing = open.refreshing;
+        if refresh_due {
+            if let Some(token) = &mut self.token {
+                token.refresh_at = None;
+            }
+            self.next_fetch += 1;
+            refreshing = Some(self.next_fetch);
+            self.commands.push_back(Command::FetchToken {
+                fetch: self.next_fetch,
+                force_refresh: true,
+            });
+        }
+        self.phase = Phase::Open(Open {
+            heartbeat,
+            refreshing,
+            ..open
+        });
     }
 
     fn expire_requests(&mut self, now: Millis) {
@@ -979,9 +1130,9 @@ impl<F: Clone> Core<F> {
             let Some(index) = self.live_deadline(at, serial) else {
                 continue;
             };
-            if let Some(Tracked { id: Some(id), .. }) = self.outbox.remove(index) {
+            if let Some(tracked) = self.outbox.remove(index) {
                 self.commands.push_back(Command::Reject {
-                    id,
+                    id: tracked.id,
                     reason: Rejection::Client(ClientErrorCode::Timeout),
                 });
             }
@@ -999,7 +1150,7 @@ impl<F: Clone> Core<F> {
             .outbox
             .binary_search_by_key(&serial, |t| t.serial)
             .ok()?;
-        (self.outbox[index].deadline == Some(at)).then_some(index)
+        (self.outbox.get(index)?.deadline == Some(at)).then_some(index)
     }
 
     /// Drops deadlines of entries answered or re-timed since, so the top is current.
@@ -1012,29 +1163,28 @@ impl<F: Clone> Core<F> {
         }
     }
 
-    fn stop_typing_due(&mut self, now: Millis) {
+    /// Sends the stop of every ephemeral state the application stopped renewing.
+    fn stop_states_due(&mut self, now: Millis) {
         let socket = self.open_socket();
         let commands = &mut self.commands;
-        self.typing.retain(|typing| {
-            if typing.stop_at > now {
+        self.states.retain(|state| {
+            if state.stop_at > now {
                 return true;
             }
             if let Some(socket) = socket {
-                let frame = Frame::Control(frames::typing(&typing.chat_id, false));
+                let frame = Frame::App(state.stop_frame.clone());
                 commands.push_back(Command::Send { socket, frame });
             }
             false
         });
     }
 
-    fn disconnected(&mut self, now: Millis, code: u16) {
+    fn disconnected(&mut self, now: Millis, code: CloseCode) {
         let was_open = match self.phase {
-            Phase::Open { since, .. } => Some(since),
+            Phase::Open(open) => Some(open.since),
             _ => None,
         };
-        self.next_ping_at = None;
-        self.ping_deadline = None;
-        self.typing.clear();
+        self.states.clear();
         // Whatever was in flight waits for the next connection; its clock restarts then.
         for tracked in &mut self.outbox {
             tracked.deadline = None;
@@ -1045,12 +1195,11 @@ impl<F: Clone> Core<F> {
         {
             self.attempt = 0;
         }
-        let close = CloseCode::from(code);
-        match close.action() {
+        match code.action() {
             CloseAction::Reconnect => {
-                if code != CloseCode::Abnormal.code() && code != CloseCode::NoStatus.code() {
+                if !matches!(code, CloseCode::Abnormal | CloseCode::NoStatus) {
                     self.last_error = Some(LastError {
-                        code: "CONNECTION_CLOSED".to_owned(),
+                        code: FailureCode::Client(ClientErrorCode::ConnectionClosed),
                         close_code: Some(code),
                     });
                 }
@@ -1063,10 +1212,18 @@ impl<F: Clone> Core<F> {
                     self.force_refresh = true;
                     self.attempt_now(now);
                 } else {
-                    self.stop(Status::Unauthorized, "AUTH_FAILED", Some(code));
+                    self.stop(
+                        Status::Unauthorized,
+                        FailureCode::Server(ErrorCode::AuthFailed),
+                        Some(code),
+                    );
                 }
             }
-            CloseAction::Stop => self.stop(Status::Closed, "CONNECTION_CLOSED", Some(code)),
+            CloseAction::Stop => self.stop(
+                Status::Closed,
+                FailureCode::Client(ClientErrorCode::ConnectionClosed),
+                Some(code),
+            ),
         }
     }
 
@@ -1080,7 +1237,7 @@ impl<F: Clone> Core<F> {
         {
             self.stop(
                 Status::Failed,
-                ClientErrorCode::ConnectionFailed.as_str(),
+                FailureCode::Client(ClientErrorCode::ConnectionFailed),
                 None,
             );
             return;
@@ -1095,11 +1252,11 @@ impl<F: Clone> Core<F> {
     }
 
     /// Ends connecting for good: every waiting message is rejected.
-    fn stop(&mut self, status: Status, code: &str, close_code: Option<u16>) {
+    fn stop(&mut self, status: Status, code: FailureCode, close_code: Option<CloseCode>) {
         if let Some(socket) = self.current_socket() {
             self.commands.push_back(Command::CloseSocket {
                 socket,
-                code: CloseCode::Normal.code(),
+                code: CloseCode::Normal,
                 reason: "closed",
             });
         }
@@ -1109,15 +1266,9 @@ impl<F: Clone> Core<F> {
             ClientErrorCode::ConnectionFailed
         };
         self.reject_all(reason);
-        self.typing.clear();
-        self.next_ping_at = None;
-        self.ping_deadline = None;
-        self.refresh_at = None;
-        self.refresh_fetch = None;
-        self.last_error = (close_code.is_some() || status != Status::Closed).then(|| LastError {
-            code: code.to_owned(),
-            close_code,
-        });
+        self.states.clear();
+        self.last_error = (close_code.is_some() || status != Status::Closed)
+            .then_some(LastError { code, close_code });
         self.phase = Phase::Stopped(status);
         self.changed();
     }
@@ -1125,48 +1276,86 @@ impl<F: Clone> Core<F> {
     fn reject_all(&mut self, reason: ClientErrorCode) {
         self.deadlines.clear();
         while let Some(tracked) = self.outbox.pop_front() {
-            if let Some(id) = tracked.id {
-                self.commands.push_back(Command::Reject {
-                    id,
-                    reason: Rejection::Client(reason),
-                });
-            }
+            self.commands.push_back(Command::Reject {
+                id: tracked.id,
+                reason: Rejection::Client(reason),
+            });
         }
     }
 
     fn close(&mut self) {
-        if self.phase == Phase::Stopped(Status::Closed) && self.last_error.is_none() {
+        if matches!(self.phase, Phase::Stopped(Status::Closed)) && self.last_error.is_none() {
             return;
         }
-        self.stop(Status::Closed, ClientErrorCode::ClientClosed.as_str(), None);
+        self.stop(
+            Status::Closed,
+            FailureCode::Client(ClientErrorCode::ClientClosed),
+            None,
+        );
     }
 
-    /// Why a message cannot be accepted now, if it cannot.
+    /// Why nothing can be sent now, if nothing can.
     fn refusal(&self) -> Option<ClientErrorCode> {
         match self.phase {
             Phase::Stopped(Status::Closed) if self.last_error.is_none() => {
                 Some(ClientErrorCode::ClientClosed)
             }
             Phase::Stopped(_) => Some(ClientErrorCode::ConnectionFailed),
-            _ if self.outbox.len() >= self.options.queue_size => Some(ClientErrorCode::QueueFull),
             _ => None,
         }
     }
 
-    /// Sends a message now, or keeps it until the connection is open. A message with
-    /// an id stays until its `ack` or `error` and is sent again after a reconnect.
-    pub fn send(&mut self, now: Millis, message: Outgoing<F>) -> Result<(), ClientErrorCode> {
+    /// Hands the application's message over. By its type's policy, it is sent now if
+    /// connected and waits in the outbox until answered (tracked types: they get an id,
+    /// returned here), or is sent only if connected (ephemeral types; a state is
+    /// renewed or stopped as it changes). Requests are tracked and time out.
+    pub fn send(
+        &mut self,
+        now: Millis,
+        message: &impl Outgoing<F>,
+        mode: SendMode,
+    ) -> Result<Option<String>, SendError> {
         if let Some(refusal) = self.refusal() {
-            return Err(refusal);
+            return Err(SendError::Client(refusal));
         }
-        let socket = self.open_socket();
-        let deadline = socket.and(message.timeout_ms).map(|ms| now + u64::from(ms));
-        if let Some(socket) = socket {
-            let frame = Frame::App(message.frame.clone());
-            self.commands.push_back(Command::Send { socket, frame });
-            if message.id.is_none() {
-                return Ok(());
+        let Some(policy) = self.options.descriptor.client_policy(message.type_name()) else {
+            return Err(SendError::Invalid {
+                code: ErrorCode::InvalidMessage,
+                reason: "no such client message type in the protocol",
+            });
+        };
+        if !policy.delivery.is_tracked() {
+            if mode != SendMode::Send {
+                return Err(SendError::Invalid {
+                    code: ErrorCode::InvalidMessage,
+                    reason: "an ephemeral message gets no answer",
+                });
             }
+            return self.send_ephemeral(now, message).map(|()| None);
+        }
+        if self.outbox.len() >= self.options.queue_size {
+            return Err(SendError::Client(ClientErrorCode::QueueFull));
+        }
+        let room = match &policy.room {
+            Some(effect) => match message.text(Key::Field(&effect.field)) {
+                Some(room) => Some((effect.change, room)),
+                None => return Err(invalid_field()),
+            },
+            None => None,
+        };
+        let id = self.next_id();
+        let frame = self.encode_checked(message, Some(&id))?;
+        let timeout_ms = match mode {
+            SendMode::Send => None,
+            SendMode::Request { timeout_ms } => {
+                Some(timeout_ms.unwrap_or(self.options.request_timeout_ms))
+            }
+        };
+        let socket = self.open_socket();
+        let deadline = socket.and(timeout_ms).map(|ms| now + u64::from(ms));
+        if let Some(socket) = socket {
+            let frame = Frame::App(frame.clone());
+            self.commands.push_back(Command::Send { socket, frame });
         }
         let serial = self.next_serial;
         self.next_serial += 1;
@@ -1175,85 +1364,115 @@ impl<F: Clone> Core<F> {
         }
         self.outbox.push_back(Tracked {
             serial,
-            id: message.id,
-            frame: message.frame,
-            timeout_ms: message.timeout_ms,
+            id: id.clone(),
+            frame,
+            timeout_ms,
             deadline,
-            effect: message.effect,
+            room,
             sent_on: socket,
         });
         self.changed();
-        Ok(())
+        Ok(Some(id))
     }
 
-    /// Whether an event numbered `seq` is new to this client; remembers it when it is.
-    /// The server replays what a reconnecting client missed, so an event may come
-    /// twice: the second time it is dropped.
-    pub fn admit(&mut self, seq: u64) -> bool {
-        match self.last_seq {
-            Some(last) if seq <= last => false,
-            _ => {
-                self.last_seq = Some(seq);
-                true
-            }
+    fn encode_checked(&self, message: &impl Outgoing<F>, id: Option<&str>) -> Result<F, SendError> {
+        let frame = message.encode(id).ok_or(SendError::Invalid {
+            code: ErrorCode::ValidationError,
+            reason: "the payload cannot be encoded as JSON",
+        })?;
+        if !frame.fits(self.max_message_bytes()) {
+            return Err(SendError::Invalid {
+                code: ErrorCode::MessageTooLarge,
+                reason: "the message is larger than the server accepts",
+            });
         }
+        Ok(frame)
     }
 
-    /// The last event this client saw.
-    pub fn last_seq(&self) -> Option<u64> {
-        self.last_seq
-    }
-
-    /// The request timeout to use when a request names none.
-    pub fn default_request_timeout_ms(&self) -> u32 {
-        self.options.request_timeout_ms
-    }
-
-    /// Starts or stops the typing indicator in a chat. A start is repeated while it
-    /// lasts so the server's indicator does not expire, and a stop is sent by itself
-    /// after the typing timeout. Nothing is sent while disconnected: typing is
-    /// ephemeral.
-    pub fn set_typing(&mut self, now: Millis, chat_id: &str, is_typing: bool) {
-        let timeout = u64::from(
+    /// An ephemeral message: sent when connected, dropped otherwise. A state (its type
+    /// names `key` and `active`) starts, is renewed (repeated once half its lifetime
+    /// has passed), or stops; the core sends its stop when no renewal comes in time.
+    fn send_ephemeral(&mut self, now: Millis, message: &impl Outgoing<F>) -> Result<(), SendError> {
+        let state = self
+            .options
+            .descriptor
+            .client_policy(message.type_name())
+            .and_then(|policy| policy.state.clone());
+        let Some(state) = state else {
+            let frame = self.encode_checked(message, None)?;
+            if let Some(socket) = self.open_socket() {
+                let frame = Frame::App(frame);
+                self.commands.push_back(Command::Send { socket, frame });
+            }
+            return Ok(());
+        };
+        let (Some(key), Some(active)) = (
+            message.text(Key::Field(&state.key)),
+            message.flag(Key::Field(&state.active)),
+        ) else {
+            return Err(invalid_field());
+        };
+        let frame = self.encode_checked(message, None)?;
+        let Some(socket) = self.open_socket() else {
+            // Ephemeral: nothing is kept for later.
+            return Ok(());
+        };
+        let ttl = u64::from(
             self.session
                 .as_ref()
-                .and_then(|s| s.typing_timeout_ms)
+                .and_then(|s| s.state_ttl_ms)
                 .unwrap_or(TYPING_TIMEOUT_MS),
         );
-        let Some(socket) = self.open_socket() else {
-            return;
-        };
-        let existing = self.typing.iter().position(|t| t.chat_id == chat_id);
-        let send = match (existing, is_typing) {
+        let type_name = message.type_name();
+        let existing = self
+            .states
+            .iter()
+            .position(|s| s.key == key && s.type_name == type_name);
+        let send = match (existing, active) {
             (Some(index), true) => {
-                let Some(typing) = self.typing.get_mut(index) else {
-                    return;
+                let Some(current) = self.states.get_mut(index) else {
+                    return Ok(());
                 };
-                typing.stop_at = now + timeout;
-                let resend = now.saturating_sub(typing.sent_at) >= timeout / 2;
-                if resend {
-                    typing.sent_at = now;
+                current.stop_at = now + ttl;
+                let renew = now.saturating_sub(current.sent_at) >= ttl / 2;
+                if renew {
+                    current.sent_at = now;
                 }
-                resend
+                renew
             }
             (None, true) => {
-                self.typing.push(Typing {
-                    chat_id: chat_id.to_owned(),
-                    stop_at: now + timeout,
+                let stop_frame = message
+                    .encode_switched(&state.active, false)
+                    .ok_or(invalid_field())?;
+                self.states.push(ActiveState {
+                    type_name: type_name.to_owned(),
+                    key,
+                    stop_at: now + ttl,
                     sent_at: now,
+                    stop_frame,
                 });
                 true
             }
             (Some(_), false) => {
-                self.typing.retain(|t| t.chat_id != chat_id);
+                // `retain`, not `remove`: no index panic (and its formatting) to ship.
+                self.states
+                    .retain(|state| state.key != key || state.type_name != type_name);
                 true
             }
             (None, false) => false,
         };
         if send {
-            let frame = Frame::Control(frames::typing(chat_id, is_typing));
+            let frame = Frame::App(frame);
             self.commands.push_back(Command::Send { socket, frame });
         }
+        Ok(())
+    }
+}
+
+fn invalid_field() -> SendError {
+    SendError::Invalid {
+        code: ErrorCode::ValidationError,
+        reason: "a payload field the protocol names is missing or mistyped",
     }
 }
 

@@ -1,11 +1,128 @@
 //! The state machine under a virtual clock: every transition, deadline and policy.
 
+use relaywire_chat::ChatProtocol;
+use relaywire_protocol::Protocol;
+
 use super::*;
 
-/// A core driven by hand, with a clock that only moves when told.
+/// A message as the tests send it: a type and string or boolean payload fields. Its
+/// frame is `type#id{field=value,...}`, enough to tell frames apart.
+#[derive(Debug, Clone)]
+struct Msg {
+    type_name: &'static str,
+    fields: Vec<(&'static str, Field)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Field {
+    Text(String),
+    Flag(bool),
+}
+
+impl Msg {
+    fn new(type_name: &'static str) -> Self {
+        Self {
+            type_name,
+            fields: Vec::new(),
+        }
+    }
+
+    fn text(mut self, key: &'static str, value: &str) -> Self {
+        self.fields.push((key, Field::Text(value.to_owned())));
+        self
+    }
+
+    fn flag(mut self, key: &'static str, value: bool) -> Self {
+        self.fields.push((key, Field::Flag(value)));
+        self
+    }
+
+    fn frame(&self, id: Option<&str>) -> String {
+        let fields: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(key, value)| match value {
+                Field::Text(text) => format!("{key}={text}"),
+                Field::Flag(flag) => format!("{key}={flag}"),
+            })
+            .collect();
+        format!(
+            "{}#{}{{{}}}",
+            self.type_name,
+            id.unwrap_or(""),
+            fields.join(",")
+        )
+    }
+
+    fn get(&self, key: Key<'_>) -> Option<&Field> {
+        self.fields
+            .iter()
+            .find(|(name, _)| *name == key.name())
+            .map(|(_, value)| value)
+    }
+}
+
+impl Fields for Msg {
+    fn text(&self, key: Key<'_>) -> Option<String> {
+        match self.get(key)? {
+            Field::Text(text) => Some(text.clone()),
+            Field::Flag(_) => None,
+        }
+    }
+    fn number(&self, _: Key<'_>) -> Option<f64> {
+        None
+    }
+    fn flag(&self, key: Key<'_>) -> Option<bool> {
+        match self.get(key)? {
+            Field::Flag(flag) => Some(*flag),
+            Field::Text(_) => None,
+        }
+    }
+    fn texts(&self, _: Key<'_>) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl Outgoing<String> for Msg {
+    fn type_name(&self) -> &str {
+        self.type_name
+    }
+    fn encode(&self, id: Option<&str>) -> Option<String> {
+        Some(self.frame(id))
+    }
+    fn encode_switched(&self, field: &str, value: bool) -> Option<String> {
+        let mut switched = self.clone();
+        for (key, old) in &mut switched.fields {
+            if *key == field {
+                *old = Field::Flag(value);
+            }
+        }
+        Some(switched.frame(None))
+    }
+}
+
+/// A chat message with this text.
+fn say(text: &str) -> Msg {
+    Msg::new("chat:message")
+        .text("chatId", "general")
+        .text("content", text)
+}
+
+fn typing(chat: &str, on: bool) -> Msg {
+    Msg::new("chat:typing")
+        .text("chatId", chat)
+        .flag("isTyping", on)
+}
+
+/// A core driven by hand, with a clock that only moves when told. Received messages
+/// are their labels.
 struct Harness {
-    core: Core<String>,
+    core: Core<String, String>,
     now: Millis,
+}
+
+fn defaults() -> Options {
+    Options::new(ChatProtocol::descriptor())
 }
 
 fn no_jitter() -> Options {
@@ -15,16 +132,29 @@ fn no_jitter() -> Options {
             ..ReconnectPolicy::default()
         },
         seed: 1,
-        ..Options::default()
+        ..defaults()
     }
 }
 
 fn session(user: &str) -> Session {
     Session {
         user_id: user.to_owned(),
-        chat_ids: vec!["general".to_owned()],
+        rooms: vec!["general".to_owned()],
         ..Session::default()
     }
+}
+
+fn message(socket: SocketId, inbound: Inbound) -> Event<'static, String> {
+    let label = format!("{inbound:?}");
+    Event::Message {
+        socket,
+        inbound,
+        message: label,
+    }
+}
+
+fn ack(socket: SocketId, id: &str) -> Event<'static, String> {
+    message(socket, Inbound::Ack { id: id.to_owned() })
 }
 
 impl Harness {
@@ -35,19 +165,20 @@ impl Harness {
         }
     }
 
-    fn handle(&mut self, event: Event<'_>) -> Vec<Command<String>> {
+    fn handle(&mut self, event: Event<'_, String>) -> Vec<Command<String, String>> {
         self.core.handle(self.now, event);
         self.commands()
     }
 
-    fn commands(&mut self) -> Vec<Command<String>> {
+    /// The commands since the last call, without `Publish` and deliveries.
+    fn commands(&mut self) -> Vec<Command<String, String>> {
         std::iter::from_fn(|| self.core.poll_command())
-            .filter(|c| *c != Command::Publish)
+            .filter(|c| !matches!(c, Command::Publish | Command::Deliver { .. }))
             .collect()
     }
 
     /// Moves the clock to `to`, firing every deadline on the way at its own time.
-    fn run_until(&mut self, to: Millis) -> Vec<Command<String>> {
+    fn run_until(&mut self, to: Millis) -> Vec<Command<String, String>> {
         let mut out = Vec::new();
         while let Some(deadline) = self.core.next_deadline().filter(|d| *d <= to) {
             self.now = self.now.max(deadline);
@@ -57,11 +188,11 @@ impl Harness {
         out
     }
 
-    fn advance(&mut self, ms: Millis) -> Vec<Command<String>> {
+    fn advance(&mut self, ms: Millis) -> Vec<Command<String, String>> {
         self.run_until(self.now + ms)
     }
 
-    fn expect_open(commands: &[Command<String>]) -> SocketId {
+    fn expect_open(commands: &[Command<String, String>]) -> SocketId {
         match commands.iter().find(|c| matches!(c, Command::Open { .. })) {
             Some(Command::Open { socket, .. }) => *socket,
             _ => panic!("no Open in {commands:?}"),
@@ -75,40 +206,49 @@ impl Harness {
         socket
     }
 
-    fn establish(&mut self, socket: SocketId) -> Vec<Command<String>> {
+    fn establish(&mut self, socket: SocketId) -> Vec<Command<String, String>> {
         let mut out = self.handle(Event::Opened(socket));
-        out.extend(self.handle(Event::Message {
-            socket,
-            inbound: Inbound::Connected(session("alice")),
-        }));
+        out.extend(self.handle(message(socket, Inbound::Connected(session("alice")))));
         assert_eq!(self.core.status(), Status::Open);
         out
     }
 
-    fn closed(&mut self, socket: SocketId, code: u16) -> Vec<Command<String>> {
-        self.handle(Event::Closed { socket, code })
+    fn closed(&mut self, socket: SocketId, code: u16) -> Vec<Command<String, String>> {
+        self.handle(Event::Closed {
+            socket,
+            code: CloseCode::from(code),
+        })
     }
 
-    fn send(
-        &mut self,
-        text: &str,
-        id: Option<&str>,
-        timeout_ms: Option<u32>,
-    ) -> Result<(), ClientErrorCode> {
+    /// Sends a tracked message; returns its id.
+    fn send(&mut self, message: &Msg) -> Result<String, SendError> {
         let now = self.now;
-        self.core.send(
-            now,
-            Outgoing {
-                id: id.map(str::to_owned),
-                frame: text.to_owned(),
-                timeout_ms,
-                effect: Effect::None,
-            },
-        )
+        self.core
+            .send(now, message, SendMode::Send)
+            .map(|id| id.unwrap_or_default())
+    }
+
+    fn request(&mut self, message: &Msg, timeout_ms: u32) -> String {
+        let now = self.now;
+        self.core
+            .send(
+                now,
+                message,
+                SendMode::Request {
+                    timeout_ms: Some(timeout_ms),
+                },
+            )
+            .expect("accepted")
+            .expect("a request gets an id")
+    }
+
+    fn ephemeral(&mut self, message: &Msg) {
+        let now = self.now;
+        assert_eq!(self.core.send(now, message, SendMode::Send), Ok(None));
     }
 }
 
-fn sent(commands: &[Command<String>]) -> Vec<String> {
+fn sent(commands: &[Command<String, String>]) -> Vec<String> {
     commands
         .iter()
         .filter_map(|c| match c {
@@ -121,6 +261,10 @@ fn sent(commands: &[Command<String>]) -> Vec<String> {
         .collect()
 }
 
+fn no_params() -> Vec<(&'static str, String)> {
+    Vec::new()
+}
+
 #[test]
 fn a_first_connection_goes_idle_connecting_open() {
     let mut h = Harness::new(no_jitter());
@@ -130,18 +274,14 @@ fn a_first_connection_goes_idle_connecting_open() {
         commands,
         [Command::Open {
             socket: 1,
-            token: None,
-            resume_after: None,
+            params: no_params(),
         }]
     );
     assert_eq!(h.core.status(), Status::Connecting);
     // Cookie auth sends nothing on open.
     assert_eq!(h.handle(Event::Opened(1)), []);
     assert_eq!(h.core.status(), Status::Connecting);
-    h.handle(Event::Message {
-        socket: 1,
-        inbound: Inbound::Connected(session("alice")),
-    });
+    h.handle(message(1, Inbound::Connected(session("alice"))));
     assert_eq!(h.core.status(), Status::Open);
     assert_eq!(h.core.session().unwrap().user_id, "alice");
     assert_eq!(h.core.attempt(), 0);
@@ -153,11 +293,16 @@ fn tokens_travel_in_the_first_message_or_the_query() {
         auth: Auth::Token("t0k".into()),
         ..no_jitter()
     });
-    let socket = Harness::expect_open(&h.handle(Event::Connect));
+    let commands = h.handle(Event::Connect);
+    // The server is told to wait for the message, so a cookie cannot stand in.
     assert_eq!(
-        sent(&h.handle(Event::Opened(socket))),
-        [frames::auth("t0k")]
+        commands,
+        [Command::Open {
+            socket: 1,
+            params: vec![("auth", "message".to_owned())],
+        }]
     );
+    assert_eq!(sent(&h.handle(Event::Opened(1))), [frames::auth("t0k")]);
 
     let mut h = Harness::new(Options {
         auth: Auth::Token("t0k".into()),
@@ -168,8 +313,7 @@ fn tokens_travel_in_the_first_message_or_the_query() {
         h.handle(Event::Connect),
         [Command::Open {
             socket: 1,
-            token: Some("t0k".into()),
-            resume_after: None,
+            params: vec![("token", "t0k".to_owned())],
         }]
     );
     assert_eq!(h.handle(Event::Opened(1)), []);
@@ -215,9 +359,24 @@ fn a_token_provider_is_asked_before_every_connect() {
         }),
         []
     );
-    // Signed out: unauthorized, no retry.
+    // A failed fetch is retried with backoff, as a failed connection is.
     h.handle(Event::Token {
         fetch: 2,
+        outcome: TokenOutcome::Failed,
+    });
+    assert_eq!(h.core.status(), Status::Reconnecting);
+    assert_eq!(h.core.next_retry_at().unwrap() - h.now, 2_000);
+    let commands = h.advance(2_000);
+    assert_eq!(
+        commands,
+        [Command::FetchToken {
+            fetch: 3,
+            force_refresh: false
+        }]
+    );
+    // Signed out: unauthorized, no retry.
+    h.handle(Event::Token {
+        fetch: 3,
         outcome: TokenOutcome::SignedOut,
     });
     assert_eq!(h.core.status(), Status::Unauthorized);
@@ -243,7 +402,7 @@ fn failed_attempts_back_off_exponentially_up_to_the_cap() {
 fn jittered_delays_stay_in_their_band() {
     let mut h = Harness::new(Options {
         seed: 99,
-        ..Options::default()
+        ..defaults()
     });
     let mut socket = Harness::expect_open(&h.handle(Event::Connect));
     for attempt in 1..=6u32 {
@@ -271,7 +430,7 @@ fn out_of_attempts_fails_and_rejects_what_waits() {
         ..no_jitter()
     });
     let socket = Harness::expect_open(&h.handle(Event::Connect));
-    h.send("queued", Some("q1"), None).unwrap();
+    let queued = h.send(&say("queued")).unwrap();
     h.closed(socket, 1006);
     let socket = Harness::expect_open(&h.advance(1_000));
     h.closed(socket, 1006);
@@ -279,13 +438,16 @@ fn out_of_attempts_fails_and_rejects_what_waits() {
     let commands = h.closed(socket, 1006);
     assert_eq!(h.core.status(), Status::Failed);
     assert!(commands.contains(&Command::Reject {
-        id: "q1".into(),
+        id: queued,
         reason: Rejection::Client(ClientErrorCode::ConnectionFailed)
     }));
-    assert_eq!(h.core.last_error().unwrap().code, "CONNECTION_FAILED");
     assert_eq!(
-        h.send("late", None, None),
-        Err(ClientErrorCode::ConnectionFailed)
+        h.core.last_error().unwrap().code,
+        FailureCode::Client(ClientErrorCode::ConnectionFailed)
+    );
+    assert_eq!(
+        h.send(&say("late")),
+        Err(SendError::Client(ClientErrorCode::ConnectionFailed))
     );
     // Connecting again always works.
     assert!(matches!(
@@ -338,13 +500,19 @@ fn close_codes_decide_between_retry_refresh_and_stop() {
         let socket = h.connect();
         h.closed(socket, code);
         assert_eq!(h.core.status(), status, "close code {code}");
+        let last = h.core.last_error().unwrap();
+        assert_eq!(last.close_code, Some(CloseCode::from(code)));
+        let expected = match status {
+            Status::Unauthorized => FailureCode::Server(ErrorCode::AuthFailed),
+            _ => FailureCode::Client(ClientErrorCode::ConnectionClosed),
+        };
+        assert_eq!(last.code, expected, "close code {code}");
         if status != Status::Reconnecting {
             assert_eq!(
                 h.core.next_deadline(),
                 None,
                 "code {code} leaves nothing scheduled"
             );
-            assert_eq!(h.core.last_error().unwrap().close_code, Some(code));
         }
     }
 }
@@ -380,7 +548,10 @@ fn an_expired_token_is_refreshed_once_then_unauthorized() {
     // The refreshed token fails too: stop, no retry storm.
     h.closed(socket, 4001);
     assert_eq!(h.core.status(), Status::Unauthorized);
-    assert_eq!(h.core.last_error().unwrap().code, "AUTH_FAILED");
+    assert_eq!(
+        h.core.last_error().unwrap().code,
+        FailureCode::Server(ErrorCode::AuthFailed)
+    );
     assert_eq!(h.core.next_deadline(), None);
 
     // After a success, a later expiry may refresh again.
@@ -405,13 +576,13 @@ fn cookie_or_static_token_auth_failures_stop_at_once() {
         });
         let socket = Harness::expect_open(&h.handle(Event::Connect));
         h.handle(Event::Opened(socket));
-        h.handle(Event::Message {
+        h.handle(message(
             socket,
-            inbound: Inbound::Error {
+            Inbound::Error {
                 id: None,
-                code: "AUTH_FAILED",
+                code: ErrorCode::AuthFailed,
             },
-        });
+        ));
         h.closed(socket, 4001);
         assert_eq!(h.core.status(), Status::Unauthorized);
         assert_eq!(h.core.next_deadline(), None);
@@ -428,20 +599,20 @@ fn a_connect_attempt_that_does_not_open_in_time_is_abandoned() {
     let commands = h.advance(3_000);
     assert!(commands.contains(&Command::CloseSocket {
         socket,
-        code: 4000,
+        code: CloseCode::ClientGaveUp,
         reason: "connect timeout"
     }));
     assert_eq!(h.core.status(), Status::Reconnecting);
     // Its late events change nothing.
     assert_eq!(h.handle(Event::Opened(socket)), []);
-    assert_eq!(h.handle(Event::Closed { socket, code: 1006 }), []);
+    assert_eq!(h.closed(socket, 1006), []);
     // A socket that opens but never authenticates is abandoned too.
     let socket = Harness::expect_open(&h.advance(1_000));
     h.handle(Event::Opened(socket));
     let commands = h.advance(3_000);
     assert!(commands.contains(&Command::CloseSocket {
         socket,
-        code: 4000,
+        code: CloseCode::ClientGaveUp,
         reason: "connect timeout"
     }));
 }
@@ -460,10 +631,7 @@ fn no_traffic_after_a_ping_means_the_connection_is_dead() {
     assert_eq!(sent(&commands), [frames::PING]);
     // Any traffic before the deadline keeps it alive.
     h.advance(5_000);
-    h.handle(Event::Message {
-        socket,
-        inbound: Inbound::Other,
-    });
+    h.handle(message(socket, Inbound::Other));
     assert_eq!(h.advance(10_000), []);
     // The next ping gets nothing back: closed and retried, though the socket never said so.
     let commands = h.advance(15_000);
@@ -471,7 +639,7 @@ fn no_traffic_after_a_ping_means_the_connection_is_dead() {
     let commands = h.advance(10_000);
     assert!(commands.contains(&Command::CloseSocket {
         socket,
-        code: 4000,
+        code: CloseCode::ClientGaveUp,
         reason: "heartbeat timeout"
     }));
     assert_eq!(h.core.status(), Status::Reconnecting);
@@ -484,10 +652,7 @@ fn the_servers_heartbeat_interval_wins() {
     h.handle(Event::Opened(socket));
     let mut announced = session("alice");
     announced.heartbeat_interval_ms = Some(2_000);
-    h.handle(Event::Message {
-        socket,
-        inbound: Inbound::Connected(announced),
-    });
+    h.handle(message(socket, Inbound::Connected(announced)));
     assert_eq!(sent(&h.advance(1_999)), Vec::<String>::new());
     assert_eq!(sent(&h.advance(1)), [frames::PING]);
 }
@@ -501,7 +666,7 @@ fn a_visible_page_checks_liveness_at_once() {
     let commands = h.advance(5_000);
     assert!(commands.contains(&Command::CloseSocket {
         socket,
-        code: 4000,
+        code: CloseCode::ClientGaveUp,
         reason: "heartbeat timeout"
     }));
     // Waiting to retry: a visible page retries now.
@@ -536,195 +701,289 @@ fn offline_pauses_retries_and_online_retries_at_once() {
 }
 
 #[test]
-fn messages_wait_in_order_and_a_full_queue_refuses() {
+fn tracked_messages_wait_in_order_and_a_full_queue_refuses() {
     let mut h = Harness::new(Options {
         queue_size: 3,
         ..no_jitter()
     });
     let socket = Harness::expect_open(&h.handle(Event::Connect));
-    h.send("a", Some("1"), None).unwrap();
-    h.send("b", None, None).unwrap();
-    h.send("c", Some("3"), None).unwrap();
-    assert_eq!(h.send("d", None, None), Err(ClientErrorCode::QueueFull));
+    let a = h.send(&say("a")).unwrap();
+    let b = h.send(&say("b")).unwrap();
+    let c = h.send(&say("c")).unwrap();
+    assert_eq!(
+        h.send(&say("d")),
+        Err(SendError::Client(ClientErrorCode::QueueFull))
+    );
+    // Ephemeral messages are never queued: dropped while not connected.
+    h.ephemeral(&Msg::new("ping"));
     assert_eq!(h.core.pending(), 3);
     let commands = h.establish(socket);
-    assert_eq!(sent(&commands), ["a", "b", "c"]);
-    // Without an id a message is done once sent; with one it waits for its ack.
-    assert_eq!(h.core.pending(), 2);
-    h.handle(Event::Message {
-        socket,
-        inbound: Inbound::Ack { id: "1" },
-    });
-    h.handle(Event::Message {
-        socket,
-        inbound: Inbound::Ack { id: "3" },
-    });
+    assert_eq!(
+        sent(&commands),
+        [
+            say("a").frame(Some(&a)),
+            say("b").frame(Some(&b)),
+            say("c").frame(Some(&c))
+        ]
+    );
+    // A tracked message waits for its ack.
+    assert_eq!(h.core.pending(), 3);
+    for id in [&a, &b, &c] {
+        h.handle(ack(socket, id));
+    }
     assert_eq!(h.core.pending(), 0);
-    // Open: straight out.
-    h.send("e", None, None).unwrap();
-    assert_eq!(sent(&h.commands()), ["e"]);
+    // Open: straight out, ephemeral ones too.
+    let e = h.send(&say("e")).unwrap();
+    h.ephemeral(&Msg::new("ping"));
+    assert_eq!(
+        sent(&h.commands()),
+        [say("e").frame(Some(&e)), Msg::new("ping").frame(None)]
+    );
+}
+
+#[test]
+fn what_the_protocol_does_not_know_or_cannot_carry_is_refused() {
+    let mut h = Harness::new(no_jitter());
+    h.connect();
+    assert!(matches!(
+        h.send(&Msg::new("chat:mesage")),
+        Err(SendError::Invalid {
+            code: ErrorCode::InvalidMessage,
+            ..
+        })
+    ));
+    // Asking for an answer to an ephemeral message is a mistake.
+    let now = h.now;
+    assert!(matches!(
+        h.core.send(
+            now,
+            &typing("general", true),
+            SendMode::Request { timeout_ms: None }
+        ),
+        Err(SendError::Invalid {
+            code: ErrorCode::InvalidMessage,
+            ..
+        })
+    ));
+    // A join needs the room field its policy names.
+    assert!(matches!(
+        h.send(&Msg::new("chat:join")),
+        Err(SendError::Invalid {
+            code: ErrorCode::ValidationError,
+            ..
+        })
+    ));
+    // Larger than the server said it accepts.
+    let big = "x".repeat(MAX_MESSAGE_SIZE);
+    assert!(matches!(
+        h.send(&say(&big)),
+        Err(SendError::Invalid {
+            code: ErrorCode::MessageTooLarge,
+            ..
+        })
+    ));
+    assert_eq!(h.core.pending(), 0);
 }
 
 #[test]
 fn requests_resolve_reject_or_time_out() {
     let mut h = Harness::new(no_jitter());
     let socket = h.connect();
-    h.send("r1", Some("r1"), Some(1_000)).unwrap();
-    h.send("r2", Some("r2"), Some(1_000)).unwrap();
-    h.send("r3", Some("r3"), Some(1_000)).unwrap();
+    let r1 = h.request(&say("r1"), 1_000);
+    let r2 = h.request(&say("r2"), 1_000);
+    let r3 = h.request(&say("r3"), 1_000);
     h.commands();
+    let event = ack(socket, &r1);
+    let Event::Message { message: reply, .. } = &event else {
+        unreachable!()
+    };
+    let reply = reply.clone();
     assert_eq!(
-        h.handle(Event::Message {
-            socket,
-            inbound: Inbound::Ack { id: "r1" }
-        }),
-        [Command::Resolve { id: "r1".into() }]
+        h.handle(event),
+        [Command::Resolve {
+            id: r1.clone(),
+            reply
+        }]
     );
+    let error = message(
+        socket,
+        Inbound::Error {
+            id: Some(r2.clone()),
+            code: ErrorCode::NotParticipant,
+        },
+    );
+    let Event::Message { message: reply, .. } = &error else {
+        unreachable!()
+    };
+    let reply = reply.clone();
     assert_eq!(
-        h.handle(Event::Message {
-            socket,
-            inbound: Inbound::Error {
-                id: Some("r2"),
-                code: "NOT_PARTICIPANT"
-            }
-        }),
+        h.handle(error),
         [Command::Reject {
-            id: "r2".into(),
-            reason: Rejection::Server("NOT_PARTICIPANT".into())
+            id: r2,
+            reason: Rejection::Server {
+                code: ErrorCode::NotParticipant,
+                reply
+            }
         }]
     );
     assert_eq!(
         h.advance(1_000),
         [Command::Reject {
-            id: "r3".into(),
+            id: r3.clone(),
             reason: Rejection::Client(ClientErrorCode::Timeout)
         }]
     );
     // Replies to nothing change nothing.
-    assert_eq!(
-        h.handle(Event::Message {
-            socket,
-            inbound: Inbound::Ack { id: "r3" }
-        }),
-        []
-    );
+    assert_eq!(h.handle(ack(socket, &r3)), []);
+}
+
+#[test]
+fn received_messages_are_delivered_after_what_they_settle() {
+    let mut h = Harness::new(no_jitter());
+    let socket = h.connect();
+    let id = h.request(&say("hi"), 1_000);
+    h.commands();
+    h.core.handle(h.now, ack(socket, &id));
+    let commands: Vec<_> = std::iter::from_fn(|| h.core.poll_command())
+        .filter(|c| *c != Command::Publish)
+        .collect();
+    assert!(matches!(
+        commands[..],
+        [
+            Command::Resolve { .. },
+            Command::Deliver { known: true, .. }
+        ]
+    ));
+    h.core.handle(h.now, message(socket, Inbound::Unknown));
+    assert!(matches!(
+        h.core.poll_command(),
+        Some(Command::Deliver { known: false, .. })
+    ));
 }
 
 #[test]
 fn unacknowledged_messages_are_sent_again_after_a_reconnect() {
     let mut h = Harness::new(no_jitter());
     let socket = h.connect();
-    h.send("m1", Some("m1"), None).unwrap();
-    h.send("m2", Some("m2"), None).unwrap();
-    assert_eq!(sent(&h.commands()), ["m1", "m2"]);
-    h.handle(Event::Message {
-        socket,
-        inbound: Inbound::Ack { id: "m1" },
-    });
+    let m1 = h.send(&say("m1")).unwrap();
+    let m2 = h.send(&say("m2")).unwrap();
+    assert_eq!(
+        sent(&h.commands()),
+        [say("m1").frame(Some(&m1)), say("m2").frame(Some(&m2))]
+    );
+    h.handle(ack(socket, &m1));
     h.closed(socket, 1006);
-    h.send("m3", Some("m3"), None).unwrap();
+    let m3 = h.send(&say("m3")).unwrap();
     let socket = Harness::expect_open(&h.advance(1_000));
-    // Only what was not acknowledged, in order, and each once.
-    assert_eq!(sent(&h.establish(socket)), ["m2", "m3"]);
-    h.send("m4", Some("m4"), None).unwrap();
-    assert_eq!(sent(&h.commands()), ["m4"]);
+    // Only what was not acknowledged, in order, each once, under its own id.
+    assert_eq!(
+        sent(&h.establish(socket)),
+        [say("m2").frame(Some(&m2)), say("m3").frame(Some(&m3))]
+    );
+    let m4 = h.send(&say("m4")).unwrap();
+    assert_eq!(sent(&h.commands()), [say("m4").frame(Some(&m4))]);
 }
 
 #[test]
-fn join_and_leave_acks_update_the_chats_and_presence_the_online_list() {
+fn join_and_leave_acks_update_the_rooms_and_presence_the_online_list() {
     let mut h = Harness::new(no_jitter());
     let socket = h.connect();
-    for (id, effect) in [
-        ("j", Effect::Join("random".into())),
-        ("l", Effect::Leave("general".into())),
+    for sent in [
+        Msg::new("chat:join").text("chatId", "random"),
+        Msg::new("chat:leave").text("chatId", "general"),
     ] {
-        let now = h.now;
-        h.core
-            .send(
-                now,
-                Outgoing {
-                    id: Some(id.into()),
-                    frame: id.into(),
-                    timeout_ms: None,
-                    effect,
-                },
-            )
-            .unwrap();
-        h.handle(Event::Message {
-            socket,
-            inbound: Inbound::Ack { id },
-        });
+        let before = h.core.session().unwrap().rooms.clone();
+        let id = h.send(&sent).unwrap();
+        assert_eq!(
+            h.core.session().unwrap().rooms,
+            before,
+            "not before the ack"
+        );
+        h.handle(ack(socket, &id));
     }
-    assert_eq!(h.core.session().unwrap().chat_ids, ["random"]);
-    h.handle(Event::Message {
-        socket,
-        inbound: Inbound::Presence {
-            user_id: "bob",
-            online: true,
-        },
-    });
-    h.handle(Event::Message {
-        socket,
-        inbound: Inbound::Presence {
-            user_id: "bob",
-            online: true,
-        },
-    });
+    assert_eq!(h.core.session().unwrap().rooms, ["random"]);
+    let online = |user: &str, online: bool| {
+        message(
+            socket,
+            Inbound::Presence {
+                user_id: user.to_owned(),
+                online,
+            },
+        )
+    };
+    h.handle(online("bob", true));
+    h.handle(online("bob", true));
     assert_eq!(h.core.session().unwrap().online_user_ids, ["bob"]);
-    h.handle(Event::Message {
-        socket,
-        inbound: Inbound::Presence {
-            user_id: "bob",
-            online: false,
-        },
-    });
+    h.handle(online("bob", false));
     assert!(h.core.session().unwrap().online_user_ids.is_empty());
 }
 
 #[test]
-fn typing_repeats_while_active_and_stops_by_itself() {
+fn an_ephemeral_state_repeats_while_active_and_stops_by_itself() {
     let mut h = Harness::new(no_jitter());
     h.connect();
-    h.core.set_typing(0, "general", true);
-    assert_eq!(sent(&h.commands()), [frames::typing("general", true)]);
+    let on = typing("general", true).frame(None);
+    let off = typing("general", false).frame(None);
+    h.ephemeral(&typing("general", true));
+    assert_eq!(sent(&h.commands()), std::slice::from_ref(&on));
     h.now = 1_000;
-    h.core.set_typing(1_000, "general", true);
+    h.ephemeral(&typing("general", true));
     assert_eq!(
         sent(&h.commands()),
         Vec::<String>::new(),
-        "not resent within half the timeout"
+        "not resent within half the lifetime"
     );
     h.now = 2_000;
-    h.core.set_typing(2_000, "general", true);
+    h.ephemeral(&typing("general", true));
     assert_eq!(
         sent(&h.commands()),
-        [frames::typing("general", true)],
+        std::slice::from_ref(&on),
         "kept alive for the server"
     );
-    // No more keystrokes: the stop goes out by itself after the typing timeout.
+    // No more keystrokes: the stop goes out by itself after the lifetime.
     assert_eq!(sent(&h.advance(2_999)), Vec::<String>::new());
-    assert_eq!(sent(&h.advance(1)), [frames::typing("general", false)]);
-    // An explicit stop goes at once, once.
-    h.core.set_typing(h.now, "general", true);
-    h.core.set_typing(h.now, "general", false);
-    h.core.set_typing(h.now, "general", false);
+    assert_eq!(sent(&h.advance(1)), std::slice::from_ref(&off));
+    // An explicit stop goes at once, once; states of other keys are their own.
+    h.ephemeral(&typing("general", true));
+    h.ephemeral(&typing("random", true));
+    h.ephemeral(&typing("general", false));
+    h.ephemeral(&typing("general", false));
     assert_eq!(
         sent(&h.commands()),
-        [
-            frames::typing("general", true),
-            frames::typing("general", false)
-        ]
+        [on, typing("random", true).frame(None), off]
     );
-    // Nothing is left to stop.
-    assert_eq!(sent(&h.advance(5_000)), Vec::<String>::new());
+    assert_eq!(
+        sent(&h.advance(5_000)),
+        [typing("random", false).frame(None)]
+    );
+    // Not connected: nothing is sent, nothing kept.
+    let socket = 1;
+    h.closed(socket, 1006);
+    h.ephemeral(&typing("general", true));
+    assert_eq!(sent(&h.commands()), Vec::<String>::new());
+}
+
+#[test]
+fn the_servers_state_lifetime_wins() {
+    let mut h = Harness::new(no_jitter());
+    let socket = Harness::expect_open(&h.handle(Event::Connect));
+    h.handle(Event::Opened(socket));
+    let mut announced = session("alice");
+    announced.state_ttl_ms = Some(500);
+    h.handle(message(socket, Inbound::Connected(announced)));
+    h.commands();
+    h.ephemeral(&typing("general", true));
+    h.commands();
+    assert_eq!(sent(&h.advance(499)), Vec::<String>::new());
+    assert_eq!(sent(&h.advance(1)), [typing("general", false).frame(None)]);
 }
 
 #[test]
 fn close_settles_everything_and_leaves_nothing_scheduled() {
     let mut h = Harness::new(no_jitter());
     let socket = h.connect();
-    h.send("r", Some("r"), Some(5_000)).unwrap();
-    h.core.set_typing(h.now, "general", true);
+    let r = h.request(&say("r"), 5_000);
+    h.ephemeral(&typing("general", true));
     h.commands();
     let commands = h.handle(Event::Close);
     assert_eq!(
@@ -732,11 +991,11 @@ fn close_settles_everything_and_leaves_nothing_scheduled() {
         [
             Command::CloseSocket {
                 socket,
-                code: 1000,
+                code: CloseCode::Normal,
                 reason: "closed"
             },
             Command::Reject {
-                id: "r".into(),
+                id: r,
                 reason: Rejection::Client(ClientErrorCode::ClientClosed)
             },
         ]
@@ -744,9 +1003,12 @@ fn close_settles_everything_and_leaves_nothing_scheduled() {
     assert_eq!(h.core.status(), Status::Closed);
     assert_eq!(h.core.last_error(), None);
     assert_eq!(h.core.next_deadline(), None);
-    assert_eq!(h.send("x", None, None), Err(ClientErrorCode::ClientClosed));
+    assert_eq!(
+        h.send(&say("x")),
+        Err(SendError::Client(ClientErrorCode::ClientClosed))
+    );
     // Events of the old socket are ignored; closing twice does nothing.
-    assert_eq!(h.handle(Event::Closed { socket, code: 1000 }), []);
+    assert_eq!(h.closed(socket, 1000), []);
     assert_eq!(h.handle(Event::Close), []);
 }
 
@@ -759,7 +1021,7 @@ fn connect_close_connect_never_leaves_two_sockets() {
         h.handle(Event::Close),
         [Command::CloseSocket {
             socket: first,
-            code: 1000,
+            code: CloseCode::Normal,
             reason: "closed"
         }]
     );
@@ -776,20 +1038,17 @@ fn the_version_changes_only_when_the_snapshot_does() {
     let mut h = Harness::new(no_jitter());
     let socket = h.connect();
     let version = h.core.version();
-    h.handle(Event::Message {
-        socket,
-        inbound: Inbound::Other,
-    });
+    h.handle(message(socket, Inbound::Other));
     h.handle(Event::Timer);
     h.handle(Event::Connect);
     assert_eq!(h.core.version(), version);
-    h.handle(Event::Message {
+    h.handle(message(
         socket,
-        inbound: Inbound::Presence {
-            user_id: "bob",
+        Inbound::Presence {
+            user_id: "bob".into(),
             online: true,
         },
-    });
+    ));
     assert!(h.core.version() > version);
 }
 
@@ -817,8 +1076,22 @@ fn tokens_are_refreshed_in_band_before_they_expire() {
         }),
         "{commands:?}"
     );
+    // A failed refresh is tried again later, without dropping the connection.
+    assert_eq!(
+        h.handle(Event::Token {
+            fetch: 2,
+            outcome: TokenOutcome::Failed,
+        }),
+        []
+    );
+    assert_eq!(h.core.next_deadline(), Some(585_000));
+    let commands = h.run_until(585_000);
+    assert!(commands.contains(&Command::FetchToken {
+        fetch: 3,
+        force_refresh: true
+    }));
     let commands = h.handle(Event::Token {
-        fetch: 2,
+        fetch: 3,
         outcome: TokenOutcome::Token {
             token: "renewed",
             expires_at: Some(1_200_000),
@@ -830,13 +1103,13 @@ fn tokens_are_refreshed_in_band_before_they_expire() {
 
 #[test]
 fn ids_are_unique_and_share_a_random_prefix() {
-    let mut a = Core::<String>::new(Options {
+    let mut a = Core::<String, String>::new(Options {
         seed: 1,
-        ..Options::default()
+        ..defaults()
     });
-    let mut b = Core::<String>::new(Options {
+    let mut b = Core::<String, String>::new(Options {
         seed: 2,
-        ..Options::default()
+        ..defaults()
     });
     let ids: Vec<String> = (0..100).map(|_| a.next_id()).collect();
     let mut unique = ids.clone();
@@ -857,7 +1130,7 @@ fn a_request_times_out_only_after_it_was_sent() {
     });
     let socket = h.connect();
     h.closed(socket, 1006);
-    h.send("r", Some("r"), Some(1_000)).unwrap();
+    let r = h.request(&say("r"), 1_000);
     // Ten seconds without a connection: still waiting, not timed out.
     let mut socket = Harness::expect_open(&h.advance(1_000));
     for _ in 0..3 {
@@ -871,72 +1144,75 @@ fn a_request_times_out_only_after_it_was_sent() {
     }
     assert!(h.now >= 10_000);
     // Sent on the new connection, the clock starts.
-    assert_eq!(sent(&h.establish(socket)), ["r"]);
+    assert_eq!(sent(&h.establish(socket)), [say("r").frame(Some(&r))]);
     assert_eq!(h.advance(999), []);
     assert_eq!(
         h.advance(1),
         [Command::Reject {
-            id: "r".into(),
+            id: r,
             reason: Rejection::Client(ClientErrorCode::Timeout)
         }]
     );
 }
 
+/// Whether the event numbered `seq` reached the application.
+fn delivered(h: &mut Harness, socket: SocketId, seq: u64) -> bool {
+    h.core
+        .handle(h.now, message(socket, Inbound::Numbered { seq: Some(seq) }));
+    std::iter::from_fn(|| h.core.poll_command()).any(|c| matches!(c, Command::Deliver { .. }))
+}
+
 #[test]
-fn events_are_admitted_once_and_a_reconnect_resumes_after_the_last() {
+fn events_are_delivered_once_and_a_reconnect_resumes_after_the_last() {
     let mut h = Harness::new(no_jitter());
     let socket = Harness::expect_open(&h.handle(Event::Connect));
     h.handle(Event::Opened(socket));
     let mut announced = session("alice");
     announced.seq = Some(10);
-    h.handle(Event::Message {
-        socket,
-        inbound: Inbound::Connected(announced.clone()),
-    });
+    h.handle(message(socket, Inbound::Connected(announced.clone())));
     assert_eq!(h.core.last_seq(), Some(10));
     assert!(
-        !h.core.admit(10),
+        !delivered(&mut h, socket, 10),
         "what came before the session is not replayed twice"
     );
-    assert!(h.core.admit(11));
-    assert!(!h.core.admit(11));
-    assert!(!h.core.admit(5));
-    assert!(h.core.admit(14));
+    assert!(delivered(&mut h, socket, 11));
+    assert!(!delivered(&mut h, socket, 11));
+    assert!(!delivered(&mut h, socket, 5));
+    assert!(delivered(&mut h, socket, 14));
     h.closed(socket, 1006);
     let commands = h.advance(1_000);
     assert!(
         commands.contains(&Command::Open {
             socket: 2,
-            token: None,
-            resume_after: Some(14)
+            params: vec![("lastSeq", "14".to_owned())],
         }),
         "{commands:?}"
     );
     // The server's replay starts after 14; duplicates it may send are dropped.
     h.handle(Event::Opened(2));
-    h.handle(Event::Message {
-        socket: 2,
-        inbound: Inbound::Connected(Session {
+    h.handle(message(
+        2,
+        Inbound::Connected(Session {
             seq: Some(20),
             ..announced.clone()
         }),
-    });
-    assert!(!h.core.admit(14));
-    assert!(h.core.admit(15));
+    ));
+    assert!(!delivered(&mut h, 2, 14));
+    assert!(delivered(&mut h, 2, 15));
 
     // A server whose log is behind the client lost its store: start from its head.
     h.closed(2, 1006);
     let socket = Harness::expect_open(&h.advance(h.core.next_retry_at().unwrap() - h.now));
     h.handle(Event::Opened(socket));
-    h.handle(Event::Message {
+    h.handle(message(
         socket,
-        inbound: Inbound::Connected(Session {
+        Inbound::Connected(Session {
             seq: Some(3),
             ..announced
         }),
-    });
+    ));
     assert_eq!(h.core.last_seq(), Some(3));
-    assert!(h.core.admit(4));
+    assert!(delivered(&mut h, socket, 4));
 }
 
 #[test]
@@ -955,19 +1231,15 @@ fn many_requests_time_out_at_their_own_deadlines_and_answered_ones_never() {
     // 3,000 requests with timeouts of 1 to 3 seconds, 3 sent each millisecond.
     let mut expected = Vec::new();
     for i in 0..3_000u32 {
-        let id = format!("q{i}");
         let timeout = 1_000 + (i * 7919) % 2_000;
         h.now = u64::from(i / 3);
-        h.send(&id, Some(&id), Some(timeout)).unwrap();
+        let id = h.request(&say(&i.to_string()), timeout);
         expected.push((h.now + u64::from(timeout), i, id));
     }
     h.commands();
     // Every other one is answered: those must never time out.
     for (_, _, id) in expected.iter().step_by(2) {
-        h.handle(Event::Message {
-            socket,
-            inbound: Inbound::Ack { id },
-        });
+        h.handle(ack(socket, id));
     }
     let mut open: Vec<(u64, u32, String)> = expected.into_iter().skip(1).step_by(2).collect();
     open.sort();
@@ -993,4 +1265,72 @@ fn many_requests_time_out_at_their_own_deadlines_and_answered_ones_never() {
     }
     assert_eq!(h.core.pending(), 0);
     assert_eq!(h.core.next_deadline().filter(|d| *d <= 10_000), None);
+}
+
+#[test]
+fn control_fields_are_read_once_for_both_clients() {
+    struct Payload(Vec<(&'static str, f64)>, Vec<(&'static str, &'static str)>);
+    impl Fields for Payload {
+        fn text(&self, key: Key<'_>) -> Option<String> {
+            self.1
+                .iter()
+                .find(|(k, _)| *k == key.name())
+                .map(|(_, v)| (*v).to_owned())
+        }
+        fn number(&self, key: Key<'_>) -> Option<f64> {
+            self.0
+                .iter()
+                .find(|(k, _)| *k == key.name())
+                .map(|(_, v)| *v)
+        }
+        fn flag(&self, _: Key<'_>) -> Option<bool> {
+            None
+        }
+        fn texts(&self, _: Key<'_>) -> Vec<String> {
+            Vec::new()
+        }
+    }
+    let descriptor = ChatProtocol::descriptor();
+    let connected = Payload(
+        vec![
+            ("seq", -1.0),
+            ("heartbeatIntervalMs", 2.5),
+            ("maxMessageBytes", 4096.0),
+        ],
+        vec![("userId", "u")],
+    );
+    let Inbound::Connected(session) = read(&descriptor, Some("connected"), &connected) else {
+        panic!()
+    };
+    // Numbers that are not whole, or out of range, are ignored rather than wrapped.
+    assert_eq!(session.seq, None);
+    assert_eq!(session.heartbeat_interval_ms, None);
+    assert_eq!(session.max_message_bytes, Some(4096));
+    let event = Payload(vec![("seq", 9_007_199_254_740_992.0)], vec![]);
+    assert_eq!(
+        read(&descriptor, Some("chat:message"), &event),
+        Inbound::Numbered { seq: None }
+    );
+    let event = Payload(vec![("seq", 42.0)], vec![]);
+    assert_eq!(
+        read(&descriptor, Some("chat:read"), &event),
+        Inbound::Numbered { seq: Some(42) }
+    );
+    assert_eq!(
+        read(&descriptor, Some("chat:typing"), &event),
+        Inbound::Other
+    );
+    assert_eq!(
+        read(&descriptor, Some("poll:new"), &event),
+        Inbound::Unknown
+    );
+    assert_eq!(read(&descriptor, None, &event), Inbound::Unknown);
+    let error = Payload(vec![], vec![("code", "RATE_LIMITED"), ("id", "x")]);
+    assert_eq!(
+        read(&descriptor, Some("error"), &error),
+        Inbound::Error {
+            id: Some("x".into()),
+            code: ErrorCode::RateLimited
+        }
+    );
 }

@@ -14,14 +14,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing};
-use relaywire_protocol::http::{
+use relaywire_chat::http::{
     AddParticipants, ApiError, Broadcast, ChatList, ChatSummary, ConnectedUsers, CreateChat,
     Delivery, DevLogin, Disconnected, MessagePage, NotifyUser, PushToUser, PushToUsers,
     ReceiptList, Session, UserStatus,
 };
-use relaywire_protocol::{
-    CloseCode, ErrorCode, ErrorPayload, MAX_ID_BYTES, Notification, ServerMessage,
-};
+use relaywire_chat::{Notification, ServerMessage};
+use relaywire_protocol::{CloseCode, ErrorCode, ErrorPayload, MAX_ID_BYTES};
 use serde::Deserialize;
 
 use crate::app::App;
@@ -66,6 +65,7 @@ pub(crate) fn routes(app: &App) -> Router<App> {
     if app.config.test_hooks {
         router = router
             .route("/test/pongs", routing::post(pause_pongs))
+            .route("/test/acks", routing::post(pause_acks))
             .route("/test/token", routing::post(test_token))
             .route("/test/raw", routing::post(test_raw));
     }
@@ -523,17 +523,27 @@ async fn disconnect_user(
 }
 
 #[derive(Debug, Deserialize)]
-struct PongSwitch {
+struct PauseSwitch {
     paused: bool,
 }
 
 /// `POST /test/pongs {"paused": true}`: stop answering pings, so clients see a
 /// connection that is open but dead. Only with `TEST_HOOKS`.
-async fn pause_pongs(State(app): State<App>, ApiJson(switch): ApiJson<PongSwitch>) -> StatusCode {
+async fn pause_pongs(State(app): State<App>, ApiJson(switch): ApiJson<PauseSwitch>) -> StatusCode {
     app.test_hooks
         .pongs_paused
         .store(switch.paused, Ordering::Relaxed);
     tracing::warn!(paused = switch.paused, "test hook: pongs");
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /test/acks {"paused": true}`: handle messages but acknowledge none, so
+/// clients' requests time out. Only with `TEST_HOOKS`.
+async fn pause_acks(State(app): State<App>, ApiJson(switch): ApiJson<PauseSwitch>) -> StatusCode {
+    app.test_hooks
+        .acks_paused
+        .store(switch.paused, Ordering::Relaxed);
+    tracing::warn!(paused = switch.paused, "test hook: acks");
     StatusCode::NO_CONTENT
 }
 

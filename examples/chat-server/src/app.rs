@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use relaywire_protocol::http::{ChatSummary, CreateChat};
-use relaywire_protocol::{
-    CONNECTION_TIMEOUT_MS, CloseCode, Connected, PROTOCOL_VERSION, Seq, ServerMessage,
-};
+use relaywire_chat::ServerMessage;
+use relaywire_chat::http::{ChatSummary, CreateChat};
+use relaywire_protocol::{CONNECTION_TIMEOUT_MS, CloseCode, Connected, PROTOCOL_VERSION, Seq};
 use tokio::sync::{mpsc, watch};
 
 use crate::auth::{Identity, Verifier};
@@ -24,6 +23,8 @@ use crate::store::{Posted, Store, StoreError, StoredRead};
 pub struct TestHooks {
     /// When set, `ping` gets no `pong`: the connection looks dead to the client.
     pub pongs_paused: AtomicBool,
+    /// When set, nothing is acknowledged: a client's requests time out.
+    pub acks_paused: AtomicBool,
 }
 
 /// Everything a request or a connection needs. Cheap to clone.
@@ -294,6 +295,11 @@ impl App {
                 },
             )
             .await
+    }
+
+    /// Whether acknowledgements are paused (test hook).
+    pub fn acks_paused(&self) -> bool {
+        self.config.test_hooks && self.test_hooks.acks_paused.load(Ordering::Relaxed)
     }
 
     /// Whether `pong` replies are paused (test hook).

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use axum::extract::ws::Utf8Bytes;
-use relaywire_protocol::http::UserStatus;
-use relaywire_protocol::{CloseCode, PresenceChange, ServerMessage, TypingIndicator, encode};
+use relaywire_chat::http::UserStatus;
+use relaywire_chat::{ServerMessage, TypingIndicator};
+use relaywire_protocol::{CloseCode, PresenceChange, encode};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ConnectionPolicy;

@@ -1,6 +1,7 @@
 //! Counters for Prometheus (`GET /metrics`): connections, messages in and out, auth
 //! failures and errors by code.
 
+use relaywire_protocol::Messages as _;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -37,7 +38,7 @@ impl Metrics {
 
     /// A client message of this type arrived (`invalid` for undecodable frames).
     pub fn message_in(&self, type_name: &str) {
-        let known = relaywire_protocol::ClientMessage::TYPES.contains(&type_name);
+        let known = relaywire_chat::ClientMessage::TYPES.contains(&type_name);
         bump(
             &self.messages_in,
             if known { type_name } else { "invalid" }.to_owned(),

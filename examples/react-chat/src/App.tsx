@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
-import { RelaywireProvider } from "relaywire/react";
-import type { Session } from "relaywire";
+import type { Session } from "relaywire/chat";
+import { RelaywireProvider } from "./relaywire";
 import { api } from "./api";
 import { ChatApp } from "./ChatApp";
 import { Login } from "./Login";

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import type { ChatMessage, ChatSummary, RelaywireError, Session } from "relaywire";
-import { useConnection, useMessage, useRelaywire } from "relaywire/react";
+import type { RelaywireError } from "relaywire";
+import { joinChat, markRead, sendChatMessage, setTyping as sendTyping, type ChatMessage, type ChatSummary, type Session } from "relaywire/chat";
+import { useConnection, useMessage, useRelaywire } from "./relaywire";
 import { api } from "./api";
 import { ConnectionBadge } from "./ConnectionBadge";
 import { Composer } from "./Composer";
@@ -70,13 +71,13 @@ export function ChatApp({ session, onSignOut }: { session: Session; onSignOut: (
   }, []);
 
   // The chat list: on every (re)connect, and when joins or leaves change it.
-  const chatIds = connection.chatIds.join(",");
+  const chatIds = connection.rooms.join(",");
   useEffect(() => {
     if (!open) return;
     api.chats().then(setChats, () => undefined);
   }, [open, chatIds]);
 
-  const joined = useMemo(() => chats.filter((c) => c.participantIds.includes(me) || connection.chatIds.includes(c.id)), [chats, me, connection.chatIds]);
+  const joined = useMemo(() => chats.filter((c) => c.participantIds.includes(me) || connection.rooms.includes(c.id)), [chats, me, connection.rooms]);
   const joinable = useMemo(() => chats.filter((c) => !joined.includes(c)), [chats, joined]);
 
   useEffect(() => {
@@ -129,7 +130,7 @@ export function ChatApp({ session, onSignOut }: { session: Session; onSignOut: (
     if (!open || selected === null || lastFromOthers === undefined) return;
     if (marked.current[selected] === lastFromOthers.id) return;
     marked.current[selected] = lastFromOthers.id;
-    client.markRead(selected, lastFromOthers.id).catch(() => {
+    markRead(client, selected, lastFromOthers.id).catch(() => {
       delete marked.current[selected];
     });
   }, [client, open, selected, lastFromOthers]);
@@ -139,7 +140,7 @@ export function ChatApp({ session, onSignOut }: { session: Session; onSignOut: (
     nextKey.current += 1;
     const key = nextKey.current;
     setOutbox((all) => [...all, { key, chatId: selected, content }]);
-    client.sendChatMessage(selected, content).then(
+    sendChatMessage(client, selected, content).then(
       () => setOutbox((all) => all.filter((o) => o.key !== key)),
       (error: RelaywireError) =>
         setOutbox((all) => all.map((o) => (o.key === key ? { ...o, error: error.code } : o))),
@@ -147,7 +148,7 @@ export function ChatApp({ session, onSignOut }: { session: Session; onSignOut: (
   };
 
   const join = (chatId: string) => {
-    client.joinChat(chatId).then(
+    joinChat(client, chatId).then(
       () => setSelected(chatId),
       (error: RelaywireError) => toast({ kind: "error", title: "Cannot join", body: error.message }),
     );
@@ -280,7 +281,7 @@ export function ChatApp({ session, onSignOut }: { session: Session; onSignOut: (
             </div>
             <Composer
               key={chat.id}
-              onTyping={(active) => client.setTyping(chat.id, active)}
+              onTyping={(active) => sendTyping(client, chat.id, active)}
               onSend={send}
               disabled={connection.status === "unauthorized" || connection.status === "closed"}
             />

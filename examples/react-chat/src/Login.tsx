@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from "react";
-import type { Session } from "relaywire";
+import type { Session } from "relaywire/chat";
 import { api } from "./api";
 
 const slug = (name: string) =>

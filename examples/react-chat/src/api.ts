@@ -1,4 +1,4 @@
-// The reference server's HTTP API, typed with the shapes the protocol crate generates.
+// The reference server's HTTP API, typed with the shapes the chat catalogue generates.
 import type {
   ApiError,
   ChatList,
@@ -6,7 +6,7 @@ import type {
   MessagePage,
   ReceiptList,
   Session,
-} from "relaywire";
+} from "relaywire/chat";
 
 /** An HTTP API failure, with the protocol's error code. */
 export class ApiFailure extends Error {

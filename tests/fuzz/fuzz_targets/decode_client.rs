@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relaywire_protocol::{Limits, decode_client_message, encode};
+use relaywire_chat::decode_client_message;
+use relaywire_protocol::{Limits, encode};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relaywire_protocol::{decode_server_message, encode};
+use relaywire_chat::decode_server_message;
+use relaywire_protocol::encode;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -5,8 +5,8 @@
 use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
+use relaywire_chat::decode_server_message;
 use relaywire_chat_server::FrameHarness;
-use relaywire_protocol::decode_server_message;
 
 /// Inputs handled before the harness (and its store) is built afresh, so state kept
 /// from one input to the next stays bounded.

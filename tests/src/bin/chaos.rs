@@ -14,10 +14,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use relaywire_chat::http::MessagePage;
+use relaywire_chat::{ChatProtocol, ClientMessage, SendMessage, ServerMessage};
 use relaywire_client::core::{Auth, HeartbeatPolicy, ReconnectPolicy, Status};
 use relaywire_client::native::{Client, Options};
-use relaywire_protocol::http::MessagePage;
-use relaywire_protocol::{ClientMessage, SendMessage, ServerMessage};
 use relaywire_tests::chaos::{ChaosProxy, Rng};
 use relaywire_tests::{SECRET, token};
 
@@ -111,7 +111,7 @@ struct Record {
     opens: u64,
 }
 
-fn native_options(url: &str, user: &str) -> Options {
+fn native_options(url: &str, user: &str) -> Options<ChatProtocol> {
     let mut options = Options::new(url, Auth::Token(token(user)));
     options.core.reconnect = ReconnectPolicy {
         initial_delay_ms: 50,

@@ -1,7 +1,8 @@
 //! The SQL behind every store operation, as plain functions on a connection.
 
-use relaywire_protocol::http::{ChatSummary, CreateChat, MessagePage};
-use relaywire_protocol::{ChatMessage, MessageCreated, ReadReceipt, Seq, ServerMessage, encode};
+use relaywire_chat::http::{ChatSummary, CreateChat, MessagePage};
+use relaywire_chat::{ChatMessage, MessageCreated, ReadReceipt, ServerMessage};
+use relaywire_protocol::{Seq, encode};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;

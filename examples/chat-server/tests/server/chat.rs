@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use relaywire_protocol::ServerMessage;
+use relaywire_chat::ServerMessage;
 use serde_json::json;
 
 use crate::support::{TestServer, config, json_of};
@@ -22,7 +22,7 @@ async fn a_message_is_stored_acknowledged_and_fanned_out() {
 
     let ServerMessage::ChatMessage(delivered) = ({
         let json = bob.next_of("chat:message").await;
-        relaywire_protocol::decode_server_message(&json.to_string()).unwrap()
+        relaywire_chat::decode_server_message(&json.to_string()).unwrap()
     }) else {
         panic!("not a chat message");
     };

@@ -1,8 +1,8 @@
 //! Every input in `tests/vectors/regressions/` goes through the server's frame handling:
 //! nothing panics, and every answer is a valid server message.
 
+use relaywire_chat::decode_server_message;
 use relaywire_chat_server::FrameHarness;
-use relaywire_protocol::decode_server_message;
 
 #[tokio::test]
 async fn regression_inputs_get_valid_answers() {

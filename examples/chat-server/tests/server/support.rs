@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
+use relaywire_chat::{ServerMessage, decode_server_message};
 use relaywire_chat_server::config::Database;
 use relaywire_chat_server::{Config, RunningServer, start};
-use relaywire_protocol::{ServerMessage, decode_server_message};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

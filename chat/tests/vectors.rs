@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use relaywire_protocol::{
-    ClientEnvelope, ClientMessage, DecodeError, Limits, ServerMessage, decode_client_message,
-    decode_server_message, encode,
+use relaywire_chat::{
+    ClientEnvelope, ClientMessage, ServerMessage, decode_client_message, decode_server_message,
 };
+use relaywire_protocol::{DecodeError, Limits, Messages, encode};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -135,5 +135,49 @@ fn invalid_server_frames_fail_with_their_code() {
             .unwrap_or_else(|| panic!("{} decoded", vector.name));
         assert_eq!(err.code().as_str(), vector.code, "{}: {err}", vector.name);
         assert_eq!(kind_name(&err), vector.kind, "{}: {err}", vector.name);
+    }
+}
+
+#[derive(Deserialize)]
+struct Encoding {
+    side: String,
+    name: String,
+    encoded: String,
+}
+
+/// `tests/vectors/encodings.json` holds, for every valid vector, the exact text the
+/// encoder wrote before the chat messages became a catalogue of their own: the wire
+/// form may not move by one byte.
+#[test]
+fn every_valid_frame_encodes_byte_for_byte_as_before() {
+    let valid: Vec<(String, Valid)> = load::<Valid>("client-valid.json")
+        .into_iter()
+        .map(|vector| ("client".to_owned(), vector))
+        .chain(
+            load::<Valid>("server-valid.json")
+                .into_iter()
+                .map(|vector| ("server".to_owned(), vector)),
+        )
+        .collect();
+    let encodings = load::<Encoding>("encodings.json");
+    assert_eq!(
+        encodings.len(),
+        valid.len(),
+        "one encoding per valid vector"
+    );
+    let unlimited = Limits {
+        max_message_bytes: usize::MAX,
+        ..Limits::default()
+    };
+    for ((side, vector), expected) in valid.iter().zip(&encodings) {
+        assert_eq!((side, &vector.name), (&expected.side, &expected.name));
+        let text = vector.frame.to_string();
+        let encoded = if side == "client" {
+            encode(&decode_client_message(&text, &unlimited).unwrap())
+        } else {
+            encode(&decode_server_message(&text).unwrap())
+        }
+        .unwrap();
+        assert_eq!(encoded, expected.encoded, "{}", vector.name);
     }
 }

@@ -1,6 +1,6 @@
 //! Bodies of the reference server's HTTP API, shared with its clients like the messages.
 //!
-//! Errors come back as [`ApiError`] with the status of [`ErrorCode::http_status`](crate::ErrorCode::http_status):
+//! Errors come back as [`ApiError`] with the status of [`ErrorCode::http_status`](relaywire_protocol::ErrorCode::http_status):
 //!
 //! ```json
 //! {"error": {"code": "NOT_FOUND", "message": "no chat `support`"}}
@@ -8,15 +8,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChatMessage, ErrorPayload, ReadReceipt, ServerMessage};
+use relaywire_protocol::ErrorPayload;
+
+use crate::{ChatMessage, ReadReceipt, ServerMessage};
 
 /// A chat as the HTTP API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatSummary {
     /// The chat id.
@@ -33,11 +31,7 @@ pub struct ChatSummary {
 
 /// Body of `POST /api/chats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts", optional_fields)
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(optional_fields))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateChat {
     /// The id to use; the server makes one up when absent.
@@ -55,11 +49,7 @@ pub struct CreateChat {
 
 /// Response of `GET /api/chats` and `GET /api/me/chats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ChatList {
     /// The chats, oldest first.
@@ -68,11 +58,7 @@ pub struct ChatList {
 
 /// Body of `POST /api/chats/{chatId}/participants`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct AddParticipants {
     /// The users to add.
@@ -81,11 +67,7 @@ pub struct AddParticipants {
 
 /// Response of `GET /api/chats/{chatId}/receipts`: where each participant has read to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ReceiptList {
     /// The latest receipt of each participant who has read something.
@@ -94,11 +76,7 @@ pub struct ReceiptList {
 
 /// Response of `GET /api/chats/{chatId}/messages?before=&after=&limit=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct MessagePage {
     /// Messages in the order they were sent.
@@ -109,11 +87,7 @@ pub struct MessagePage {
 
 /// Body of `POST /auth/dev-login` (local development only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts", optional_fields)
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(optional_fields))]
 #[serde(rename_all = "camelCase")]
 pub struct DevLogin {
     /// The user to sign in as.
@@ -125,11 +99,7 @@ pub struct DevLogin {
 
 /// Who a session belongs to: the response of `POST /auth/dev-login` and `GET /api/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     /// The user id.
@@ -142,11 +112,7 @@ pub struct Session {
 
 /// Body of `POST /api/messages/user`: push a message to one user's connections.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PushToUser {
     /// The recipient.
@@ -157,11 +123,7 @@ pub struct PushToUser {
 
 /// Body of `POST /api/messages/users`: push a message to several users.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PushToUsers {
     /// The recipients.
@@ -172,11 +134,7 @@ pub struct PushToUsers {
 
 /// Body of `POST /api/messages/broadcast`: push a message to every connected user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Broadcast {
     /// A `notification`, `system` or `event` message.
@@ -185,11 +143,7 @@ pub struct Broadcast {
 
 /// Body of `POST /api/notifications`: a `notification` for one user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts", optional_fields)
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(optional_fields))]
 #[serde(rename_all = "camelCase")]
 pub struct NotifyUser {
     /// The recipient.
@@ -206,11 +160,7 @@ pub struct NotifyUser {
 
 /// Response of the push endpoints: how far the message got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     /// Recipients with at least one open connection.
@@ -222,11 +172,7 @@ pub struct Delivery {
 /// A user's connection status: `GET /api/users/{userId}/status`, and the rows of
 /// `GET /api/users/connected`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts", optional_fields)
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(optional_fields))]
 #[serde(rename_all = "camelCase")]
 pub struct UserStatus {
     /// The user.
@@ -242,11 +188,7 @@ pub struct UserStatus {
 
 /// Response of `GET /api/users/connected`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectedUsers {
     /// Every user with an open connection.
@@ -255,11 +197,7 @@ pub struct ConnectedUsers {
 
 /// Response of `DELETE /api/users/{userId}/connections`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Disconnected {
     /// Connections closed.
@@ -268,11 +206,7 @@ pub struct Disconnected {
 
 /// The body of every HTTP API error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(
-    feature = "typescript",
-    derive(ts_rs::TS),
-    ts(export_to = "protocol.ts")
-)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct ApiError {
     /// What went wrong.
     pub error: ErrorPayload,

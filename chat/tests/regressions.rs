@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use relaywire_protocol::{Limits, decode_client_message, decode_server_message, encode};
+use relaywire_chat::{decode_client_message, decode_server_message};
+use relaywire_protocol::{Limits, encode};
 
 fn inputs() -> Vec<(String, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/regressions");

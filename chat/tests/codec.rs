@@ -1,10 +1,8 @@
 //! Decoder behaviour beyond the vectors: leniency that is deliberate, limits, and the
 //! error replies a server sends.
 
-use relaywire_protocol::{
-    ClientMessage, DecodeErrorKind, ErrorCode, Limits, Ping, ServerMessage, decode_client_message,
-    decode_server_message, encode,
-};
+use relaywire_chat::{ClientMessage, ServerMessage, decode_client_message, decode_server_message};
+use relaywire_protocol::{DecodeErrorKind, ErrorCode, Limits, Messages, Ping, encode};
 
 #[test]
 fn missing_or_null_payload_counts_as_empty() {

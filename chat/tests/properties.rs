@@ -2,11 +2,14 @@
 //! decoder, and every message that encodes decodes back to itself.
 
 use proptest::prelude::*;
+use relaywire_chat::{
+    AppEvent, ChatMessage, ClientEnvelope, ClientMessage, JoinChat, LeaveChat, MarkRead,
+    MessageCreated, Notification, ReadReceipt, SendMessage, ServerMessage, SetTyping, SystemLevel,
+    SystemNotice, TypingIndicator, decode_client_message, decode_server_message,
+};
 use relaywire_protocol::{
-    Ack, AppEvent, Authenticate, ChatMessage, ClientEnvelope, ClientMessage, Connected, ErrorCode,
-    ErrorPayload, JoinChat, LeaveChat, Limits, MarkRead, MessageCreated, Notification, Ping, Pong,
-    PresenceChange, ReadReceipt, SendMessage, Seq, ServerMessage, SetTyping, SystemLevel,
-    SystemNotice, TypingIndicator, decode_client_message, decode_server_message, encode,
+    Ack, Authenticate, Connected, ErrorCode, ErrorPayload, Limits, Messages, Ping, Pong,
+    PresenceChange, Seq, encode,
 };
 use serde_json::{Value, json};
 
