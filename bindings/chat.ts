@@ -64,11 +64,11 @@ token: string, };
 /**
  * Body of `POST /api/messages/broadcast`: push a message to every connected user.
  */
-export type Broadcast = { 
+export type Broadcast<S> = { 
 /**
- * A `notification`, `system` or `event` message.
+ * A message the app lets admins push.
  */
-message: ServerMessage, };
+message: S, };
 
 /**
  * Response of `GET /api/chats` and `GET /api/me/chats`.
@@ -391,7 +391,8 @@ body: string,
 data?: unknown, };
 
 /**
- * Body of `POST /api/notifications`: a `notification` for one user.
+ * Body of `POST /api/notifications`: a notification for one user, in the message the
+ * app builds from it.
  */
 export type NotifyUser = { 
 /**
@@ -454,28 +455,29 @@ online: boolean, };
 /**
  * Body of `POST /api/messages/user`: push a message to one user's connections.
  */
-export type PushToUser = { 
+export type PushToUser<S> = { 
 /**
  * The recipient.
  */
 userId: string, 
 /**
- * A `notification`, `system` or `event` message.
+ * A message the app lets admins push (for the chat server: `notification`,
+ * `system` or `event`).
  */
-message: ServerMessage, };
+message: S, };
 
 /**
  * Body of `POST /api/messages/users`: push a message to several users.
  */
-export type PushToUsers = { 
+export type PushToUsers<S> = { 
 /**
  * The recipients.
  */
 userIds: Array<string>, 
 /**
- * A `notification`, `system` or `event` message.
+ * A message the app lets admins push.
  */
-message: ServerMessage, };
+message: S, };
 
 /**
  * Payload of server `chat:read`.

@@ -348,22 +348,12 @@ pub struct AppEvent {
 pub fn typescript() -> String {
     use http::*;
     relaywire_protocol::typescript::Bindings::of::<ChatProtocol>()
+        .with_server_api()
         .with::<AddParticipants>()
-        .with::<ApiError>()
-        .with::<Broadcast>()
         .with::<ChatList>()
-        .with::<ConnectedUsers>()
         .with::<CreateChat>()
-        .with::<Delivery>()
-        .with::<DevLogin>()
-        .with::<Disconnected>()
         .with::<MessagePage>()
-        .with::<NotifyUser>()
-        .with::<PushToUser>()
-        .with::<PushToUsers>()
         .with::<ReceiptList>()
-        .with::<Session>()
-        .with::<UserStatus>()
         .render()
 }
 

@@ -20,7 +20,16 @@ use crate::{
 
 /// One side's messages of a protocol: an enum [`catalogue!`](crate::catalogue!) generates.
 pub trait Messages:
-    Sized + Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
+    Sized
+    + Clone
+    + fmt::Debug
+    + PartialEq
+    + Serialize
+    + DeserializeOwned
+    + crate::WireMessage
+    + Send
+    + Sync
+    + 'static
 {
     /// Every wire `type`, control types first, then the catalogue's in its order.
     const TYPES: &'static [&'static str];

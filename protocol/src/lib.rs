@@ -5,6 +5,7 @@ mod close_code;
 mod codec;
 pub mod control;
 mod error_code;
+pub mod http;
 mod limits;
 pub mod policy;
 mod seq;

@@ -187,6 +187,23 @@ impl Bindings {
         }
     }
 
+    /// Adds the bodies of the HTTP API every Relaywire server offers
+    /// ([`crate::http`]), the pushes typed with the protocol's server messages.
+    pub fn with_server_api(self) -> Self {
+        use crate::http::*;
+        self.with::<ApiError>()
+            .with::<Broadcast<crate::Ack>>()
+            .with::<ConnectedUsers>()
+            .with::<Delivery>()
+            .with::<DevLogin>()
+            .with::<Disconnected>()
+            .with::<NotifyUser>()
+            .with::<PushToUser<crate::Ack>>()
+            .with::<PushToUsers<crate::Ack>>()
+            .with::<Session>()
+            .with::<UserStatus>()
+    }
+
     /// Adds another type (and what it uses), e.g. an HTTP API body.
     pub fn with<T: TS + 'static>(mut self) -> Self {
         self.declarations.add::<T>(&self.config);

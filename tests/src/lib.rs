@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use relaywire_chat::ChatProtocol;
 use relaywire_chat_server::config::Database;
-use relaywire_chat_server::{Config, RunningServer, start};
+use relaywire_chat_server::{ChatApp, Config, RunningServer, start};
 use relaywire_client::core::{Auth, ReconnectPolicy};
 use relaywire_client::native;
 
@@ -53,9 +53,10 @@ impl Server {
         let mut config = Config::local(SECRET);
         config.database = Database::File(dir.join("chat.db"));
         config.data_dir = dir.clone();
-        config.seed_demo = true;
         adjust(&mut config);
-        let running = start(config.clone()).await.expect("the server starts");
+        let running = start(config.clone(), ChatApp::with_demo_chats())
+            .await
+            .expect("the server starts");
         // Restarts reuse the port it got.
         config.listen = running.addr();
         Server {
@@ -86,7 +87,7 @@ impl Server {
     pub async fn restart(&mut self) {
         self.stop().await;
         for _ in 0..50 {
-            match start(self.config.clone()).await {
+            match start(self.config.clone(), ChatApp::with_demo_chats()).await {
                 Ok(running) => {
                     self.running = Some(running);
                     return;

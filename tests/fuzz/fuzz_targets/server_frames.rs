@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
 use relaywire_chat::decode_server_message;
-use relaywire_chat_server::FrameHarness;
+use relaywire_chat_server::{ChatApp, FrameHarness};
 
 /// Inputs handled before the harness (and its store) is built afresh, so state kept
 /// from one input to the next stays bounded.
@@ -17,7 +17,7 @@ thread_local! {
         .enable_all()
         .build()
         .expect("a runtime");
-    static HARNESS: RefCell<Option<(FrameHarness, u32)>> = const { RefCell::new(None) };
+    static HARNESS: RefCell<Option<(FrameHarness<ChatApp>, u32)>> = const { RefCell::new(None) };
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
                 .as_ref()
                 .is_none_or(|(_, used)| *used >= INPUTS_PER_HARNESS)
             {
-                *slot = Some((runtime.block_on(FrameHarness::new()), 0));
+                *slot = Some((runtime.block_on(relaywire_chat_server::frame_harness()), 0));
             }
             let Some((harness, used)) = slot.as_mut() else {
                 return;

@@ -231,7 +231,7 @@ async fn read_receipts_are_stored_and_fanned_out() {
 #[tokio::test]
 async fn typing_fans_out_and_expires_on_the_server() {
     let mut config = config();
-    config.typing_timeout = Duration::from_millis(400);
+    config.state_timeout = Duration::from_millis(400);
     let server = TestServer::with(config).await;
     let (mut alice, _) = server.connect("alice").await;
     let (mut bob, _) = server.connect("bob").await;

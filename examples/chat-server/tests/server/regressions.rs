@@ -2,13 +2,12 @@
 //! nothing panics, and every answer is a valid server message.
 
 use relaywire_chat::decode_server_message;
-use relaywire_chat_server::FrameHarness;
 
 #[tokio::test]
 async fn regression_inputs_get_valid_answers() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/vectors/regressions");
-    let mut harness = FrameHarness::new().await;
+    let mut harness = relaywire_chat_server::frame_harness().await;
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::{SinkExt, StreamExt};
 use relaywire_chat::{ServerMessage, decode_server_message};
 use relaywire_chat_server::config::Database;
-use relaywire_chat_server::{Config, RunningServer, start};
+use relaywire_chat_server::{ChatApp, Config, RunningServer, start};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -24,7 +24,6 @@ const WAIT: Duration = Duration::from_secs(5);
 pub(crate) fn config() -> Config {
     let mut config = Config::local(SECRET);
     config.service_keys = vec![SERVICE_KEY.to_owned()];
-    config.seed_demo = true;
     config
 }
 
@@ -39,7 +38,9 @@ impl TestServer {
     }
 
     pub(crate) async fn with(config: Config) -> Self {
-        let server = start(config).await.expect("server starts");
+        let server = start(config, ChatApp::with_demo_chats())
+            .await
+            .expect("server starts");
         Self {
             server,
             http: reqwest::Client::new(),

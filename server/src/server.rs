@@ -1,22 +1,23 @@
-//! Building the application, serving it, and shutting it down gracefully.
+//! Building the server for an app, serving it, and shutting it down gracefully.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
-use relaywire_chat::http::CreateChat;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::api;
 use crate::app::App;
-use crate::config::Config;
-use crate::store::{Store, StoreError, StoreThread, queries};
-use crate::ws;
+use crate::config::{Config, Database};
+use crate::connection::Served;
+use crate::relay::Relay;
+use crate::store::StoreError;
+use crate::store::sqlite::{Location, SqliteStore, StoreThread};
 
 /// How long shutdown waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -25,12 +26,15 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The store could not be opened or seeded.
+    /// The store could not be opened, or the app's start failed on it.
     #[error("store: {0}")]
     Store(#[from] StoreError),
     /// The address could not be bound, or serving failed.
     #[error("network: {0}")]
     Io(#[from] std::io::Error),
+    /// Something needed at start-up failed.
+    #[error("start: {0}")]
+    Start(String),
     /// The server task ended abnormally.
     #[error("server task failed: {0}")]
     Task(String),
@@ -70,17 +74,20 @@ impl RunningServer {
     }
 }
 
-/// Opens the store, binds the address and starts serving.
-pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
-    let (store, store_thread) = Store::open(&config.database)?;
-    if config.seed_demo {
-        seed_demo(&store).await?;
-    }
-    let (app, shutdown) = App::new(config, store);
-    let listener = TcpListener::bind(app.config.listen).await?;
+/// Opens the store, runs the app's start, binds the address and starts serving.
+pub async fn start<A: App>(config: Config, app: A) -> Result<RunningServer, ServerError> {
+    let location = match &config.database {
+        Database::Memory => Location::Memory,
+        Database::File(path) => Location::File(path.clone()),
+    };
+    let (store, store_thread) = SqliteStore::open(&location)?;
+    let listen = config.listen;
+    let (relay, shutdown) = Relay::<A::Protocol>::new(config, Arc::new(store));
+    app.start(&relay).await?;
+    let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let router = router(&app);
-    let task = tokio::spawn(serve(app, listener, router, store_thread));
+    let router = router(&relay, app);
+    let task = tokio::spawn(serve(relay, listener, router, store_thread));
     Ok(RunningServer {
         addr,
         shutdown,
@@ -88,30 +95,31 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     })
 }
 
-async fn serve(
-    app: App,
+async fn serve<P: relaywire_protocol::Protocol>(
+    relay: Relay<P>,
     listener: TcpListener,
     router: Router,
     store_thread: StoreThread,
 ) -> Result<(), ServerError> {
-    let mut stop = app.shutting_down.clone();
+    let mut stop = relay.shutting_down();
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
         })
         .await;
     // Sockets close themselves with 1001 once they see the shutdown.
-    let live = app.tracker.live();
-    if !app.tracker.wait_idle(SHUTDOWN_GRACE).await {
+    let tracker = Arc::clone(relay.tracker());
+    let live = tracker.live();
+    if !tracker.wait_idle(SHUTDOWN_GRACE).await {
         tracing::warn!(
-            live = app.tracker.live(),
+            live = tracker.live(),
             "connections still open after the grace period"
         );
     }
     tracing::info!(closed = live, "connections closed");
-    // Every store handle lives in `app` or in finished connections: dropping it lets the
-    // store thread finish its queue and close the database.
-    drop(app);
+    // Every store handle lives in the relay or in finished connections: dropping it lets
+    // the store thread finish its queue and close the database.
+    drop(relay);
     let store_closed = tokio::task::spawn_blocking(move || store_thread.shut_down());
     if tokio::time::timeout(SHUTDOWN_GRACE, store_closed)
         .await
@@ -124,8 +132,8 @@ async fn serve(
     Ok(())
 }
 
-fn cors(app: &App) -> CorsLayer {
-    let origins = &app.config.allowed_origins;
+fn cors(config: &Config) -> CorsLayer {
+    let origins = &config.allowed_origins;
     let allow_origin = if origins.iter().any(|origin| origin == "*") {
         AllowOrigin::mirror_request()
     } else {
@@ -142,42 +150,21 @@ fn cors(app: &App) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
 }
 
-fn router(app: &App) -> Router {
-    let mut router = api::routes(app)
-        .route("/ws", axum::routing::get(ws::upgrade))
-        .layer(cors(app));
-    if let Some(dir) = &app.config.static_dir {
+fn router<A: App>(relay: &Relay<A::Protocol>, app: A) -> Router {
+    let config = relay.config().clone();
+    let app_routes = app.routes().with_state(relay.clone());
+    let served = Served {
+        relay: relay.clone(),
+        app: Arc::new(app),
+    };
+    let mut router = crate::http::routes::<A>(config.test_hooks)
+        .with_state(served)
+        .merge(app_routes)
+        .layer(cors(&config));
+    if let Some(dir) = &config.static_dir {
         // A single-page app: unknown paths get index.html.
         let index = ServeFile::new(dir.join("index.html"));
         router = router.fallback_service(ServeDir::new(dir).fallback(index));
     }
-    router.with_state(app.clone())
-}
-
-/// Creates the demo's chats when they do not exist yet.
-async fn seed_demo(store: &Store) -> Result<(), StoreError> {
-    store
-        .run(|db| {
-            let chats = [
-                ("general", "General", true, &["alice", "bob"][..]),
-                ("random", "Random", true, &[][..]),
-                ("design", "Design review", false, &["alice", "bob"][..]),
-            ];
-            for (id, title, open, participants) in chats {
-                if queries::chat(db, id).is_ok() {
-                    continue;
-                }
-                queries::create_chat(
-                    db,
-                    &CreateChat {
-                        id: Some(id.to_owned()),
-                        title: title.to_owned(),
-                        open: Some(open),
-                        participant_ids: Some(participants.iter().map(|p| p.to_string()).collect()),
-                    },
-                )?;
-            }
-            Ok(())
-        })
-        .await
+    router
 }

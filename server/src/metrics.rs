@@ -1,7 +1,6 @@
 //! Counters for Prometheus (`GET /metrics`): connections, messages in and out, auth
 //! failures and errors by code.
 
-use relaywire_protocol::Messages as _;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -9,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// The server's counters. Cheap to update from any task.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     connections_open: AtomicI64,
     connections_total: AtomicU64,
     messages_out: AtomicU64,
@@ -26,52 +25,45 @@ fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
 
 impl Metrics {
     /// A WebSocket connection was authenticated.
-    pub fn connection_opened(&self) {
+    pub(crate) fn connection_opened(&self) {
         self.connections_open.fetch_add(1, Ordering::Relaxed);
         self.connections_total.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An authenticated connection closed.
-    pub fn connection_closed(&self) {
+    pub(crate) fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// A client message of this type arrived (`invalid` for undecodable frames).
-    pub fn message_in(&self, type_name: &str) {
-        let known = relaywire_chat::ClientMessage::TYPES.contains(&type_name);
-        bump(
-            &self.messages_in,
-            if known { type_name } else { "invalid" }.to_owned(),
-        );
+    /// A client message of this type arrived: a decoded message's type, or `invalid`,
+    /// `binary` or `rate_limited`. Decoded types are the protocol's, so the labels stay
+    /// a small, fixed set.
+    pub(crate) fn message_in(&self, type_name: &str) {
+        bump(&self.messages_in, type_name.to_owned());
     }
 
     /// `count` frames were queued to clients.
-    pub fn messages_out(&self, count: u64) {
+    pub(crate) fn messages_out(&self, count: u64) {
         self.messages_out.fetch_add(count, Ordering::Relaxed);
     }
 
     /// A client was closed for reading too slowly.
-    pub fn slow_consumer(&self) {
+    pub(crate) fn slow_consumer(&self) {
         self.slow_consumers.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A token was refused, for this reason.
-    pub fn auth_failure(&self, reason: &'static str) {
+    pub(crate) fn auth_failure(&self, reason: &'static str) {
         bump(&self.auth_failures, reason);
     }
 
     /// An `error` with this code was sent.
-    pub fn error(&self, code: &str) {
+    pub(crate) fn error(&self, code: &str) {
         bump(&self.errors, code.to_owned());
     }
 
-    /// Currently open, authenticated connections.
-    pub fn open_connections(&self) -> i64 {
-        self.connections_open.load(Ordering::Relaxed)
-    }
-
     /// The Prometheus text exposition of every counter.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let mut gauge = |name: &str, help: &str, kind: &str, value: String| {
             let _ = writeln!(

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::AuthMode;
 
-pub use jwks::JwksVerifier;
-pub use profile::ProfileVerifier;
+pub(crate) use jwks::JwksVerifier;
+pub(crate) use profile::ProfileVerifier;
 
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 5;
@@ -39,7 +39,7 @@ pub struct Identity {
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// No token anywhere it may be.
     #[error("no token: send a cookie, ?token=, an Authorization header or an auth message")]
     Missing,
@@ -56,7 +56,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// The error code sent in the `error` message before closing.
-    pub fn code(&self) -> ErrorCode {
+    pub(crate) fn code(&self) -> ErrorCode {
         match self {
             AuthError::Unavailable(_) => ErrorCode::HttpError,
             _ => ErrorCode::AuthFailed,
@@ -65,7 +65,7 @@ impl AuthError {
 
     /// The close code: expired tokens and unreachable verifiers have their own, so a
     /// client refreshes or retries; other failures use the configured auth code.
-    pub fn close_code(&self, auth_failed: CloseCode) -> CloseCode {
+    pub(crate) fn close_code(&self, auth_failed: CloseCode) -> CloseCode {
         match self {
             AuthError::Expired => CloseCode::TokenExpired,
             AuthError::Unavailable(_) => CloseCode::TryAgainLater,
@@ -74,7 +74,7 @@ impl AuthError {
     }
 
     /// A short label for metrics.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             AuthError::Missing => "missing",
             AuthError::Expired => "expired",
@@ -86,7 +86,7 @@ impl AuthError {
 
 /// Verifies tokens in the configured way.
 #[derive(Debug)]
-pub enum Verifier {
+pub(crate) enum Verifier {
     /// HS256 with a shared secret.
     Hs256 {
         /// Verifies signatures.
@@ -185,7 +185,7 @@ fn validation(algorithm: Algorithm) -> Validation {
 
 impl Verifier {
     /// Builds the verifier the configuration asks for.
-    pub fn new(mode: &AuthMode) -> Self {
+    pub(crate) fn new(mode: &AuthMode) -> Self {
         match mode {
             AuthMode::Hs256 { secret } => Verifier::Hs256 {
                 decoding: DecodingKey::from_secret(secret.as_bytes()),
@@ -199,7 +199,7 @@ impl Verifier {
     }
 
     /// Verifies a token and says who it belongs to.
-    pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AuthError::Missing);
@@ -217,13 +217,18 @@ impl Verifier {
     }
 
     /// Signs an HS256 token for local development; `None` unless tokens are HS256.
-    pub fn sign_dev_token(&self, user_id: &str, name: &str, lifetime: Duration) -> Option<String> {
+    pub(crate) fn sign_dev_token(
+        &self,
+        user_id: &str,
+        name: &str,
+        lifetime: Duration,
+    ) -> Option<String> {
         self.sign_token(user_id, name, i64::try_from(lifetime.as_secs()).ok()?)
     }
 
     /// Signs an HS256 token that expires `ttl_secs` from now (in the past when
     /// negative); `None` unless tokens are HS256.
-    pub fn sign_token(&self, user_id: &str, name: &str, ttl_secs: i64) -> Option<String> {
+    pub(crate) fn sign_token(&self, user_id: &str, name: &str, ttl_secs: i64) -> Option<String> {
         let Verifier::Hs256 { encoding, .. } = self else {
             return None;
         };
@@ -240,7 +245,7 @@ impl Verifier {
 
 /// Finds a token in the handshake: the query's `token`, then `Authorization: Bearer`,
 /// then the first configured cookie present.
-pub fn token_from_handshake(
+pub(crate) fn token_from_handshake(
     headers: &HeaderMap,
     query: Option<&str>,
     cookie_names: &[String],
@@ -252,7 +257,7 @@ pub fn token_from_handshake(
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
-pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -263,7 +268,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The value of the first cookie in `names` that the request carries.
-pub fn token_from_cookies(headers: &HeaderMap, names: &[String]) -> Option<String> {
+pub(crate) fn token_from_cookies(headers: &HeaderMap, names: &[String]) -> Option<String> {
     let cookies: Vec<(&str, &str)> = headers
         .get_all(axum::http::header::COOKIE)
         .iter()

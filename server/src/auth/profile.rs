@@ -12,7 +12,7 @@ const PROFILE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Asks the HTTP API who a token belongs to.
 #[derive(Debug)]
-pub struct ProfileVerifier {
+pub(crate) struct ProfileVerifier {
     url: String,
     http: reqwest::Client,
 }
@@ -39,7 +39,7 @@ struct Profile {
 
 impl ProfileVerifier {
     /// A verifier for the HTTP API at `api_url`.
-    pub fn new(api_url: String) -> Self {
+    pub(crate) fn new(api_url: String) -> Self {
         let http = reqwest::Client::builder()
             .timeout(PROFILE_TIMEOUT)
             .build()

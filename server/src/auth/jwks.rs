@@ -19,7 +19,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Verifies RS256 tokens against a cached key set.
 #[derive(Debug)]
-pub struct JwksVerifier {
+pub(crate) struct JwksVerifier {
     config: JwksConfig,
     http: reqwest::Client,
     cache: Mutex<Cache>,
@@ -43,7 +43,7 @@ impl Cache {
 
 impl JwksVerifier {
     /// A verifier that fetches its key set on first use.
-    pub fn new(config: JwksConfig) -> Self {
+    pub(crate) fn new(config: JwksConfig) -> Self {
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .build()

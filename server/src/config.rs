@@ -120,8 +120,9 @@ pub struct Config {
     /// Client ping interval announced in `connected`, and the server's WebSocket ping
     /// interval (`HEARTBEAT_INTERVAL`, ms).
     pub heartbeat_interval: Duration,
-    /// How long a typing indicator lasts without a stop (`TYPING_TIMEOUT`, ms).
-    pub typing_timeout: Duration,
+    /// How long an ephemeral state (a typing indicator) lasts without a renewal
+    /// (`TYPING_TIMEOUT`, ms).
+    pub state_timeout: Duration,
     /// A connection silent this long is closed (`CONNECTION_TIMEOUT`, ms).
     pub connection_timeout: Duration,
     /// Decoder limits; `max_message_bytes` is `MAX_MESSAGE_SIZE`.
@@ -138,8 +139,6 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Static files served at `/`, e.g. the built React app (`STATIC_DIR`).
     pub static_dir: Option<PathBuf>,
-    /// Whether to create demo users and chats at start (`SEED_DEMO`).
-    pub seed_demo: bool,
     /// Whether `/test/*` endpoints exist, for end-to-end tests only (`TEST_HOOKS`).
     pub test_hooks: bool,
     /// `tracing` filter (`LOG_LEVEL`: debug, info, warn, error, or a filter expression).
@@ -164,7 +163,7 @@ impl Config {
             dev_login: false,
             connection_policy: ConnectionPolicy::Multiple,
             heartbeat_interval: Duration::from_millis(HEARTBEAT_INTERVAL_MS.into()),
-            typing_timeout: Duration::from_millis(TYPING_TIMEOUT_MS.into()),
+            state_timeout: Duration::from_millis(TYPING_TIMEOUT_MS.into()),
             connection_timeout: Duration::from_millis(CONNECTION_TIMEOUT_MS.into()),
             limits: Limits::default(),
             rate_limit_per_sec: 20,
@@ -173,7 +172,6 @@ impl Config {
             database: Database::Memory,
             data_dir: PathBuf::from("data"),
             static_dir: None,
-            seed_demo: false,
             test_hooks: false,
             log_level: "info".to_owned(),
         }
@@ -181,15 +179,20 @@ impl Config {
 
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(std::env::vars().collect())
+        Self::from(&Env::from_process())
     }
 
-    /// Reads the configuration from the given variables (the environment, in `main`).
+    /// Reads the configuration from the given variables.
     pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
-        let env = Env(vars);
+        Self::from(&Env::new(vars))
+    }
+
+    /// Reads the configuration from `env`; an app reads its own settings from the same
+    /// variables.
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
         let data_dir = PathBuf::from(env.get("DATA_DIR").unwrap_or("data"));
         let dev_login = env.flag("DEV_LOGIN")?;
-        let auth = auth_mode(&env, dev_login, &data_dir)?;
+        let auth = auth_mode(env, dev_login, &data_dir)?;
         if dev_login && !matches!(auth, AuthMode::Hs256 { .. }) {
             return Err(ConfigError::Conflict(
                 "DEV_LOGIN works only with HS256 tokens: unset JWKS_URL / AUTH_MODE or DEV_LOGIN",
@@ -217,7 +220,7 @@ impl Config {
             Some(_) => return Err(env.invalid("CONNECTION_POLICY", "`multiple` or `single`")),
         };
         let database = match env.get("DATABASE_URL") {
-            None => Database::File(data_dir.join("chat.db")),
+            None => Database::File(data_dir.join("relaywire.db")),
             Some(":memory:" | "sqlite::memory:") => Database::Memory,
             Some(url) => {
                 let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -250,7 +253,7 @@ impl Config {
             dev_login,
             connection_policy,
             heartbeat_interval: env.millis("HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_MS)?,
-            typing_timeout: env.millis("TYPING_TIMEOUT", TYPING_TIMEOUT_MS)?,
+            state_timeout: env.millis("TYPING_TIMEOUT", TYPING_TIMEOUT_MS)?,
             connection_timeout: env.millis("CONNECTION_TIMEOUT", CONNECTION_TIMEOUT_MS)?,
             limits: Limits {
                 max_message_bytes,
@@ -262,7 +265,6 @@ impl Config {
             database,
             data_dir,
             static_dir: env.get("STATIC_DIR").map(PathBuf::from),
-            seed_demo: env.flag("SEED_DEMO")?,
             test_hooks: env.flag("TEST_HOOKS")?,
             log_level: env.get("LOG_LEVEL").unwrap_or("info").to_owned(),
         };
@@ -357,15 +359,39 @@ fn dev_secret(data_dir: &std::path::Path) -> Result<String, ConfigError> {
     Ok(secret)
 }
 
-/// The variables, with parsing that names the variable on failure.
-struct Env(HashMap<String, String>);
+/// Environment variables, read with errors that name the variable: the server's
+/// configuration reads them, and an app reads its own settings with the same rules.
+///
+/// ```
+/// use relaywire_server::config::Env;
+///
+/// let env = Env::new([("SEED_DEMO".to_owned(), "yes".to_owned())].into());
+/// assert!(env.flag("SEED_DEMO")?);
+/// let wrong = Env::new([("SEED_DEMO".to_owned(), "maybe".to_owned())].into());
+/// assert!(wrong.flag("SEED_DEMO").unwrap_err().to_string().contains("SEED_DEMO"));
+/// # Ok::<(), relaywire_server::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Env(HashMap<String, String>);
 
 impl Env {
-    fn get(&self, name: &str) -> Option<&str> {
+    /// These variables.
+    pub fn new(vars: HashMap<String, String>) -> Self {
+        Self(vars)
+    }
+
+    /// The process environment.
+    pub fn from_process() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    /// A variable's value, trimmed; `None` when unset or empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
-    fn invalid(&self, name: &'static str, expected: &str) -> ConfigError {
+    /// The error for `name`'s value, which should have been `expected`.
+    pub fn invalid(&self, name: &'static str, expected: &str) -> ConfigError {
         ConfigError::Invalid {
             name,
             value: self.get(name).unwrap_or_default().to_owned(),
@@ -373,7 +399,8 @@ impl Env {
         }
     }
 
-    fn parse<T: std::str::FromStr>(
+    /// `name` parsed, or `default` when unset.
+    pub fn parse<T: std::str::FromStr>(
         &self,
         name: &'static str,
         default: T,
@@ -385,7 +412,8 @@ impl Env {
         }
     }
 
-    fn millis(&self, name: &'static str, default: u32) -> Result<Duration, ConfigError> {
+    /// `name` as a positive number of milliseconds, or `default` when unset.
+    pub fn millis(&self, name: &'static str, default: u32) -> Result<Duration, ConfigError> {
         let ms: u64 = self.parse(name, default.into(), "milliseconds (a positive integer)")?;
         if ms == 0 || ms > u64::from(u32::MAX) {
             return Err(self.invalid(name, "milliseconds between 1 and 4294967295"));
@@ -393,7 +421,9 @@ impl Env {
         Ok(Duration::from_millis(ms))
     }
 
-    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+    /// `name` as a boolean (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`); `false`
+    /// when unset.
+    pub fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
         match self.get(name) {
             None | Some("0" | "false" | "no" | "off") => Ok(false),
             Some("1" | "true" | "yes" | "on") => Ok(true),
@@ -401,7 +431,8 @@ impl Env {
         }
     }
 
-    fn list(&self, name: &str, default: &str) -> Vec<String> {
+    /// `name` as a comma-separated list, or `default` when unset.
+    pub fn list(&self, name: &str, default: &str) -> Vec<String> {
         self.get(name)
             .unwrap_or(default)
             .split(',')
@@ -429,7 +460,7 @@ mod tests {
         assert_eq!(config.listen.port(), 8080);
         assert_eq!(config.allowed_origins, ["http://localhost:5173"]);
         assert_eq!(config.heartbeat_interval, Duration::from_millis(30_000));
-        assert_eq!(config.typing_timeout, Duration::from_millis(3_000));
+        assert_eq!(config.state_timeout, Duration::from_millis(3_000));
         assert_eq!(config.connection_timeout, Duration::from_millis(60_000));
         assert_eq!(config.limits.max_message_bytes, 10_000);
         assert_eq!(config.log_level, "info");

@@ -8,29 +8,29 @@ use tokio::sync::Notify;
 
 /// Counts tasks that must finish before the server exits.
 #[derive(Debug, Default)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     live: AtomicUsize,
     idle: Notify,
 }
 
 /// Held by a tracked task; dropping it marks the task finished.
 #[derive(Debug)]
-pub struct TaskGuard(Arc<Tracker>);
+pub(crate) struct TaskGuard(Arc<Tracker>);
 
 impl Tracker {
     /// Marks a task started.
-    pub fn enter(self: &Arc<Self>) -> TaskGuard {
+    pub(crate) fn enter(self: &Arc<Self>) -> TaskGuard {
         self.live.fetch_add(1, Ordering::SeqCst);
         TaskGuard(Arc::clone(self))
     }
 
     /// Tasks still running.
-    pub fn live(&self) -> usize {
+    pub(crate) fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)
     }
 
     /// Waits until no task runs, or `limit` passes; returns whether all finished.
-    pub async fn wait_idle(&self, limit: Duration) -> bool {
+    pub(crate) async fn wait_idle(&self, limit: Duration) -> bool {
         let wait = async {
             loop {
                 let idle = self.idle.notified();

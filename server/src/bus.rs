@@ -1,0 +1,123 @@
+//! The bus: what carries stored events, live messages, membership changes and closes
+//! to the connections that should see them, on every node.
+//!
+//! The store is the truth; the bus is only a doorbell. An event on the bus carries
+//! each recipient's number, and a connection that sees a gap in its numbers fetches
+//! what it missed from the store, so a message the bus loses is caught up, never lost.
+//! [`LocalBus`] is the in-process one: a single node, nothing to run.
+
+use std::sync::Arc;
+
+use relaywire_protocol::{CloseCode, Seq};
+
+use crate::hub::{Frame, Hub, Reach};
+
+/// Something every node applies to its own connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BusMessage {
+    /// A stored event: each recipient with their number, and the frame without `seq`.
+    Event {
+        /// The recipients.
+        recipients: Vec<(String, Seq)>,
+        /// The frame.
+        frame: Arc<str>,
+    },
+    /// A live frame for every connection of these users.
+    ToUsers {
+        /// The users.
+        users: Vec<String>,
+        /// The frame.
+        frame: Arc<str>,
+    },
+    /// A live frame for the online members of a room.
+    ToRoom {
+        /// The room.
+        room: String,
+        /// The frame.
+        frame: Arc<str>,
+        /// A member who does not get it (its sender).
+        except: Option<String>,
+    },
+    /// A live frame for every connection.
+    Broadcast {
+        /// The frame.
+        frame: Arc<str>,
+    },
+    /// A user joined a room: their connections start receiving it.
+    Joined {
+        /// The user.
+        user: String,
+        /// The room.
+        room: String,
+    },
+    /// A user left a room.
+    Left {
+        /// The user.
+        user: String,
+        /// The room.
+        room: String,
+    },
+    /// Every connection of a user closes with this code.
+    CloseUser {
+        /// The user.
+        user: String,
+        /// The close code.
+        code: CloseCode,
+    },
+}
+
+/// A bus backend.
+pub trait Bus: Send + Sync + 'static {
+    /// Hands a message to every node (this one included); returns how far it got on
+    /// this node.
+    fn send(&self, message: BusMessage) -> Reach;
+}
+
+/// The in-process bus: messages go straight to this node's connections.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalBus {
+    hub: Arc<Hub>,
+}
+
+impl LocalBus {
+    pub(crate) fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
+    }
+}
+
+fn frame(text: &str) -> Frame {
+    Frame::from(text.to_owned())
+}
+
+/// Applies a bus message to this node's hub: what every bus backend does on receipt.
+pub(crate) fn apply(hub: &Hub, message: BusMessage) -> Reach {
+    match message {
+        BusMessage::Event { recipients, frame } => hub.deliver_event(&recipients, &frame),
+        BusMessage::ToUsers { users, frame: text } => hub.send_to_users(&users, &frame(&text)),
+        BusMessage::ToRoom {
+            room,
+            frame: text,
+            except,
+        } => hub.send_to_room(&room, &frame(&text), except.as_deref()),
+        BusMessage::Broadcast { frame: text } => hub.broadcast(&frame(&text)),
+        BusMessage::Joined { user, room } => {
+            hub.joined_room(&user, &room);
+            Reach::default()
+        }
+        BusMessage::Left { user, room } => {
+            hub.left_room(&user, &room);
+            Reach::default()
+        }
+        BusMessage::CloseUser { user, code } => Reach {
+            users: 0,
+            connections: hub.close_user(&user, code),
+        },
+    }
+}
+
+impl Bus for LocalBus {
+    fn send(&self, message: BusMessage) -> Reach {
+        apply(&self.hub, message)
+    }
+}

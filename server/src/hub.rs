@@ -1,0 +1,526 @@
+//! This node's connections: who is connected, which rooms they are in, and delivery to
+//! their connections.
+//!
+//! Every connection has a bounded queue. Delivery never waits: a queue that is full
+//! means the client reads too slowly, and that connection is closed with 4006 rather
+//! than letting memory grow. The hub also owns presence (`user:online` when a user's
+//! first connection opens and their last one closes) and ephemeral states (a typing
+//! indicator: on until stopped, renewed or expired).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use axum::extract::ws::Utf8Bytes;
+use relaywire_protocol::http::UserStatus;
+use relaywire_protocol::{CloseCode, Seq};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::ConnectionPolicy;
+use crate::metrics::Metrics;
+use crate::time::rfc3339;
+
+/// One encoded text frame, shared by every recipient.
+pub(crate) type Frame = Utf8Bytes;
+
+/// Identifies one connection for the server's lifetime.
+pub(crate) type ConnId = u64;
+
+/// What a connection's writer sends, in order.
+#[derive(Debug, Clone)]
+pub(crate) enum Outbound {
+    /// A frame as it is.
+    Frame(Frame),
+    /// A numbered event: its frame without `seq` (shared by every recipient), and this
+    /// user's number for it. The writer keeps the user's stream in order: it drops
+    /// what the connection has, and fetches from the store what it missed.
+    Event(Seq, Arc<str>),
+}
+
+/// Builds the `user:online` frame of the protocol.
+pub(crate) type PresenceFrame = Box<dyn Fn(&str, bool) -> Frame + Send + Sync>;
+
+/// The hub's handle on a connection: its queue and a way to close it.
+struct Conn {
+    user_id: String,
+    outbound: mpsc::Sender<Outbound>,
+    close: Arc<watch::Sender<Option<CloseCode>>>,
+    connected_at: SystemTime,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    /// Queues an item; a full queue closes the connection as a slow consumer.
+    fn deliver(&self, item: Outbound, metrics: &Metrics) -> bool {
+        match self.outbound.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self
+                    .close
+                    .send_replace(Some(CloseCode::SlowConsumer))
+                    .is_none()
+                {
+                    metrics.slow_consumer();
+                    tracing::warn!(user_id = %self.user_id, "outbound queue full; closing slow consumer");
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// An ephemeral state that is on, and the frame that says it stopped.
+#[derive(Debug)]
+struct ActiveState {
+    generation: u64,
+    stop: Frame,
+}
+
+/// Who holds an ephemeral state: (room, user, kind).
+type StateKey = (String, String, &'static str);
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: ConnId,
+    conns: HashMap<ConnId, Conn>,
+    /// Online users: their connections and their rooms.
+    users: HashMap<String, OnlineUser>,
+    /// Online members of each room.
+    rooms: HashMap<String, BTreeSet<String>>,
+    states: HashMap<StateKey, ActiveState>,
+    next_generation: u64,
+}
+
+#[derive(Debug, Default)]
+struct OnlineUser {
+    conns: Vec<ConnId>,
+    rooms: BTreeSet<String>,
+}
+
+/// How many users and connections a delivery reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Users with at least one connection reached.
+    pub users: u32,
+    /// Connections the frame was queued on.
+    pub connections: u32,
+}
+
+impl State {
+    /// Users who share a room with `user_id` and are online, without `user_id`.
+    fn peers(&self, user_id: &str) -> BTreeSet<String> {
+        let Some(user) = self.users.get(user_id) else {
+            return BTreeSet::new();
+        };
+        user.rooms
+            .iter()
+            .filter_map(|room| self.rooms.get(room))
+            .flatten()
+            .filter(|peer| peer.as_str() != user_id)
+            .cloned()
+            .collect()
+    }
+
+    fn deliver_to_user(&self, user_id: &str, item: &Outbound, metrics: &Metrics) -> u32 {
+        let Some(user) = self.users.get(user_id) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        for conn in user.conns.iter().filter_map(|id| self.conns.get(id)) {
+            delivered += u32::from(conn.deliver(item.clone(), metrics));
+        }
+        metrics.messages_out(delivered.into());
+        delivered
+    }
+
+    fn deliver_to_room(
+        &self,
+        room_id: &str,
+        frame: &Frame,
+        except_user: Option<&str>,
+        metrics: &Metrics,
+    ) -> Reach {
+        let mut reach = Reach::default();
+        let Some(members) = self.rooms.get(room_id) else {
+            return reach;
+        };
+        let item = Outbound::Frame(frame.clone());
+        for member in members
+            .iter()
+            .filter(|member| Some(member.as_str()) != except_user)
+        {
+            let connections = self.deliver_to_user(member, &item, metrics);
+            reach.users += u32::from(connections > 0);
+            reach.connections += connections;
+        }
+        reach
+    }
+
+    fn add_to_room(&mut self, user_id: &str, room_id: &str) {
+        if let Some(user) = self.users.get_mut(user_id) {
+            user.rooms.insert(room_id.to_owned());
+            self.rooms
+                .entry(room_id.to_owned())
+                .or_default()
+                .insert(user_id.to_owned());
+        }
+    }
+
+    fn remove_from_room(&mut self, user_id: &str, room_id: &str) {
+        if let Some(user) = self.users.get_mut(user_id) {
+            user.rooms.remove(room_id);
+        }
+        if let Some(members) = self.rooms.get_mut(room_id) {
+            members.remove(user_id);
+            if members.is_empty() {
+                self.rooms.remove(room_id);
+            }
+        }
+    }
+
+    /// Ends every ephemeral state of `user_id` in `room_id` (all rooms when `None`):
+    /// the room's other members get each one's stop.
+    fn stop_states(&mut self, user_id: &str, room_id: Option<&str>, metrics: &Metrics) {
+        let stopped: Vec<StateKey> = self
+            .states
+            .keys()
+            .filter(|(room, user, _)| user == user_id && room_id.is_none_or(|r| r == room))
+            .cloned()
+            .collect();
+        for key in stopped {
+            if let Some(state) = self.states.remove(&key) {
+                self.deliver_to_room(&key.0, &state.stop, Some(user_id), metrics);
+            }
+        }
+    }
+}
+
+/// What a new connection needs to know right after registering.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    /// The connection's id.
+    pub(crate) id: ConnId,
+    /// Connections of the same user this one replaced (one-connection policy).
+    pub(crate) replaced: usize,
+}
+
+/// This node's connections, presence and delivery. Shared by every task.
+pub(crate) struct Hub {
+    state: Mutex<State>,
+    metrics: Arc<Metrics>,
+    policy: ConnectionPolicy,
+    presence: PresenceFrame,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// An empty hub; `presence` encodes the protocol's `user:online`.
+    pub(crate) fn new(
+        policy: ConnectionPolicy,
+        metrics: Arc<Metrics>,
+        presence: PresenceFrame,
+    ) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            metrics,
+            policy,
+            presence,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the maps consistent enough to go on.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds an authenticated connection in `rooms`. `first` builds, from the online
+    /// peers it has, the frames it receives first (`connected`, then what it missed);
+    /// nothing else can be queued before them. Announces the user online when this is
+    /// their first connection.
+    pub(crate) fn register(
+        &self,
+        user_id: &str,
+        rooms: &[String],
+        outbound: mpsc::Sender<Outbound>,
+        close: Arc<watch::Sender<Option<CloseCode>>>,
+        first: impl FnOnce(Vec<String>) -> Vec<Frame>,
+    ) -> Registered {
+        let mut state = self.state();
+        let first_connection = state.users.get(user_id).is_none_or(|u| u.conns.is_empty());
+        let mut replaced = 0;
+        if self.policy == ConnectionPolicy::Single
+            && let Some(user) = state.users.get_mut(user_id)
+        {
+            // The user stays online through the new connection: no presence flap.
+            for id in std::mem::take(&mut user.conns) {
+                if let Some(old) = state.conns.remove(&id) {
+                    old.close.send_replace(Some(CloseCode::SessionReplaced));
+                    replaced += 1;
+                }
+            }
+        }
+        state.next_id += 1;
+        let id = state.next_id;
+        state
+            .users
+            .entry(user_id.to_owned())
+            .or_default()
+            .conns
+            .push(id);
+        for room_id in rooms {
+            state.add_to_room(user_id, room_id);
+        }
+        let peers = state.peers(user_id);
+        let conn = Conn {
+            user_id: user_id.to_owned(),
+            outbound,
+            close,
+            connected_at: SystemTime::now(),
+        };
+        for frame in first(peers.iter().cloned().collect()) {
+            conn.deliver(Outbound::Frame(frame), &self.metrics);
+        }
+        state.conns.insert(id, conn);
+        if first_connection {
+            let online = Outbound::Frame((self.presence)(user_id, true));
+            for peer in &peers {
+                state.deliver_to_user(peer, &online, &self.metrics);
+            }
+        }
+        Registered { id, replaced }
+    }
+
+    /// Removes a connection. When it was the user's last, the user goes offline: their
+    /// peers are told and their ephemeral states end.
+    pub(crate) fn unregister(&self, id: ConnId) {
+        let mut state = self.state();
+        let Some(conn) = state.conns.remove(&id) else {
+            return;
+        };
+        let user_id = conn.user_id;
+        let last = match state.users.get_mut(&user_id) {
+            Some(user) => {
+                user.conns.retain(|c| *c != id);
+                user.conns.is_empty()
+            }
+            None => false,
+        };
+        if !last {
+            return;
+        }
+        state.stop_states(&user_id, None, &self.metrics);
+        let peers = state.peers(&user_id);
+        let rooms: Vec<String> = state
+            .users
+            .get(&user_id)
+            .map(|u| u.rooms.iter().cloned().collect())
+            .unwrap_or_default();
+        for room in rooms {
+            state.remove_from_room(&user_id, &room);
+        }
+        state.users.remove(&user_id);
+        let offline = Outbound::Frame((self.presence)(&user_id, false));
+        for peer in &peers {
+            state.deliver_to_user(peer, &offline, &self.metrics);
+        }
+    }
+
+    /// Queues a numbered event for each recipient's connections, with their number.
+    pub(crate) fn deliver_event(&self, recipients: &[(String, Seq)], frame: &Arc<str>) -> Reach {
+        let state = self.state();
+        let mut reach = Reach::default();
+        for (user_id, seq) in recipients {
+            let item = Outbound::Event(*seq, Arc::clone(frame));
+            let connections = state.deliver_to_user(user_id, &item, &self.metrics);
+            reach.users += u32::from(connections > 0);
+            reach.connections += connections;
+        }
+        reach
+    }
+
+    /// Queues a frame for every connection of each user.
+    pub(crate) fn send_to_users(&self, user_ids: &[String], frame: &Frame) -> Reach {
+        let state = self.state();
+        let item = Outbound::Frame(frame.clone());
+        let mut reach = Reach::default();
+        for user_id in user_ids {
+            let connections = state.deliver_to_user(user_id, &item, &self.metrics);
+            reach.users += u32::from(connections > 0);
+            reach.connections += connections;
+        }
+        reach
+    }
+
+    /// Queues a frame for every online member of a room but `except_user`.
+    pub(crate) fn send_to_room(
+        &self,
+        room_id: &str,
+        frame: &Frame,
+        except_user: Option<&str>,
+    ) -> Reach {
+        self.state()
+            .deliver_to_room(room_id, frame, except_user, &self.metrics)
+    }
+
+    /// Queues a frame for every connection.
+    pub(crate) fn broadcast(&self, frame: &Frame) -> Reach {
+        let state = self.state();
+        let item = Outbound::Frame(frame.clone());
+        let mut reach = Reach::default();
+        for user_id in state.users.keys() {
+            let connections = state.deliver_to_user(user_id, &item, &self.metrics);
+            reach.users += u32::from(connections > 0);
+            reach.connections += connections;
+        }
+        reach
+    }
+
+    /// Records that an online user joined a room, and exchanges presence with the
+    /// room's online members they did not share a room with.
+    pub(crate) fn joined_room(&self, user_id: &str, room_id: &str) {
+        let mut state = self.state();
+        if !state.users.contains_key(user_id) {
+            return;
+        }
+        let before = state.peers(user_id);
+        state.add_to_room(user_id, room_id);
+        let new_peers: Vec<String> = state.peers(user_id).difference(&before).cloned().collect();
+        let online = Outbound::Frame((self.presence)(user_id, true));
+        for peer in &new_peers {
+            state.deliver_to_user(peer, &online, &self.metrics);
+            let theirs = Outbound::Frame((self.presence)(peer, true));
+            state.deliver_to_user(user_id, &theirs, &self.metrics);
+        }
+    }
+
+    /// Records that a user left a room; their ephemeral states there end.
+    pub(crate) fn left_room(&self, user_id: &str, room_id: &str) {
+        let mut state = self.state();
+        state.stop_states(user_id, Some(room_id), &self.metrics);
+        state.remove_from_room(user_id, room_id);
+    }
+
+    /// Turns an ephemeral state on (the room's other members get `start` the first
+    /// time) or off (they get its stop). Returns the generation of a state turned on,
+    /// for [`Hub::expire_state`].
+    pub(crate) fn set_state(
+        &self,
+        key: (String, String, &'static str),
+        on: Option<(Frame, Frame)>,
+    ) -> Option<u64> {
+        let mut state = self.state();
+        let Some((start, stop)) = on else {
+            if state.states.contains_key(&key) {
+                let (room, user, _) = &key;
+                let (room, user) = (room.clone(), user.clone());
+                if let Some(active) = state.states.remove(&key) {
+                    state.deliver_to_room(&room, &active.stop, Some(&user), &self.metrics);
+                }
+            }
+            return None;
+        };
+        state.next_generation += 1;
+        let generation = state.next_generation;
+        let (room, user) = (key.0.clone(), key.1.clone());
+        let was_on = state
+            .states
+            .insert(key, ActiveState { generation, stop })
+            .is_some();
+        if !was_on {
+            state.deliver_to_room(&room, &start, Some(&user), &self.metrics);
+        }
+        Some(generation)
+    }
+
+    /// Ends an ephemeral state that nothing renewed or stopped since `generation`.
+    pub(crate) fn expire_state(&self, key: &(String, String, &'static str), generation: u64) {
+        let mut state = self.state();
+        if state
+            .states
+            .get(key)
+            .is_some_and(|active| active.generation == generation)
+            && let Some(active) = state.states.remove(key)
+        {
+            state.deliver_to_room(&key.0, &active.stop, Some(&key.1), &self.metrics);
+        }
+    }
+
+    /// Whether an online user is a member of a room.
+    pub(crate) fn is_member(&self, room_id: &str, user_id: &str) -> bool {
+        self.state()
+            .rooms
+            .get(room_id)
+            .is_some_and(|members| members.contains(user_id))
+    }
+
+    /// Asks every connection of a user to close with `code`; returns how many.
+    pub(crate) fn close_user(&self, user_id: &str, code: CloseCode) -> u32 {
+        let state = self.state();
+        let Some(user) = state.users.get(user_id) else {
+            return 0;
+        };
+        let mut closed = 0;
+        for conn in user.conns.iter().filter_map(|id| state.conns.get(id)) {
+            conn.close.send_replace(Some(code));
+            closed += 1;
+        }
+        closed
+    }
+
+    /// The number of open connections.
+    pub(crate) fn connection_count(&self) -> usize {
+        self.state().conns.len()
+    }
+
+    /// A user's connection status.
+    pub(crate) fn status(&self, user_id: &str) -> UserStatus {
+        let state = self.state();
+        Self::status_of(&state, user_id)
+    }
+
+    fn status_of(state: &State, user_id: &str) -> UserStatus {
+        let conns: Vec<&Conn> = state
+            .users
+            .get(user_id)
+            .map(|u| {
+                u.conns
+                    .iter()
+                    .filter_map(|id| state.conns.get(id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        UserStatus {
+            user_id: user_id.to_owned(),
+            online: !conns.is_empty(),
+            connections: u32::try_from(conns.len()).unwrap_or(u32::MAX),
+            connected_since: conns.iter().map(|c| c.connected_at).min().map(rfc3339),
+        }
+    }
+
+    /// Every online user's status, by user id.
+    pub(crate) fn connected_users(&self) -> Vec<UserStatus> {
+        let state = self.state();
+        let mut ids: Vec<&String> = state.users.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| Self::status_of(&state, id))
+            .collect()
+    }
+}

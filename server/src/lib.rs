@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+
+mod app;
+mod auth;
+mod bus;
+pub mod config;
+mod connection;
+pub mod http;
+mod hub;
+mod main_support;
+mod metrics;
+mod rate_limit;
+mod relay;
+mod server;
+mod shutdown;
+pub mod store;
+mod time;
+
+pub use app::{Answer, App, Client, Context, Failure, Server};
+pub use auth::Identity;
+pub use bus::{Bus, BusMessage};
+pub use config::{Config, ConfigError};
+pub use connection::FrameHarness;
+pub use hub::Reach;
+pub use main_support::run;
+pub use relay::{Event, Relay};
+pub use server::{RunningServer, ServerError, start};
+pub use time::{now_rfc3339, rfc3339};

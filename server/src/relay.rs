@@ -1,0 +1,471 @@
+//! [`Relay`]: what an app stores and sends through. Every write goes to the store
+//! first and reaches connections through the bus only once it is committed; every
+//! read comes from the store. Apps never see either directly.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use relaywire_protocol::http::UserStatus;
+use relaywire_protocol::{CloseCode, Messages, PresenceChange, Protocol, ServerMessages, encode};
+use tokio::sync::watch;
+
+use crate::auth::Verifier;
+use crate::bus::{Bus, BusMessage, LocalBus};
+use crate::config::Config;
+use crate::hub::{Frame, Hub, PresenceFrame, Reach};
+use crate::metrics::Metrics;
+use crate::shutdown::Tracker;
+use crate::store::{
+    Audience, Cursor, CursorMove, EventCursor, EventPage, JoinRule, NewRoom, Publish, Published,
+    Room, RoomFilter, Store, StoreError, StoreResult,
+};
+use crate::time::now_rfc3339;
+
+/// Switches for end-to-end tests; only reachable when `TEST_HOOKS` is on.
+#[derive(Debug, Default)]
+pub(crate) struct TestHooks {
+    /// When set, `ping` gets no `pong`: the connection looks dead to the client.
+    pub(crate) pongs_paused: AtomicBool,
+    /// When set, nothing is acknowledged: a client's requests time out.
+    pub(crate) acks_paused: AtomicBool,
+}
+
+/// The encoded frame of a server message.
+pub(crate) fn encoded<S: ServerMessages>(message: &S) -> String {
+    match encode(message) {
+        Ok(text) => text,
+        Err(err) => {
+            tracing::error!(error = %err, "encoding a server message failed");
+            r#"{"type":"error","payload":{"code":"INTERNAL_ERROR","message":"encoding failed"}}"#
+                .to_owned()
+        }
+    }
+}
+
+/// A numbered event to store and deliver: built by an app, published through a
+/// [`Relay`] or a [`Context`](crate::Context).
+#[derive(Debug, Clone)]
+pub struct Event<S> {
+    id: String,
+    message: S,
+    room_id: Option<String>,
+    audience: Audience,
+    sender_id: Option<String>,
+    require_member: bool,
+    cursor: Option<(String, String)>,
+}
+
+impl<S: ServerMessages> Event<S> {
+    /// An event of a room, for every member it has when it is stored. `id` is unique
+    /// among events (a chat message's id, say).
+    pub fn to_room(
+        room_id: impl Into<String>,
+        id: impl Into<String>,
+        message: impl Into<S>,
+    ) -> Self {
+        let room_id = room_id.into();
+        Self {
+            id: id.into(),
+            message: message.into(),
+            audience: Audience::Room(room_id.clone()),
+            room_id: Some(room_id),
+            sender_id: None,
+            require_member: false,
+            cursor: None,
+        }
+    }
+
+    /// An event for these users.
+    pub fn to_users(user_ids: Vec<String>, id: impl Into<String>, message: impl Into<S>) -> Self {
+        Self {
+            id: id.into(),
+            message: message.into(),
+            audience: Audience::Users(user_ids),
+            room_id: None,
+            sender_id: None,
+            require_member: false,
+            cursor: None,
+        }
+    }
+
+    /// Sent by this user, who must be a member of the event's room: the store checks it
+    /// in the same transaction.
+    pub fn from_member(mut self, user_id: impl Into<String>) -> Self {
+        self.sender_id = Some(user_id.into());
+        self.require_member = true;
+        self
+    }
+
+    /// Sent by this user.
+    pub fn from(mut self, user_id: impl Into<String>) -> Self {
+        self.sender_id = Some(user_id.into());
+        self
+    }
+
+    /// Stored only if the sender's cursor of this kind (e.g. `read`) in the room moves
+    /// forward to the event `event_id`; it moves with it.
+    pub fn moving_cursor(mut self, kind: impl Into<String>, event_id: impl Into<String>) -> Self {
+        self.cursor = Some((kind.into(), event_id.into()));
+        self
+    }
+}
+
+struct Inner<P> {
+    config: Config,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    hub: Arc<Hub>,
+    verifier: Verifier,
+    metrics: Arc<Metrics>,
+    tracker: Arc<Tracker>,
+    test_hooks: TestHooks,
+    shutting_down: watch::Receiver<bool>,
+    protocol: PhantomData<fn() -> P>,
+}
+
+/// The handle an app stores and sends through; cheap to clone. Also the state of the
+/// app's own HTTP routes.
+pub struct Relay<P: Protocol> {
+    inner: Arc<Inner<P>>,
+}
+
+impl<P: Protocol> Clone for Relay<P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<P: Protocol> std::fmt::Debug for Relay<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("protocol", &P::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an answer key and a publish did, for the context that tracks its answer.
+pub(crate) fn answered(published: &Published) -> Option<String> {
+    match published {
+        Published::Stored { event_id, .. } => Some(event_id.clone()),
+        Published::Duplicate { answer } => answer.clone(),
+        Published::CursorUnchanged(_) => None,
+    }
+}
+
+impl<P: Protocol> Relay<P> {
+    /// A relay over `store`, with the in-process bus; and the switch that starts its
+    /// shutdown (send `true`).
+    pub(crate) fn new(config: Config, store: Arc<dyn Store>) -> (Self, watch::Sender<bool>) {
+        let metrics = Arc::new(Metrics::default());
+        let presence: PresenceFrame = Box::new(|user_id, online| {
+            let message = P::Server::from(PresenceChange {
+                user_id: user_id.to_owned(),
+                online,
+            });
+            Frame::from(encoded(&message))
+        });
+        let hub = Arc::new(Hub::new(
+            config.connection_policy,
+            Arc::clone(&metrics),
+            presence,
+        ));
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(Arc::clone(&hub)));
+        let (shutdown, shutting_down) = watch::channel(false);
+        let relay = Relay {
+            inner: Arc::new(Inner {
+                verifier: Verifier::new(&config.auth),
+                config,
+                store,
+                bus,
+                hub,
+                metrics,
+                tracker: Arc::new(Tracker::default()),
+                test_hooks: TestHooks::default(),
+                shutting_down,
+                protocol: PhantomData,
+            }),
+        };
+        (relay, shutdown)
+    }
+
+    /// The server's configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    pub(crate) fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
+    }
+
+    pub(crate) fn verifier(&self) -> &Verifier {
+        &self.inner.verifier
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn tracker(&self) -> &Arc<Tracker> {
+        &self.inner.tracker
+    }
+
+    pub(crate) fn test_hooks(&self) -> &TestHooks {
+        &self.inner.test_hooks
+    }
+
+    pub(crate) fn shutting_down(&self) -> watch::Receiver<bool> {
+        self.inner.shutting_down.clone()
+    }
+
+    /// Whether `pong` replies are paused (test hook).
+    pub(crate) fn pongs_paused(&self) -> bool {
+        self.inner.config.test_hooks && self.inner.test_hooks.pongs_paused.load(Ordering::Relaxed)
+    }
+
+    /// Whether acknowledgements are paused (test hook).
+    pub(crate) fn acks_paused(&self) -> bool {
+        self.inner.config.test_hooks && self.inner.test_hooks.acks_paused.load(Ordering::Relaxed)
+    }
+
+    /// Stores an event and delivers it, numbered, to its audience once committed.
+    pub async fn publish(&self, event: Event<P::Server>) -> StoreResult<Published> {
+        self.publish_keyed(event, None).await
+    }
+
+    pub(crate) async fn publish_keyed(
+        &self,
+        event: Event<P::Server>,
+        answer_key: Option<crate::store::AnswerKey>,
+    ) -> StoreResult<Published> {
+        let Event {
+            id,
+            message,
+            room_id,
+            audience,
+            sender_id,
+            require_member,
+            cursor,
+        } = event;
+        debug_assert!(
+            P::Server::TYPES
+                .iter()
+                .zip(<P::Server as ServerMessages>::POLICIES)
+                .any(|(name, policy)| *name == message.type_name() && policy.numbered),
+            "only numbered message types are published as events"
+        );
+        let cursor = match (cursor, &room_id, &sender_id) {
+            (Some((kind, event_id)), Some(room_id), Some(user_id)) => Some(CursorMove {
+                room_id: room_id.clone(),
+                user_id: user_id.clone(),
+                kind,
+                event_id,
+            }),
+            _ => None,
+        };
+        let publish = Publish {
+            event_id: id,
+            kind: message.type_name().to_owned(),
+            frame: encoded(&message),
+            require_member: sender_id.clone().filter(|_| require_member),
+            room_id,
+            sender_id,
+            at: now_rfc3339(),
+            audience,
+            answer_key,
+            cursor,
+        };
+        let bus = Arc::clone(&self.inner.bus);
+        self.inner
+            .store
+            .publish(
+                publish,
+                Box::new(move |published| {
+                    if let Published::Stored {
+                        recipients, frame, ..
+                    } = published
+                    {
+                        bus.send(BusMessage::Event {
+                            recipients: recipients.clone(),
+                            frame: Arc::from(frame.as_str()),
+                        });
+                    }
+                }),
+            )
+            .await
+    }
+
+    /// Sends a live message (not stored) to every connection of these users.
+    pub fn send_to_users(&self, user_ids: &[String], message: &P::Server) -> Reach {
+        self.inner.bus.send(BusMessage::ToUsers {
+            users: user_ids.to_vec(),
+            frame: Arc::from(encoded(message)),
+        })
+    }
+
+    /// Sends a live message to the online members of a room but `except_user`.
+    pub fn send_to_room(
+        &self,
+        room_id: &str,
+        message: &P::Server,
+        except_user: Option<&str>,
+    ) -> Reach {
+        self.inner.bus.send(BusMessage::ToRoom {
+            room: room_id.to_owned(),
+            frame: Arc::from(encoded(message)),
+            except: except_user.map(str::to_owned),
+        })
+    }
+
+    /// Sends a live message to every connection.
+    pub fn broadcast(&self, message: &P::Server) -> Reach {
+        self.inner.bus.send(BusMessage::Broadcast {
+            frame: Arc::from(encoded(message)),
+        })
+    }
+
+    /// Creates a room; its online members start receiving it at once.
+    pub async fn create_room(&self, room: NewRoom) -> StoreResult<Room> {
+        let room = self.inner.store.create_room(room).await?;
+        for user_id in &room.members {
+            self.joined(user_id, &room.id);
+        }
+        Ok(room)
+    }
+
+    fn joined(&self, user_id: &str, room_id: &str) {
+        self.inner.bus.send(BusMessage::Joined {
+            user: user_id.to_owned(),
+            room: room_id.to_owned(),
+        });
+    }
+
+    /// Adds a user to a room (`rule` says whether the room must be open); online, they
+    /// start receiving it at once. Whether they were new.
+    pub async fn join(&self, user_id: &str, room_id: &str, rule: JoinRule) -> StoreResult<bool> {
+        let joined = self
+            .inner
+            .store
+            .join(room_id.to_owned(), user_id.to_owned(), rule)
+            .await?;
+        self.joined(user_id, room_id);
+        Ok(joined)
+    }
+
+    /// Removes a member from a room; their ephemeral states there end.
+    pub async fn leave(&self, user_id: &str, room_id: &str) -> StoreResult<()> {
+        self.inner
+            .store
+            .leave(room_id.to_owned(), user_id.to_owned())
+            .await?;
+        self.inner.bus.send(BusMessage::Left {
+            user: user_id.to_owned(),
+            room: room_id.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// A room.
+    pub async fn room(&self, room_id: &str) -> StoreResult<Room> {
+        self.inner.store.room(room_id.to_owned()).await
+    }
+
+    /// Rooms, oldest first.
+    pub async fn rooms(&self, filter: RoomFilter) -> StoreResult<Vec<Room>> {
+        self.inner.store.rooms(filter).await
+    }
+
+    /// Checks that a room exists and the user is a member, from the store.
+    pub async fn require_member(&self, room_id: &str, user_id: &str) -> StoreResult<()> {
+        let room = self.room(room_id).await?;
+        if room.members.iter().any(|member| member == user_id) {
+            Ok(())
+        } else {
+            Err(StoreError::NotMember(room_id.to_owned()))
+        }
+    }
+
+    /// A page of a room's events of one kind (message type), oldest first.
+    pub async fn events(
+        &self,
+        room_id: &str,
+        kind: &str,
+        cursor: EventCursor,
+        limit: usize,
+    ) -> StoreResult<EventPage> {
+        self.inner
+            .store
+            .events(room_id.to_owned(), kind.to_owned(), cursor, limit)
+            .await
+    }
+
+    /// Every member's cursor of one kind in a room.
+    pub async fn cursors(&self, room_id: &str, kind: &str) -> StoreResult<Vec<Cursor>> {
+        self.inner
+            .store
+            .cursors(room_id.to_owned(), kind.to_owned())
+            .await
+    }
+
+    /// Whether a user is online here and a member of a room: the check for ephemeral
+    /// traffic, which needs no store round trip.
+    pub fn is_online_member(&self, room_id: &str, user_id: &str) -> bool {
+        self.inner.hub.is_member(room_id, user_id)
+    }
+
+    /// Turns an ephemeral state of a user in a room on (`Some((start, stop))`: the
+    /// room's other members get `start` the first time, and `stop` when it is turned
+    /// off, when it is not renewed within the state timeout, or when the user leaves or
+    /// goes offline) or off (`None`).
+    pub fn set_state(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        kind: &'static str,
+        on: Option<(P::Server, P::Server)>,
+    ) {
+        let key = (room_id.to_owned(), user_id.to_owned(), kind);
+        let frames =
+            on.map(|(start, stop)| (Frame::from(encoded(&start)), Frame::from(encoded(&stop))));
+        let Some(generation) = self.inner.hub.set_state(key.clone(), frames) else {
+            return;
+        };
+        let hub = Arc::clone(&self.inner.hub);
+        let timeout = self.inner.config.state_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            hub.expire_state(&key, generation);
+        });
+    }
+
+    /// A user's connection status.
+    pub fn status(&self, user_id: &str) -> UserStatus {
+        self.inner.hub.status(user_id)
+    }
+
+    /// Every connected user's status.
+    pub fn connected_users(&self) -> Vec<UserStatus> {
+        self.inner.hub.connected_users()
+    }
+
+    /// Closes every connection of a user with `code`; returns how many.
+    pub fn disconnect(&self, user_id: &str, code: CloseCode) -> u32 {
+        self.inner
+            .bus
+            .send(BusMessage::CloseUser {
+                user: user_id.to_owned(),
+                code,
+            })
+            .connections
+    }
+}

@@ -1,0 +1,796 @@
+//! The embedded store: SQLite, one file, one process.
+//!
+//! One thread owns the one connection and runs jobs in the order they arrive, so
+//! writes are serialized. Jobs that queued up while the thread was busy run as one
+//! batch in one transaction (group commit): under load the cost of a commit is shared
+//! by the batch instead of paid by every message. A job's follow-up (handing what it
+//! wrote to the bus, answering its caller) runs only after its batch is committed, in
+//! job order, before the next batch starts: nothing is delivered or acknowledged
+//! before it is stored, and what clients receive is in the order it was stored. The
+//! database runs in WAL mode with `synchronous = NORMAL`, so a committed write
+//! survives the process being killed.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use relaywire_protocol::Seq;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{
+    AnswerKey, Audience, Cursor, EventCursor, EventPage, FollowUp, JoinRule, NewRoom, Publish,
+    Published, Room, RoomFilter, SessionStart, Store, StoreError, StoreResult, StoredEvent, schema,
+    with_seq,
+};
+use crate::time::now_rfc3339;
+
+/// Where the SQLite store keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A file (created, with its folder, when missing).
+    File(PathBuf),
+    /// Memory, lost at exit.
+    Memory,
+}
+
+type SqlFollowUp = Box<dyn FnOnce(bool) + Send>;
+/// A job returns whether it succeeded (a failed job's writes are rolled back) and its
+/// follow-up, told whether the batch committed.
+type Job = Box<dyn FnOnce(&mut Connection) -> (bool, SqlFollowUp) + Send>;
+
+/// Jobs committed together at most, so the first of a long queue is not kept waiting.
+const MAX_BATCH: usize = 512;
+
+fn sql(err: rusqlite::Error) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+/// The SQLite store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Owns the store thread: [`StoreThread::shut_down`] waits until every job sent has run
+/// and the database is closed.
+#[derive(Debug)]
+pub struct StoreThread {
+    handle: JoinHandle<()>,
+}
+
+impl StoreThread {
+    /// Waits until every job sent so far has run and the database is closed. Every
+    /// [`SqliteStore`] handle must have been dropped, or this waits for them.
+    pub fn shut_down(self) {
+        let _ = self.handle.join();
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database, and starts the store thread.
+    pub fn open(location: &Location) -> StoreResult<(SqliteStore, StoreThread)> {
+        let mut connection = match location {
+            Location::Memory => Connection::open_in_memory().map_err(sql)?,
+            Location::File(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|err| {
+                        StoreError::Backend(format!("{}: {err}", parent.display()))
+                    })?;
+                }
+                Connection::open(path).map_err(sql)?
+            }
+        };
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        connection
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql)?;
+        schema::migrate(&mut connection)?;
+
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("relaywire-store".to_owned())
+            .spawn(move || {
+                while let Ok(first) = receiver.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match receiver.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    run_batch(&mut connection, batch);
+                }
+                if let Err((_, err)) = connection.close() {
+                    tracing::error!(error = %err, "closing the database failed");
+                }
+            })
+            .map_err(|err| StoreError::Backend(format!("cannot start the store thread: {err}")))?;
+        Ok((SqliteStore { jobs }, StoreThread { handle }))
+    }
+
+    /// Runs `job` on the store thread; once its batch is committed and before any later
+    /// job's follow-up, `then` sees what it returned (still on the store thread).
+    fn run<T, F>(&self, job: F, then: FollowUp<T>) -> BoxFuture<'static, StoreResult<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, result) = oneshot::channel();
+        let sent = self.jobs.send(Box::new(move |connection| {
+            let outcome = job(connection);
+            let succeeded = outcome.is_ok();
+            let follow_up: SqlFollowUp = Box::new(move |committed| {
+                let outcome = match outcome {
+                    Ok(value) if committed => {
+                        then(&value);
+                        Ok(value)
+                    }
+                    Ok(_) => Err(StoreError::NotCommitted),
+                    Err(err) => Err(err),
+                };
+                let _ = reply.send(outcome);
+            });
+            (succeeded, follow_up)
+        }));
+        async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            result.await.map_err(|_| StoreError::Closed)?
+        }
+        .boxed()
+    }
+
+    fn read<T, F>(&self, job: F) -> BoxFuture<'static, StoreResult<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.run(job, Box::new(|_| {}))
+    }
+}
+
+/// Runs a batch of jobs in one transaction, each in a savepoint so a job that fails
+/// leaves nothing behind, then their follow-ups in order.
+fn run_batch(connection: &mut Connection, batch: Vec<Job>) {
+    // Without a transaction (it cannot start) each job's writes commit on their own.
+    let in_transaction = match connection.execute_batch("BEGIN") {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot begin a batch; running it unbatched");
+            false
+        }
+    };
+    let mut follow_ups = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = in_transaction && connection.execute_batch("SAVEPOINT job").is_ok();
+        // A failing job must not take the store down with it.
+        let run = std::panic::AssertUnwindSafe(|| job(connection));
+        let (succeeded, follow_up) = match std::panic::catch_unwind(run) {
+            Ok((succeeded, follow_up)) => (succeeded, Some(follow_up)),
+            Err(_) => {
+                tracing::error!("a store job panicked; the store keeps running");
+                (false, None)
+            }
+        };
+        if savepoint {
+            let end = if succeeded {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(err) = connection.execute_batch(end) {
+                tracing::error!(error = %err, "cannot end a job's savepoint");
+            }
+        }
+        follow_ups.extend(follow_up);
+    }
+    let committed = !in_transaction
+        || match connection.execute_batch("COMMIT") {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(error = %err, jobs = follow_ups.len(), "a batch failed to commit");
+                let _ = connection.execute_batch("ROLLBACK");
+                false
+            }
+        };
+    for follow_up in follow_ups {
+        let run = std::panic::AssertUnwindSafe(|| follow_up(committed));
+        if std::panic::catch_unwind(run).is_err() {
+            tracing::error!("a store follow-up panicked; the store keeps running");
+        }
+    }
+}
+
+fn seq_of(value: i64) -> StoreResult<Seq> {
+    u64::try_from(value)
+        .ok()
+        .and_then(|n| Seq::new(n).ok())
+        .ok_or_else(|| StoreError::Backend(format!("event number {value} is out of range")))
+}
+
+fn count(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+mod queries {
+    //! The SQL behind every operation, as plain functions on a connection.
+
+    use super::*;
+
+    pub(super) fn room_is_open(db: &Connection, room_id: &str) -> StoreResult<bool> {
+        db.prepare_cached("SELECT open FROM rooms WHERE id = $1")
+            .map_err(sql)?
+            .query_row([room_id], |row| row.get::<_, bool>(0))
+            .optional()
+            .map_err(sql)?
+            .ok_or_else(|| StoreError::RoomNotFound(room_id.to_owned()))
+    }
+
+    pub(super) fn is_member(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<bool> {
+        db.prepare_cached("SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2")
+            .map_err(sql)?
+            .exists(params![room_id, user_id])
+            .map_err(sql)
+    }
+
+    /// The room exists and the user is a member.
+    pub(super) fn require_member(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<()> {
+        room_is_open(db, room_id)?;
+        if is_member(db, room_id, user_id)? {
+            Ok(())
+        } else {
+            Err(StoreError::NotMember(room_id.to_owned()))
+        }
+    }
+
+    pub(super) fn members(db: &Connection, room_id: &str) -> StoreResult<Vec<String>> {
+        let mut statement = db
+            .prepare_cached("SELECT user_id FROM members WHERE room_id = $1 ORDER BY position")
+            .map_err(sql)?;
+        let ids = statement
+            .query_map([room_id], |row| row.get(0))
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        Ok(ids)
+    }
+
+    pub(super) fn add_member(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<bool> {
+        let inserted = db
+            .prepare_cached(
+                "INSERT INTO members (room_id, user_id, joined_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .map_err(sql)?
+            .execute(params![room_id, user_id, now_rfc3339()])
+            .map_err(sql)?;
+        Ok(inserted == 1)
+    }
+
+    pub(super) fn rooms(db: &Connection, filter: &RoomFilter) -> StoreResult<Vec<Room>> {
+        let map = |row: &rusqlite::Row<'_>| -> rusqlite::Result<(String, String, bool, String)> {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        };
+        let rows: Vec<_> = match filter {
+            RoomFilter::All => db
+                .prepare_cached("SELECT id, title, open, created_at FROM rooms ORDER BY position")
+                .map_err(sql)?
+                .query_map([], map)
+                .map_err(sql)?
+                .collect::<Result<_, _>>()
+                .map_err(sql)?,
+            RoomFilter::VisibleTo(user_id) => db
+                .prepare_cached(
+                    "SELECT id, title, open, created_at FROM rooms
+                     WHERE open = 1 OR id IN (SELECT room_id FROM members WHERE user_id = $1)
+                     ORDER BY position",
+                )
+                .map_err(sql)?
+                .query_map([user_id], map)
+                .map_err(sql)?
+                .collect::<Result<_, _>>()
+                .map_err(sql)?,
+        };
+        rows.into_iter()
+            .map(|(id, title, open, created_at)| {
+                Ok(Room {
+                    members: members(db, &id)?,
+                    id,
+                    title,
+                    open,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) fn room(db: &Connection, room_id: &str) -> StoreResult<Room> {
+        let found = db
+            .prepare_cached("SELECT id, title, open, created_at FROM rooms WHERE id = $1")
+            .map_err(sql)?
+            .query_row([room_id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, String>(3)?,
+                ))
+            })
+            .optional()
+            .map_err(sql)?;
+        let Some((id, title, open, created_at)) = found else {
+            return Err(StoreError::RoomNotFound(room_id.to_owned()));
+        };
+        Ok(Room {
+            members: members(db, &id)?,
+            id,
+            title,
+            open,
+            created_at,
+        })
+    }
+
+    pub(super) fn create_room(db: &Connection, room: &NewRoom) -> StoreResult<Room> {
+        let inserted = db
+            .prepare_cached(
+                "INSERT INTO rooms (id, title, open, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .map_err(sql)?
+            .execute(params![room.id, room.title, room.open, now_rfc3339()])
+            .map_err(sql)?;
+        if inserted == 0 {
+            return Err(StoreError::RoomExists(room.id.clone()));
+        }
+        for user_id in &room.members {
+            add_member(db, &room.id, user_id)?;
+        }
+        self::room(db, &room.id)
+    }
+
+    pub(super) fn join(
+        db: &Connection,
+        room_id: &str,
+        user_id: &str,
+        rule: JoinRule,
+    ) -> StoreResult<bool> {
+        let open = room_is_open(db, room_id)?;
+        if is_member(db, room_id, user_id)? {
+            return Ok(false);
+        }
+        if !open && rule == JoinRule::OpenOnly {
+            return Err(StoreError::RoomClosed(room_id.to_owned()));
+        }
+        add_member(db, room_id, user_id)
+    }
+
+    pub(super) fn leave(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<()> {
+        require_member(db, room_id, user_id)?;
+        db.prepare_cached("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
+            .map_err(sql)?
+            .execute(params![room_id, user_id])
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    pub(super) fn head(db: &Connection, user_id: &str) -> StoreResult<Seq> {
+        let head: Option<i64> = db
+            .prepare_cached("SELECT seq FROM heads WHERE user_id = $1")
+            .map_err(sql)?
+            .query_row([user_id], |row| row.get(0))
+            .optional()
+            .map_err(sql)?;
+        seq_of(head.unwrap_or(0))
+    }
+
+    /// The user's events numbered after `after` and at most `up_to`, at most `limit`.
+    pub(super) fn numbered(
+        db: &Connection,
+        user_id: &str,
+        after: Seq,
+        up_to: Option<Seq>,
+        limit: usize,
+    ) -> StoreResult<Vec<(Seq, String)>> {
+        let up_to = up_to.map_or(i64::MAX, |seq| count(seq.get() as usize));
+        let mut statement = db
+            .prepare_cached(
+                "SELECT i.seq, e.frame FROM inbox i JOIN events e ON e.position = i.event_position
+                 WHERE i.user_id = $1 AND i.seq > $2 AND i.seq <= $3
+                 ORDER BY i.seq LIMIT $4",
+            )
+            .map_err(sql)?;
+        let rows: Vec<(i64, String)> = statement
+            .query_map(
+                params![user_id, count(after.get() as usize), up_to, count(limit)],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        rows.into_iter()
+            .map(|(seq, frame)| {
+                let seq = seq_of(seq)?;
+                Ok((seq, with_seq(&frame, seq)))
+            })
+            .collect()
+    }
+
+    pub(super) fn open_session(
+        db: &Connection,
+        user_id: &str,
+        name: &str,
+        resume_after: Option<Seq>,
+        replay_limit: usize,
+    ) -> StoreResult<SessionStart> {
+        db.prepare_cached(
+            "INSERT INTO users (id, name, last_seen_at) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at",
+        )
+        .map_err(sql)?
+        .execute(params![user_id, name, now_rfc3339()])
+        .map_err(sql)?;
+        let mut statement = db
+            .prepare_cached("SELECT room_id FROM members WHERE user_id = $1 ORDER BY position")
+            .map_err(sql)?;
+        let rooms = statement
+            .query_map([user_id], |row| row.get(0))
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        let head = head(db, user_id)?;
+        let mut missed = match resume_after {
+            Some(after) => numbered(db, user_id, after, None, replay_limit.saturating_add(1))?,
+            None => Vec::new(),
+        };
+        let truncated = missed.len() > replay_limit;
+        missed.truncate(replay_limit);
+        Ok(SessionStart {
+            rooms,
+            head,
+            missed,
+            truncated,
+        })
+    }
+
+    pub(super) fn answer(db: &Connection, key: &AnswerKey) -> StoreResult<Option<Option<String>>> {
+        db.prepare_cached("SELECT answer FROM answers WHERE user_id = $1 AND client_id = $2")
+            .map_err(sql)?
+            .query_row(params![key.user_id, key.client_id], |row| row.get(0))
+            .optional()
+            .map_err(sql)
+    }
+
+    pub(super) fn record_answer(
+        db: &Connection,
+        key: &AnswerKey,
+        answer: Option<&str>,
+    ) -> StoreResult<()> {
+        db.prepare_cached(
+            "INSERT INTO answers (user_id, client_id, answer, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .map_err(sql)?
+        .execute(params![key.user_id, key.client_id, answer, now_rfc3339()])
+        .map_err(sql)?;
+        Ok(())
+    }
+
+    fn event_position(db: &Connection, room_id: &str, event_id: &str) -> StoreResult<i64> {
+        db.prepare_cached("SELECT position FROM events WHERE id = $1 AND room_id = $2")
+            .map_err(sql)?
+            .query_row(params![event_id, room_id], |row| row.get(0))
+            .optional()
+            .map_err(sql)?
+            .ok_or_else(|| StoreError::EventNotFound(event_id.to_owned()))
+    }
+
+    fn cursor(
+        db: &Connection,
+        room_id: &str,
+        kind: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<(i64, Cursor)>> {
+        db.prepare_cached(
+            "SELECT event_position, event_id, moved_at FROM cursors
+             WHERE room_id = $1 AND kind = $2 AND user_id = $3",
+        )
+        .map_err(sql)?
+        .query_row(params![room_id, kind, user_id], |row| {
+            Ok((
+                row.get(0)?,
+                Cursor {
+                    room_id: room_id.to_owned(),
+                    user_id: user_id.to_owned(),
+                    kind: kind.to_owned(),
+                    event_id: row.get(1)?,
+                    at: row.get(2)?,
+                },
+            ))
+        })
+        .optional()
+        .map_err(sql)
+    }
+
+    /// Gives the next number in `user_id`'s stream to the event at `position`.
+    fn number(db: &Connection, user_id: &str, position: i64) -> StoreResult<Seq> {
+        let seq: i64 = db
+            .prepare_cached(
+                "INSERT INTO heads (user_id, seq) VALUES ($1, 1)
+                 ON CONFLICT (user_id) DO UPDATE SET seq = heads.seq + 1
+                 RETURNING seq",
+            )
+            .map_err(sql)?
+            .query_row([user_id], |row| row.get(0))
+            .map_err(sql)?;
+        db.prepare_cached("INSERT INTO inbox (user_id, seq, event_position) VALUES ($1, $2, $3)")
+            .map_err(sql)?
+            .execute(params![user_id, seq, position])
+            .map_err(sql)?;
+        seq_of(seq)
+    }
+
+    pub(super) fn publish(db: &mut Connection, publish: &Publish) -> StoreResult<Published> {
+        // A savepoint: the store may already have the batch's transaction open.
+        let savepoint = db.savepoint().map_err(sql)?;
+        if let (Some(user_id), Some(room_id)) = (&publish.require_member, &publish.room_id) {
+            require_member(&savepoint, room_id, user_id)?;
+        }
+        if let Some(key) = &publish.answer_key
+            && let Some(answer) = answer(&savepoint, key)?
+        {
+            return Ok(Published::Duplicate { answer });
+        }
+        let mut moved_to = None;
+        if let Some(cursor_move) = &publish.cursor {
+            let position = event_position(&savepoint, &cursor_move.room_id, &cursor_move.event_id)?;
+            if let Some((current, cursor)) = cursor(
+                &savepoint,
+                &cursor_move.room_id,
+                &cursor_move.kind,
+                &cursor_move.user_id,
+            )? && current >= position
+            {
+                return Ok(Published::CursorUnchanged(cursor));
+            }
+            moved_to = Some(position);
+        }
+        let inserted = savepoint
+            .prepare_cached(
+                "INSERT INTO events (id, room_id, kind, sender_id, frame, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+            )
+            .map_err(sql)?
+            .execute(params![
+                publish.event_id,
+                publish.room_id,
+                publish.kind,
+                publish.sender_id,
+                publish.frame,
+                publish.at,
+            ])
+            .map_err(sql)?;
+        if inserted == 0 {
+            return Err(StoreError::EventExists(publish.event_id.clone()));
+        }
+        let position = savepoint.last_insert_rowid();
+        let audience = match &publish.audience {
+            Audience::Room(room_id) => members(&savepoint, room_id)?,
+            Audience::Users(users) => users.clone(),
+        };
+        let mut recipients = Vec::with_capacity(audience.len());
+        for user_id in audience {
+            let seq = number(&savepoint, &user_id, position)?;
+            recipients.push((user_id, seq));
+        }
+        if let Some(key) = &publish.answer_key {
+            record_answer(&savepoint, key, Some(&publish.event_id))?;
+        }
+        if let (Some(cursor_move), Some(position)) = (&publish.cursor, moved_to) {
+            savepoint
+                .prepare_cached(
+                    "INSERT INTO cursors (room_id, kind, user_id, event_position, event_id, moved_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (room_id, kind, user_id) DO UPDATE SET
+                         event_position = excluded.event_position,
+                         event_id = excluded.event_id,
+                         moved_at = excluded.moved_at",
+                )
+                .map_err(sql)?
+                .execute(params![
+                    cursor_move.room_id,
+                    cursor_move.kind,
+                    cursor_move.user_id,
+                    position,
+                    cursor_move.event_id,
+                    publish.at,
+                ])
+                .map_err(sql)?;
+        }
+        savepoint.commit().map_err(sql)?;
+        Ok(Published::Stored {
+            event_id: publish.event_id.clone(),
+            recipients,
+            frame: publish.frame.clone(),
+        })
+    }
+
+    pub(super) fn events(
+        db: &Connection,
+        room_id: &str,
+        kind: &str,
+        cursor: &EventCursor,
+        limit: usize,
+    ) -> StoreResult<EventPage> {
+        room_is_open(db, room_id)?;
+        let fetch = count(limit).saturating_add(1);
+        let (sql_text, anchor) = match cursor {
+            EventCursor::Latest => (
+                "SELECT id, room_id, kind, frame, created_at FROM events
+                 WHERE room_id = $1 AND kind = $2 AND position < $3 ORDER BY position DESC LIMIT $4",
+                i64::MAX,
+            ),
+            EventCursor::Before(id) => (
+                "SELECT id, room_id, kind, frame, created_at FROM events
+                 WHERE room_id = $1 AND kind = $2 AND position < $3 ORDER BY position DESC LIMIT $4",
+                event_position(db, room_id, id)?,
+            ),
+            EventCursor::After(id) => (
+                "SELECT id, room_id, kind, frame, created_at FROM events
+                 WHERE room_id = $1 AND kind = $2 AND position > $3 ORDER BY position ASC LIMIT $4",
+                event_position(db, room_id, id)?,
+            ),
+        };
+        let mut events: Vec<StoredEvent> = db
+            .prepare_cached(sql_text)
+            .map_err(sql)?
+            .query_map(params![room_id, kind, anchor, fetch], |row| {
+                Ok(StoredEvent {
+                    id: row.get(0)?,
+                    room_id: row.get(1)?,
+                    kind: row.get(2)?,
+                    frame: row.get(3)?,
+                    at: row.get(4)?,
+                })
+            })
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        let has_more = events.len() > limit;
+        events.truncate(limit);
+        if !matches!(cursor, EventCursor::After(_)) {
+            events.reverse();
+        }
+        Ok(EventPage { events, has_more })
+    }
+
+    pub(super) fn cursors(db: &Connection, room_id: &str, kind: &str) -> StoreResult<Vec<Cursor>> {
+        room_is_open(db, room_id)?;
+        let mut statement = db
+            .prepare_cached(
+                "SELECT user_id, event_id, moved_at FROM cursors
+                 WHERE room_id = $1 AND kind = $2 ORDER BY user_id",
+            )
+            .map_err(sql)?;
+        let cursors = statement
+            .query_map(params![room_id, kind], |row| {
+                Ok(Cursor {
+                    room_id: room_id.to_owned(),
+                    user_id: row.get(0)?,
+                    kind: kind.to_owned(),
+                    event_id: row.get(1)?,
+                    at: row.get(2)?,
+                })
+            })
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?;
+        Ok(cursors)
+    }
+}
+
+impl Store for SqliteStore {
+    fn open_session(
+        &self,
+        user_id: String,
+        name: String,
+        resume_after: Option<Seq>,
+        replay_limit: usize,
+        then: FollowUp<SessionStart>,
+    ) -> BoxFuture<'static, StoreResult<SessionStart>> {
+        self.run(
+            move |db| queries::open_session(db, &user_id, &name, resume_after, replay_limit),
+            then,
+        )
+    }
+
+    fn events_between(
+        &self,
+        user_id: String,
+        after: Seq,
+        up_to: Seq,
+    ) -> BoxFuture<'static, StoreResult<Vec<(Seq, String)>>> {
+        self.read(move |db| queries::numbered(db, &user_id, after, Some(up_to), usize::MAX))
+    }
+
+    fn publish(
+        &self,
+        publish: Publish,
+        then: FollowUp<Published>,
+    ) -> BoxFuture<'static, StoreResult<Published>> {
+        self.run(move |db| queries::publish(db, &publish), then)
+    }
+
+    fn answer(&self, key: AnswerKey) -> BoxFuture<'static, StoreResult<Option<Option<String>>>> {
+        self.read(move |db| queries::answer(db, &key))
+    }
+
+    fn record_answer(
+        &self,
+        key: AnswerKey,
+        answer: Option<String>,
+    ) -> BoxFuture<'static, StoreResult<()>> {
+        self.read(move |db| queries::record_answer(db, &key, answer.as_deref()))
+    }
+
+    fn create_room(&self, room: NewRoom) -> BoxFuture<'static, StoreResult<Room>> {
+        self.read(move |db| {
+            // A savepoint: creating the room and its members is one change.
+            let savepoint = db.savepoint().map_err(sql)?;
+            let created = queries::create_room(&savepoint, &room)?;
+            savepoint.commit().map_err(sql)?;
+            Ok(created)
+        })
+    }
+
+    fn join(
+        &self,
+        room_id: String,
+        user_id: String,
+        rule: JoinRule,
+    ) -> BoxFuture<'static, StoreResult<bool>> {
+        self.read(move |db| queries::join(db, &room_id, &user_id, rule))
+    }
+
+    fn leave(&self, room_id: String, user_id: String) -> BoxFuture<'static, StoreResult<()>> {
+        self.read(move |db| queries::leave(db, &room_id, &user_id))
+    }
+
+    fn room(&self, room_id: String) -> BoxFuture<'static, StoreResult<Room>> {
+        self.read(move |db| queries::room(db, &room_id))
+    }
+
+    fn rooms(&self, filter: RoomFilter) -> BoxFuture<'static, StoreResult<Vec<Room>>> {
+        self.read(move |db| queries::rooms(db, &filter))
+    }
+
+    fn events(
+        &self,
+        room_id: String,
+        kind: String,
+        cursor: EventCursor,
+        limit: usize,
+    ) -> BoxFuture<'static, StoreResult<EventPage>> {
+        self.read(move |db| queries::events(db, &room_id, &kind, &cursor, limit))
+    }
+
+    fn cursors(
+        &self,
+        room_id: String,
+        kind: String,
+    ) -> BoxFuture<'static, StoreResult<Vec<Cursor>>> {
+        self.read(move |db| queries::cursors(db, &room_id, &kind))
+    }
+}
+
+#[cfg(test)]
+mod tests;
