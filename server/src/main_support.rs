@@ -10,14 +10,22 @@ use crate::app::App;
 use crate::config::{Config, ConfigError, Env};
 
 /// Runs an app as a server process, configured by environment variables. `make`
-/// builds the app from the same variables, so its own settings fail the same way.
+/// builds the app from the same variables, so its own settings fail the same way, and
+/// may set the app's own defaults on the configuration (a variable the operator set
+/// still wins: `make` sees it in the `Env`).
 /// Exits 0 after a graceful shutdown, 2 on bad configuration, 1 when it cannot start.
 ///
 /// With `EXIT_ON_STDIN_CLOSE=1`, the end of standard input also stops it, so a server a
 /// test started stops when its parent does.
-pub fn run<A: App>(name: &str, make: impl FnOnce(&Env) -> Result<A, ConfigError>) -> ExitCode {
+pub fn run<A: App>(
+    name: &str,
+    make: impl FnOnce(&Env, &mut Config) -> Result<A, ConfigError>,
+) -> ExitCode {
     let env = Env::from_process();
-    let configured = Config::from(&env).and_then(|config| Ok((config, make(&env)?)));
+    let configured = Config::from(&env).and_then(|mut config| {
+        let app = make(&env, &mut config)?;
+        Ok((config, app))
+    });
     let (config, app) = match configured {
         Ok(configured) => configured,
         Err(err) => {

@@ -1,17 +1,20 @@
-//! Shared pieces of the end-to-end tests: a reference server on 127.0.0.1 that can
-//! be restarted on the same port and database, tokens for it, and the chaos proxy.
+//! Shared pieces of the end-to-end tests: a server on 127.0.0.1 (the reference chat
+//! server, or any app on the server library) that can be restarted on the same port and
+//! database, tokens for it, the chaos proxy, and the task board, an app with a catalogue
+//! of its own.
 
 pub mod chaos;
+pub mod tasks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use relaywire_chat::ChatProtocol;
-use relaywire_chat_server::config::Database;
-use relaywire_chat_server::{ChatApp, Config, RunningServer, start};
+use relaywire_chat_server::ChatApp;
 use relaywire_client::core::{Auth, ReconnectPolicy};
 use relaywire_client::native;
+use relaywire_server::config::Database;
+use relaywire_server::{App, Config, RunningServer};
 
 /// The HS256 secret of every test server.
 pub const SECRET: &str = "end-to-end-secret-0123456789";
@@ -30,18 +33,28 @@ pub fn token(user: &str) -> String {
     .expect("HS256 signing cannot fail")
 }
 
-/// A reference server that keeps its port and database across restarts.
+/// A server that keeps its port and database across restarts: the reference chat
+/// server by default, or any app on the library.
 #[derive(Debug)]
-pub struct Server {
+pub struct Server<A: App + Clone = ChatApp> {
     config: Config,
+    app: A,
     running: Option<RunningServer>,
     dir: PathBuf,
 }
 
-impl Server {
-    /// Starts a server with the demo chats on a fresh database file; `adjust` may
-    /// change the configuration first.
-    pub async fn start(name: &str, adjust: impl FnOnce(&mut Config)) -> Server {
+impl Server<ChatApp> {
+    /// Starts the chat server with the demo chats on a fresh database file; `adjust`
+    /// may change the configuration first.
+    pub async fn start(name: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_app(name, ChatApp::with_demo_chats(), adjust).await
+    }
+}
+
+impl<A: App + Clone> Server<A> {
+    /// Starts `app` on a fresh database file; `adjust` may change the configuration
+    /// first.
+    pub async fn start_app(name: &str, app: A, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "relaywire-e2e-{name}-{}-{}",
             std::process::id(),
@@ -54,13 +67,14 @@ impl Server {
         config.database = Database::File(dir.join("chat.db"));
         config.data_dir = dir.clone();
         adjust(&mut config);
-        let running = start(config.clone(), ChatApp::with_demo_chats())
+        let running = relaywire_server::start(config.clone(), app.clone())
             .await
             .expect("the server starts");
         // Restarts reuse the port it got.
         config.listen = running.addr();
         Server {
             config,
+            app,
             running: Some(running),
             dir,
         }
@@ -69,6 +83,11 @@ impl Server {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.config.listen
+    }
+
+    /// Its HTTP base URL.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr())
     }
 
     /// Its WebSocket URL.
@@ -87,7 +106,7 @@ impl Server {
     pub async fn restart(&mut self) {
         self.stop().await;
         for _ in 0..50 {
-            match start(self.config.clone(), ChatApp::with_demo_chats()).await {
+            match relaywire_server::start(self.config.clone(), self.app.clone()).await {
                 Ok(running) => {
                     self.running = Some(running);
                     return;
@@ -100,14 +119,17 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl<A: App + Clone> Drop for Server<A> {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 /// Native client options for `user` against `server`, with quick retries.
-pub fn client_options(server: &Server, user: &str) -> native::Options<ChatProtocol> {
+pub fn client_options<A: App + Clone>(
+    server: &Server<A>,
+    user: &str,
+) -> native::Options<A::Protocol> {
     let mut options = native::Options::new(server.ws_url(), Auth::Token(token(user)));
     options.core.reconnect = ReconnectPolicy {
         initial_delay_ms: 100,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use relaywire_chat_server::ChatApp;
 
 fn main() -> ExitCode {
-    relaywire_server::run("relaywire-chat-server", |env| {
+    relaywire_server::run("relaywire-chat-server", |env, _| {
         Ok(if env.flag("SEED_DEMO")? {
             ChatApp::with_demo_chats()
         } else {
