@@ -90,6 +90,16 @@ pub enum DecodeErrorKind {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A list has more items than its limit.
+    #[error("`{field}` has {len} items, over the limit of {limit}")]
+    TooMany {
+        /// The field, as named on the wire.
+        field: &'static str,
+        /// How many it has.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Text content is longer than [`Limits::max_content_chars`].
     #[error("content is {len} characters, over the {limit}-character limit")]
     ContentTooLong {
@@ -112,7 +122,8 @@ impl DecodeErrorKind {
             | DecodeErrorKind::UnknownType { .. } => ErrorCode::InvalidMessage,
             DecodeErrorKind::InvalidPayload { .. }
             | DecodeErrorKind::EmptyField { .. }
-            | DecodeErrorKind::IdTooLong { .. } => ErrorCode::ValidationError,
+            | DecodeErrorKind::IdTooLong { .. }
+            | DecodeErrorKind::TooMany { .. } => ErrorCode::ValidationError,
         }
     }
 }

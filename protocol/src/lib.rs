@@ -29,7 +29,7 @@ pub use limits::{
     SUPPORTED_SUBPROTOCOLS, TYPING_TIMEOUT_MS,
 };
 pub use seq::{Seq, SeqOutOfRange};
-pub use validate::{Validate, check_id, check_text};
+pub use validate::{Validate, check_id, check_ids, check_text};
 
 /// What the code [`catalogue!`] generates calls; not part of the API.
 #[doc(hidden)]

@@ -66,6 +66,29 @@ pub fn check_text(
     Ok(())
 }
 
+/// A list of ids (recipients, say): at least one, at most `max`, each a valid id.
+/// `field` is its wire name.
+pub fn check_ids(
+    field: &'static str,
+    values: &[String],
+    max: usize,
+    limits: &Limits,
+) -> Result<(), DecodeErrorKind> {
+    if values.is_empty() {
+        return Err(DecodeErrorKind::EmptyField { field });
+    }
+    if values.len() > max {
+        return Err(DecodeErrorKind::TooMany {
+            field,
+            len: values.len(),
+            limit: max,
+        });
+    }
+    values
+        .iter()
+        .try_for_each(|value| check_id(field, value, limits))
+}
+
 impl Validate for Authenticate {
     fn validate(&self, _: &Limits) -> Result<(), DecodeErrorKind> {
         if self.token.trim().is_empty() {
