@@ -1,4 +1,4 @@
-//! The React example app, built against the npm package as a user would install it.
+//! The example web apps, built against the npm package as a user would install it.
 
 use std::path::PathBuf;
 
@@ -7,13 +7,18 @@ use crate::cmd::{Cmd, step};
 use crate::package;
 use crate::tools::{ensure_node, project_root};
 
-/// Builds the package, installs it into `examples/react-chat` from its tarball, and
-/// builds the app; returns the folder to serve.
-pub(crate) fn build() -> Result<PathBuf> {
+/// The React chat app (`examples/react-chat`).
+pub(crate) const REACT_CHAT: &str = "examples/react-chat";
+/// The notification service's page (`examples/notify-server/web`).
+pub(crate) const NOTIFY_WEB: &str = "examples/notify-server/web";
+
+/// Builds the package, installs it into the app at `folder` from its tarball, and
+/// builds the app (its type check first); returns the folder to serve.
+pub(crate) fn build(folder: &str) -> Result<PathBuf> {
     let tarball = package::build()?;
-    step("building the React example app against the package");
+    step(&format!("building {folder} against the package"));
     ensure_node()?;
-    let app = project_root().join("examples/react-chat");
+    let app = project_root().join(folder);
     let vendor = app.join("vendor");
     std::fs::create_dir_all(&vendor).map_err(|err| format!("{}: {err}", vendor.display()))?;
     std::fs::copy(&tarball, vendor.join("relaywire.tgz"))

@@ -14,7 +14,7 @@ pub(crate) fn run(args: &[String]) -> Result {
             "`cargo xtask demo` takes no arguments, got `{arg}`"
         ));
     }
-    let dist = app::build()?;
+    let dist = app::build(app::REACT_CHAT)?;
     step("building the reference chat server");
     Cmd::new("cargo", &project_root())
         .args(["build", "--quiet", "-p", "relaywire-chat-server"])

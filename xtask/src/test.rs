@@ -70,6 +70,11 @@ const CHECKS: &[Check] = &[
         run: chaos,
     },
     Check {
+        name: "notify",
+        title: "the notification service's typed web page, users in headless Chromium",
+        run: notify,
+    },
+    Check {
         name: "e2e",
         title: "the React example app, two users in headless Chromium, with a server restart",
         run: e2e,
@@ -199,10 +204,18 @@ fn typescript() -> Result {
         .run()
 }
 
-/// The reference server for a browser-driven check: a fresh database in
+/// The reference chat server for a browser-driven check: a fresh database in
 /// `target/<name>` that survives the restarts the tests cause, plus `extra` settings.
 fn test_server(name: &str, extra: &[(&str, &str)]) -> Result<ServerSpec> {
-    cargo(&["build", "--quiet", "-p", "relaywire-chat-server"])?;
+    let mut settings = vec![("SEED_DEMO", "true")];
+    settings.extend_from_slice(extra);
+    server_of("relaywire-chat-server", name, &settings)
+}
+
+/// The server binary of the package `server` for a browser-driven check, as
+/// [`test_server`] describes.
+fn server_of(server: &str, name: &str, extra: &[(&str, &str)]) -> Result<ServerSpec> {
+    cargo(&["build", "--quiet", "-p", server])?;
     let data_dir = target_dir().join(name);
     let _ = std::fs::remove_dir_all(&data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|err| format!("{}: {err}", data_dir.display()))?;
@@ -210,7 +223,6 @@ fn test_server(name: &str, extra: &[(&str, &str)]) -> Result<ServerSpec> {
     let mut env: BTreeMap<String, String> = [
         ("JWT_SECRET", "browser-tests-secret-0123456789"),
         ("DEV_LOGIN", "true"),
-        ("SEED_DEMO", "true"),
         ("LOG_LEVEL", "info"),
     ]
     .into_iter()
@@ -225,7 +237,7 @@ fn test_server(name: &str, extra: &[(&str, &str)]) -> Result<ServerSpec> {
     env.entry("CORS_ORIGIN".to_owned())
         .or_insert_with(|| format!("http://127.0.0.1:{port}"));
     Ok(ServerSpec {
-        binary: target_dir().join("debug/relaywire-chat-server"),
+        binary: target_dir().join("debug").join(server),
         port,
         env,
         log: data_dir.join("server.log"),
@@ -273,9 +285,32 @@ fn browser() -> Result {
         .run()
 }
 
+fn notify() -> Result {
+    let chromium = ensure_chromium()?;
+    let dist = app::build(app::NOTIFY_WEB)?;
+    let e2e = project_root().join("tests/e2e");
+    ensure_npm_packages(&e2e)?;
+    let dist = dist.display().to_string();
+    let spec = server_of(
+        "relaywire-notify-server",
+        "notify",
+        &[("SERVICE_KEYS", "notify-service-key"), ("STATIC_DIR", &dist)],
+    )?;
+    let supervisor = Supervisor::start(spec)?;
+    Cmd::new("node", &e2e)
+        .args(["notify.mjs"])
+        .env("RELAYWIRE_APP", supervisor.server_url())
+        .env("RELAYWIRE_SERVICE_KEY", "notify-service-key")
+        .env(
+            "CHROMIUM",
+            chromium.with_file_name("chromium").display().to_string(),
+        )
+        .run()
+}
+
 fn e2e() -> Result {
     let chromium = ensure_chromium()?;
-    let dist = app::build()?;
+    let dist = app::build(app::REACT_CHAT)?;
     let e2e = project_root().join("tests/e2e");
     ensure_npm_packages(&e2e)?;
     let dist = dist.display().to_string();
