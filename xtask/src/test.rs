@@ -75,6 +75,11 @@ const CHECKS: &[Check] = &[
         run: notify,
     },
     Check {
+        name: "tasks",
+        title: "a catalogue of the test crate drives the prebuilt browser client in Chromium",
+        run: tasks,
+    },
+    Check {
         name: "e2e",
         title: "the React example app, two users in headless Chromium, with a server restart",
         run: e2e,
@@ -209,13 +214,23 @@ fn typescript() -> Result {
 fn test_server(name: &str, extra: &[(&str, &str)]) -> Result<ServerSpec> {
     let mut settings = vec![("SEED_DEMO", "true")];
     settings.extend_from_slice(extra);
-    server_of("relaywire-chat-server", name, &settings)
+    server_of(
+        "relaywire-chat-server",
+        "relaywire-chat-server",
+        name,
+        &settings,
+    )
 }
 
-/// The server binary of the package `server` for a browser-driven check, as
-/// [`test_server`] describes.
-fn server_of(server: &str, name: &str, extra: &[(&str, &str)]) -> Result<ServerSpec> {
-    cargo(&["build", "--quiet", "-p", server])?;
+/// The server `binary` of `package` for a browser-driven check, as [`test_server`]
+/// describes.
+fn server_of(
+    package: &str,
+    binary: &str,
+    name: &str,
+    extra: &[(&str, &str)],
+) -> Result<ServerSpec> {
+    cargo(&["build", "--quiet", "-p", package, "--bin", binary])?;
     let data_dir = target_dir().join(name);
     let _ = std::fs::remove_dir_all(&data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|err| format!("{}: {err}", data_dir.display()))?;
@@ -237,7 +252,7 @@ fn server_of(server: &str, name: &str, extra: &[(&str, &str)]) -> Result<ServerS
     env.entry("CORS_ORIGIN".to_owned())
         .or_insert_with(|| format!("http://127.0.0.1:{port}"));
     Ok(ServerSpec {
-        binary: target_dir().join("debug").join(server),
+        binary: target_dir().join("debug").join(binary),
         port,
         env,
         log: data_dir.join("server.log"),
@@ -293,8 +308,12 @@ fn notify() -> Result {
     let dist = dist.display().to_string();
     let spec = server_of(
         "relaywire-notify-server",
+        "relaywire-notify-server",
         "notify",
-        &[("SERVICE_KEYS", "notify-service-key"), ("STATIC_DIR", &dist)],
+        &[
+            ("SERVICE_KEYS", "notify-service-key"),
+            ("STATIC_DIR", &dist),
+        ],
     )?;
     let supervisor = Supervisor::start(spec)?;
     Cmd::new("node", &e2e)
@@ -306,6 +325,69 @@ fn notify() -> Result {
             chromium.with_file_name("chromium").display().to_string(),
         )
         .run()
+}
+
+/// Serves the npm package as built, the task board's TypeScript compiled to
+/// JavaScript and a page importing both, from the task board's server.
+fn tasks() -> Result {
+    let chromium = ensure_chromium()?;
+    package::build()?;
+    let root = project_root();
+    let site = target_dir().join("tasks-web");
+    let _ = std::fs::remove_dir_all(&site);
+    copy_dir(&target_dir().join("npm/relaywire"), &site)?;
+    let ts = root.join("tests/ts");
+    ensure_npm_packages(&ts)?;
+    Cmd::new("node", &ts)
+        .args([
+            "node_modules/typescript/bin/tsc",
+            "--target",
+            "es2022",
+            "--module",
+            "esnext",
+            "--outDir",
+            &site.display().to_string(),
+            "../bindings/tasks.ts",
+        ])
+        .run()?;
+    let e2e = root.join("tests/e2e");
+    std::fs::copy(e2e.join("tasks.html"), site.join("tasks.html"))
+        .map_err(|err| format!("cannot copy tasks.html: {err}"))?;
+    ensure_npm_packages(&e2e)?;
+    let site = site.display().to_string();
+    let spec = server_of(
+        "relaywire-tests",
+        "task-server",
+        "tasks",
+        &[("TEST_HOOKS", "true"), ("STATIC_DIR", &site)],
+    )?;
+    let supervisor = Supervisor::start(spec)?;
+    Cmd::new("node", &e2e)
+        .args(["tasks.mjs"])
+        .env("RELAYWIRE_APP", supervisor.server_url())
+        .env(
+            "CHROMIUM",
+            chromium.with_file_name("chromium").display().to_string(),
+        )
+        .run()
+}
+
+/// Copies the files of `from` (not its folders) into `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result {
+    std::fs::create_dir_all(to).map_err(|err| format!("{}: {err}", to.display()))?;
+    let entries = std::fs::read_dir(from).map_err(|err| format!("{}: {err}", from.display()))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|err| format!("{}: {err}", from.display()))?
+            .path();
+        if path.is_file()
+            && let Some(name) = path.file_name()
+        {
+            std::fs::copy(&path, to.join(name))
+                .map_err(|err| format!("{}: {err}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn e2e() -> Result {
