@@ -39,9 +39,9 @@ export type BroadcastMessage = {
  */
 type: string, 
 /**
- * The app's data, any JSON.
+ * The app's data, any JSON (`null` when absent).
  */
-data: unknown, };
+data?: unknown, };
 
 /**
  * The code of a failure a client raises by itself, never sent on the wire: the
@@ -245,9 +245,9 @@ to: Array<string>,
  */
 type: string, 
 /**
- * The app's data, any JSON.
+ * The app's data, any JSON (`null` when absent).
  */
-data: unknown, };
+data?: unknown, };
 
 /**
  * Body of `POST /websocket/notification`.
@@ -283,9 +283,9 @@ userId: string,
  */
 type: string, 
 /**
- * The app's data, any JSON.
+ * The app's data, any JSON (`null` when absent).
  */
-data: unknown, };
+data?: unknown, };
 
 /**
  * Body of `POST /websocket/message/users`.
@@ -300,9 +300,9 @@ userIds: Array<string>,
  */
 type: string, 
 /**
- * The app's data, any JSON.
+ * The app's data, any JSON (`null` when absent).
  */
-data: unknown, };
+data?: unknown, };
 
 /**
  * Response of the sending endpoints.

@@ -21,7 +21,7 @@ type Served = State<Relay<NotifyProtocol>>;
 
 /// Body of `POST /websocket/message/user`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(optional_fields))]
 #[serde(rename_all = "camelCase")]
 pub struct SendToUser {
     /// The recipient.
@@ -29,15 +29,15 @@ pub struct SendToUser {
     /// The app's own message type.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The app's data, any JSON.
-    #[serde(default)]
+    /// The app's data, any JSON (`null` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "typescript", ts(type = "unknown"))]
-    pub data: serde_json::Value,
+    pub data: Option<serde_json::Value>,
 }
 
 /// Body of `POST /websocket/message/users`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(optional_fields))]
 #[serde(rename_all = "camelCase")]
 pub struct SendToUsers {
     /// The recipients: one to 100.
@@ -45,24 +45,24 @@ pub struct SendToUsers {
     /// The app's own message type.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The app's data, any JSON.
-    #[serde(default)]
+    /// The app's data, any JSON (`null` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "typescript", ts(type = "unknown"))]
-    pub data: serde_json::Value,
+    pub data: Option<serde_json::Value>,
 }
 
 /// Body of `POST /websocket/message/broadcast`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(optional_fields))]
 #[serde(rename_all = "camelCase")]
 pub struct BroadcastMessage {
     /// The app's own message type.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The app's data, any JSON.
-    #[serde(default)]
+    /// The app's data, any JSON (`null` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "typescript", ts(type = "unknown"))]
-    pub data: serde_json::Value,
+    pub data: Option<serde_json::Value>,
 }
 
 /// Body of `POST /websocket/notification`.

@@ -56,7 +56,7 @@ pub const MAX_RECIPIENTS: usize = 100;
 
 /// Payload of `message:send`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(optional_fields))]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
     /// The recipients' user ids: one to [`MAX_RECIPIENTS`].
@@ -64,10 +64,10 @@ pub struct SendMessage {
     /// The app's own message type (`chat`, `invite`, …).
     #[serde(rename = "type")]
     pub kind: String,
-    /// The app's data, any JSON.
-    #[serde(default)]
+    /// The app's data, any JSON (`null` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "typescript", ts(type = "unknown"))]
-    pub data: serde_json::Value,
+    pub data: Option<serde_json::Value>,
 }
 
 impl Validate for SendMessage {
@@ -192,7 +192,7 @@ pub(crate) fn message_event(
     from: Option<&str>,
     mut to: Vec<String>,
     kind: String,
-    data: serde_json::Value,
+    data: Option<serde_json::Value>,
 ) -> Event<NotifyServer> {
     to.sort();
     to.dedup();
@@ -201,7 +201,7 @@ pub(crate) fn message_event(
         id: id.clone(),
         from: from.map(str::to_owned),
         kind,
-        data,
+        data: data.unwrap_or_default(),
         timestamp: now_rfc3339(),
         seq: None,
     };

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use relaywire_protocol::typescript::assert_fresh;
+use relaywire_notify_server::NotifyProtocol;
+use relaywire_protocol::typescript::{assert_fresh, assert_section_fresh, catalogue_markdown};
 
 #[test]
 fn bindings_are_fresh() {
@@ -17,5 +18,14 @@ fn bindings_are_fresh() {
     assert_fresh(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/notify.ts"),
         &text,
+    );
+}
+
+#[test]
+fn readme_table_matches_the_catalogue() {
+    assert_section_fresh(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"),
+        "catalogue",
+        &catalogue_markdown::<NotifyProtocol>(),
     );
 }

@@ -184,7 +184,7 @@ fn send(to: &[&str], kind: &str, data: Value) -> NotifyClient {
     SendMessage {
         to: to.iter().map(|user| (*user).to_owned()).collect(),
         kind: kind.to_owned(),
-        data,
+        data: Some(data),
     }
     .into()
 }
