@@ -539,3 +539,39 @@ export async function missedMessagesAreReplayedOnce(env) {
   writer.close();
   reader.close();
 }
+
+export async function aKeptSeqResumesANewClient(env) {
+  const [writerId, readerId] = [user("writer"), user("reader")];
+  const writer = await open(env, writerId);
+  const reader = await open(env, readerId);
+  await joinChat(writer, "random");
+  await joinChat(reader, "random");
+  const got = collect(reader, "chat:message");
+  await sendChatMessage(writer, "random", "kept");
+  await until("the first message", () => got.length === 1);
+  // The page keeps the last seq it handled (localStorage, say) and goes away.
+  const kept = got[0].seq;
+  check(Number.isInteger(kept), "a numbered message");
+  reader.close();
+  for (const text of ["while closed 1", "while closed 2"]) {
+    await sendChatMessage(writer, "random", text);
+  }
+  // A new client, as after a page load, resumes after what was kept; its handler is
+  // registered before it connects, as a page's would be.
+  const again = env.createClient({ url: wsUrl(env), auth: { token: await token(env, readerId) }, resumeFrom: kept });
+  const replayed = collect(again, "chat:message");
+  await status(again, "open");
+  await until("the replay", () => replayed.length >= 2);
+  await sleep(300);
+  same(
+    replayed.map((m) => m.message.content),
+    ["while closed 1", "while closed 2"],
+    "what came after the kept seq, once",
+  );
+  for (const bad of [-1, 1.5, "7", Number.MAX_SAFE_INTEGER + 2]) {
+    const error = thrown(() => env.createClient({ url: wsUrl(env), resumeFrom: bad }));
+    same(error.code, "INVALID_OPTIONS", `resumeFrom ${bad}`);
+  }
+  writer.close();
+  again.close();
+}

@@ -40,6 +40,8 @@ extern "C" {
     async fn unknownTypesReachTheUnknownHandler(env: &JsValue) -> Result<(), JsValue>;
     #[wasm_bindgen(catch)]
     async fn missedMessagesAreReplayedOnce(env: &JsValue) -> Result<(), JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn aKeptSeqResumesANewClient(env: &JsValue) -> Result<(), JsValue>;
 }
 
 /// The chat protocol's descriptor as its generated TypeScript exports it.
@@ -134,4 +136,5 @@ scenario! {
     offline_pauses_retries_and_online_retries_at_once => offlinePausesAndOnlineRetries,
     unknown_message_types_reach_the_unknown_handler => unknownTypesReachTheUnknownHandler,
     missed_messages_are_replayed_once_in_order_after_a_reconnect => missedMessagesAreReplayedOnce,
+    a_kept_seq_resumes_a_new_client_after_what_it_kept => aKeptSeqResumesANewClient,
 }

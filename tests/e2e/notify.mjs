@@ -1,7 +1,8 @@
 // The notification service's page in headless Chromium: users sign in with the dev
 // login, send each other messages through the typed client, receive notifications and
-// broadcasts sent through the HTTP API, see a refused message's error code, are
-// replaced by a second connection (one per user) and kicked by an admin.
+// broadcasts sent through the HTTP API, see a refused message's error code, get what
+// arrived while their page was closed when they open it again, are replaced by a second
+// connection (one per user) and kicked by an admin.
 //
 // Run by `cargo xtask test notify`, which builds the package and the page and starts
 // the service; it passes RELAYWIRE_APP (the service's URL) and RELAYWIRE_SERVICE_KEY.
@@ -31,6 +32,14 @@ async function api(method, path, body) {
   });
   const json = await response.json().catch(() => null);
   return { status: response.status, json };
+}
+
+async function until(condition, what) {
+  for (let i = 0; i < 50; i += 1) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 function check(condition, what) {
@@ -91,7 +100,8 @@ let failed = false;
 try {
   step("alice and bob sign in and connect with the session cookie");
   const alice = await signIn("alice");
-  const bob = await signIn("bob");
+  const bobContext = await browser.newContext();
+  let bob = await signIn("bob", bobContext);
 
   step("alice sends bob a message through the typed client; it arrives numbered");
   check((await send(alice, "bob", "hello bob")) === "sent", "an acknowledged send");
@@ -125,8 +135,19 @@ try {
   check(system.status === 200, `a system message: ${JSON.stringify(system)}`);
   await bob.waitForSelector('[data-testid="system"][data-level="warning"]', { timeout: 10000 });
 
+  step("bob closes his page; what arrives meanwhile is there when he opens it again");
+  await bob.close();
+  await until(async () => (await api("GET", "/websocket/users/bob/status")).json.online === false, "bob offline");
+  check((await send(alice, "bob", "while you were away")) === "sent", "a send to an offline user");
+  bob = await signIn("bob", bobContext);
+  const [missed] = await waitForInbox(bob, "message", 1);
+  check(missed.text === "alice [chat]: while you were away", `the missed message, got ${missed.text}`);
+  check(missed.seq > notification.seq, "numbered after what the page kept");
+  await bob.waitForTimeout(500);
+  check((await inbox(bob, "message")).length === 1, "nothing the page already showed, again");
+
   step("one connection per user: bob's second window replaces the first (4003)");
-  const bobAgain = await signIn("bob");
+  const bobAgain = await signIn("bob", bobContext);
   await bob.waitForSelector('[data-testid="status"][data-close-code="4003"]', { timeout: 10000 });
   const connected = await api("GET", "/websocket/users/bob/status");
   check(connected.json.connections === 1, `one connection: ${JSON.stringify(connected.json)}`);

@@ -111,7 +111,7 @@ fn size_steps() -> Result<PathBuf> {
         std::fs::copy(shipped.join(file), out.join(file)).map_err(|err| err.to_string())?;
     }
     manifest.push_str(&format!(
-        "wasm-opt\t`wasm-opt -Oz` (binaryen from npm): what the package ships\t{}\n",
+        "wasm-opt\t`wasm-opt -Oz` to a fixed point, then flattened, rerelooped and again (binaryen from npm): what the package ships\t{}\n",
         out.display()
     ));
     let path = steps_dir().join("steps.tsv");

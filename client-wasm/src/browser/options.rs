@@ -29,16 +29,25 @@ fn invalid(message: &str) -> JsValue {
     client_error(ClientErrorCode::InvalidOptions, message)
 }
 
-/// A non-negative whole number of milliseconds (or a count), or the default when absent.
-fn count(options: &JsValue, key: &str, default: u32, message: &str) -> Result<u32, JsValue> {
+/// A whole number from 0 to `max`; `None` when absent. Kept out of line: inlined at
+/// each of its nine callers it costs the constructor more than the call.
+#[inline(never)]
+fn whole(options: &JsValue, key: &str, max: f64, message: &str) -> Result<Option<u64>, JsValue> {
     let value = get(options, key);
-    if value.is_undefined() {
-        return Ok(default);
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
     }
     match value.as_f64() {
-        Some(n) if n.is_finite() && n >= 0.0 && n <= f64::from(u32::MAX) => Ok(n as u32),
+        // NaN fails the range check; a fraction fails the round trip.
+        Some(n) if (0.0..=max).contains(&n) && (n as u64) as f64 == n => Ok(Some(n as u64)),
         _ => Err(invalid(message)),
     }
+}
+
+/// A non-negative whole number of milliseconds (or a count), or the default when absent.
+fn count(options: &JsValue, key: &str, default: u32, message: &str) -> Result<u32, JsValue> {
+    let n = whole(options, key, f64::from(u32::MAX), message)?;
+    Ok(n.map_or(default, |n| n as u32))
 }
 
 fn ratio(
@@ -296,6 +305,13 @@ pub(crate) fn parse(options: &JsValue) -> Result<(Options, BrowserOptions), JsVa
         "requestTimeoutMs",
         core.request_timeout_ms,
         "`requestTimeoutMs` must be a number of milliseconds",
+    )?;
+    // A `seq`, up to what JavaScript counts exactly.
+    core.resume_from = whole(
+        options,
+        "resumeFrom",
+        9_007_199_254_740_991.0,
+        "`resumeFrom` must be a whole number",
     )?;
     core.seed =
         (js::random() * 9_007_199_254_740_992.0) as u64 ^ (js::performance_now() * 1_000.0) as u64;

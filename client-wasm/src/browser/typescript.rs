@@ -109,6 +109,12 @@ export interface RelaywireOptions<P extends Protocol = Protocol> {
   queueSize?: number;
   /** Timeout of `request()` when none is given (10000 ms). */
   requestTimeoutMs?: number;
+  /**
+   * The `seq` of the last numbered message the app kept (in `localStorage`, say): the
+   * first connect resumes after it, so the server replays what came since. By default
+   * the client starts at the server's newest event.
+   */
+  resumeFrom?: number | null;
   /** Connect at once (true). */
   autoConnect?: boolean;
   /** Log status changes to the console (false). */

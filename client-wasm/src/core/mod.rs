@@ -106,6 +106,10 @@ pub struct Options {
     pub request_timeout_ms: u32,
     /// Seed for jitter and id prefixes (the driver passes entropy).
     pub seed: u64,
+    /// The `seq` of the last numbered message the application kept (persisted across
+    /// page loads or restarts, say): the first connect resumes after it, so the server
+    /// replays what came since. `None` starts at the server's newest event.
+    pub resume_from: Option<u64>,
 }
 
 impl Options {
@@ -121,6 +125,7 @@ impl Options {
             queue_size: 1_000,
             request_timeout_ms: 10_000,
             seed: 0,
+            resume_from: None,
         }
     }
 }
@@ -529,6 +534,7 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
         // on to recognise a message sent twice.
         let mut id_prefix = String::with_capacity(14);
         push_base36(&mut id_prefix, rng.next_u64() >> 12);
+        let last_seq = options.resume_from;
         Self {
             options,
             phase: Phase::Idle,
@@ -544,7 +550,7 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
             force_refresh: false,
             refreshed_after_failure: false,
             session: None,
-            last_seq: None,
+            last_seq,
             last_error: None,
             outbox: VecDeque::new(),
             next_serial: 0,

@@ -1216,6 +1216,30 @@ fn events_are_delivered_once_and_a_reconnect_resumes_after_the_last() {
 }
 
 #[test]
+fn a_kept_seq_resumes_the_first_connect() {
+    let mut options = no_jitter();
+    options.resume_from = Some(7);
+    let mut h = Harness::new(options);
+    let commands = h.handle(Event::Connect);
+    assert!(
+        commands.contains(&Command::Open {
+            socket: 1,
+            params: vec![("lastSeq", "7".to_owned())],
+        }),
+        "{commands:?}"
+    );
+    let socket = Harness::expect_open(&commands);
+    h.handle(Event::Opened(socket));
+    let mut announced = session("alice");
+    announced.seq = Some(12);
+    h.handle(message(socket, Inbound::Connected(announced)));
+    // The replay of 8 to 12 is new to this client; what it kept is not.
+    assert_eq!(h.core.last_seq(), Some(7));
+    assert!(!delivered(&mut h, socket, 7));
+    assert!(delivered(&mut h, socket, 8));
+}
+
+#[test]
 fn numbers_are_written_in_decimal_without_formatting_machinery() {
     for value in [0, 7, 10, 4_096, 9_007_199_254_740_991, u64::MAX] {
         assert_eq!(super::decimal(value), value.to_string());

@@ -314,6 +314,19 @@ async fn an_offline_user_gets_what_was_sent_when_they_come_back() {
     assert_eq!(second["type"], "notification");
     assert_eq!(second["payload"]["title"], "Welcome");
     assert_eq!(second["payload"]["seq"], 2);
+    drop(erin);
+
+    // A typed client resumes after the seq the app kept: the notification, once.
+    let mut options = native::Options::new(service.ws_url(), Auth::Token(token("erin")));
+    options.core.resume_from = Some(1);
+    let (_client, mut messages) = Client::<NotifyProtocol>::connect(options);
+    let replayed = next_where(&mut messages, |message| match message {
+        NotifyServer::Notification(notification) => Some(notification),
+        NotifyServer::Message(message) => panic!("kept already: {message:?}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(replayed.seq.map(|seq| seq.get()), Some(2));
 }
 
 #[tokio::test]

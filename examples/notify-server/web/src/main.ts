@@ -26,7 +26,18 @@ function addToInbox(kind: "message" | "notification", text: string, seq: number 
 
 function start(userId: string): void {
   element("user").textContent = userId;
-  const client = new RelaywireClient({ url: "/ws", protocol: notifyProtocol });
+  // The last numbered message this browser showed the user: the next page load resumes
+  // after it, so what arrived while no page was open is replayed, and nothing twice.
+  const seqKey = `relaywire-notify.seq.${userId}`;
+  const kept = Number(localStorage.getItem(seqKey) ?? Number.NaN);
+  const keep = (seq: number | undefined) => {
+    if (seq !== undefined) localStorage.setItem(seqKey, String(seq));
+  };
+  const client = new RelaywireClient({
+    url: "/ws",
+    protocol: notifyProtocol,
+    resumeFrom: Number.isInteger(kept) ? kept : null,
+  });
 
   const status = element("status");
   client.subscribe(() => {
@@ -40,9 +51,11 @@ function start(userId: string): void {
     const data = message.data as { text?: unknown } | null;
     const text = typeof data?.text === "string" ? data.text : JSON.stringify(message.data);
     addToInbox("message", `${message.from ?? "service"} [${message.type}]: ${text}`, message.seq);
+    keep(message.seq);
   });
   client.on("notification", (notification) => {
     addToInbox("notification", `${notification.title}: ${notification.body}`, notification.seq);
+    keep(notification.seq);
   });
   client.on("system", (system) => {
     const banner = element("system");
