@@ -26,7 +26,7 @@
 pub mod http;
 
 use relaywire_protocol::{
-    DecodeErrorKind, Limits, Numbered, Seq, Validate, catalogue, check_id, check_text,
+    DecodeErrorKind, Limits, Seq, Validate, catalogue, check_id, check_text, numbered,
 };
 use serde::{Deserialize, Serialize};
 
@@ -219,15 +219,7 @@ pub struct MessageCreated {
     pub seq: Option<Seq>,
 }
 
-impl Numbered for MessageCreated {
-    fn seq(&self) -> Option<Seq> {
-        self.seq
-    }
-
-    fn set_seq(&mut self, seq: Option<Seq>) {
-        self.seq = seq;
-    }
-}
+numbered!(MessageCreated);
 
 /// A stored chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,15 +258,7 @@ pub struct ReadReceipt {
     pub seq: Option<Seq>,
 }
 
-impl Numbered for ReadReceipt {
-    fn seq(&self) -> Option<Seq> {
-        self.seq
-    }
-
-    fn set_seq(&mut self, seq: Option<Seq>) {
-        self.seq = seq;
-    }
-}
+numbered!(ReadReceipt);
 
 /// Payload of server `chat:typing`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -125,11 +125,33 @@ pub trait Protocol: Send + Sync + 'static {
 
 /// A numbered event's payload: it carries the event's `seq`, which the server assigns
 /// per recipient. Its `seq` is the payload's last field, serialized only when set.
+///
+/// [`numbered!`](crate::numbered) implements it for payloads whose field
+/// `seq: Option<Seq>` holds the number, which is how every payload is written.
 pub trait Numbered {
     /// The event number, once assigned.
     fn seq(&self) -> Option<Seq>;
     /// Assigns the event number.
     fn set_seq(&mut self, seq: Option<Seq>);
+}
+
+/// Implements [`Numbered`] for each payload type named, by its field
+/// `seq: Option<Seq>`: `numbered!(Shipped, Refunded);`.
+#[macro_export]
+macro_rules! numbered {
+    ($($payload:ty),+ $(,)?) => {
+        $(
+            impl $crate::Numbered for $payload {
+                fn seq(&self) -> ::core::option::Option<$crate::Seq> {
+                    self.seq
+                }
+
+                fn set_seq(&mut self, seq: ::core::option::Option<$crate::Seq>) {
+                    self.seq = seq;
+                }
+            }
+        )+
+    };
 }
 
 /// Defines a protocol: a unit struct implementing [`Protocol`] and its client and server
@@ -176,10 +198,7 @@ pub trait Numbered {
 ///     pub seq: Option<Seq>,
 /// }
 ///
-/// impl Numbered for Shipped {
-///     fn seq(&self) -> Option<Seq> { self.seq }
-///     fn set_seq(&mut self, seq: Option<Seq>) { self.seq = seq }
-/// }
+/// relaywire_protocol::numbered!(Shipped);
 ///
 /// catalogue! {
 ///     /// A shop's messages.

@@ -7,9 +7,9 @@
 
 use relaywire_protocol::policy::{Delivery, RoomChange};
 use relaywire_protocol::{
-    Ack, ClientEnvelope, ClientMessages, DecodeErrorKind, ErrorCode, Limits, Messages, Numbered,
-    Protocol, Seq, ServerMessages, Validate, catalogue, check_id, check_text,
-    decode_client_message, decode_server_message, encode,
+    Ack, ClientEnvelope, ClientMessages, DecodeErrorKind, ErrorCode, Limits, Messages, Protocol,
+    Seq, ServerMessages, Validate, catalogue, check_id, check_text, decode_client_message,
+    decode_server_message, encode,
 };
 use serde::{Deserialize, Serialize};
 
@@ -58,14 +58,7 @@ pub struct BidPlaced {
     pub seq: Option<Seq>,
 }
 
-impl Numbered for BidPlaced {
-    fn seq(&self) -> Option<Seq> {
-        self.seq
-    }
-    fn set_seq(&mut self, seq: Option<Seq>) {
-        self.seq = seq;
-    }
-}
+relaywire_protocol::numbered!(BidPlaced);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "typescript", derive(ts_rs::TS))]

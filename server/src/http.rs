@@ -383,14 +383,20 @@ async fn user_status<A: App>(
     Json(served.relay.status(&user_id))
 }
 
-/// `DELETE /api/users/{userId}/connections`: closes every connection of the user with
-/// 4008, which tells clients not to reconnect.
+/// `DELETE /api/users/{userId}/connections`.
 async fn disconnect_user<A: App>(
     State(served): State<Served<A>>,
     _: Admin,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<Disconnected>> {
-    let connections_closed = served.relay.disconnect(&user_id, CloseCode::Kicked);
+    disconnect(&served.relay, &user_id)
+}
+
+/// Closes every connection of the user with 4008, which tells clients not to
+/// reconnect; `NOT_FOUND` when they have none. What the admin API's disconnect
+/// endpoints answer.
+pub fn disconnect<P: Protocol>(relay: &Relay<P>, user_id: &str) -> ApiResult<Json<Disconnected>> {
+    let connections_closed = relay.disconnect(user_id, CloseCode::Kicked);
     if connections_closed == 0 {
         return Err(Failure::new(
             ErrorCode::NotFound,

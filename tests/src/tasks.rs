@@ -6,7 +6,7 @@
 //! finishing one is a request, joining and leaving a board change membership, and
 //! "viewing" is an ephemeral state like typing.
 
-use relaywire_protocol::{DecodeErrorKind, Limits, Numbered, Seq, Validate, catalogue, check_id};
+use relaywire_protocol::{DecodeErrorKind, Limits, Seq, Validate, catalogue, check_id, numbered};
 use relaywire_server::store::{JoinRule, NewRoom, StoreError, StoreResult};
 use relaywire_server::{Answer, App, Context, Event, Failure, Relay};
 use serde::{Deserialize, Serialize};
@@ -141,15 +141,7 @@ pub struct TaskAdded {
     pub seq: Option<Seq>,
 }
 
-impl Numbered for TaskAdded {
-    fn seq(&self) -> Option<Seq> {
-        self.seq
-    }
-
-    fn set_seq(&mut self, seq: Option<Seq>) {
-        self.seq = seq;
-    }
-}
+numbered!(TaskAdded);
 
 /// Payload of server `task:done`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,15 +159,7 @@ pub struct TaskDone {
     pub seq: Option<Seq>,
 }
 
-impl Numbered for TaskDone {
-    fn seq(&self) -> Option<Seq> {
-        self.seq
-    }
-
-    fn set_seq(&mut self, seq: Option<Seq>) {
-        self.seq = seq;
-    }
-}
+numbered!(TaskDone);
 
 /// Payload of server `board:viewing`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

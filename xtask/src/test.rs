@@ -300,11 +300,29 @@ fn browser() -> Result {
         .run()
 }
 
-fn notify() -> Result {
+/// Runs `node tests/e2e/<script>`, which drives Chromium against the supervised server
+/// it finds in `RELAYWIRE_APP` (its supervisor in `RELAYWIRE_SUPERVISOR`), with `extra`
+/// variables.
+fn page_script(script: &str, supervisor: &Supervisor, extra: &[(&str, String)]) -> Result {
     let chromium = ensure_chromium()?;
-    let dist = app::build(app::NOTIFY_WEB)?;
     let e2e = project_root().join("tests/e2e");
     ensure_npm_packages(&e2e)?;
+    let mut command = Cmd::new("node", &e2e)
+        .args([script])
+        .env("RELAYWIRE_APP", supervisor.server_url())
+        .env("RELAYWIRE_SUPERVISOR", supervisor.control_url())
+        .env(
+            "CHROMIUM",
+            chromium.with_file_name("chromium").display().to_string(),
+        );
+    for (key, value) in extra {
+        command = command.env(key, value.clone());
+    }
+    command.run()
+}
+
+fn notify() -> Result {
+    let dist = app::build(app::NOTIFY_WEB)?;
     let dist = dist.display().to_string();
     let spec = server_of(
         "relaywire-notify-server",
@@ -316,21 +334,16 @@ fn notify() -> Result {
         ],
     )?;
     let supervisor = Supervisor::start(spec)?;
-    Cmd::new("node", &e2e)
-        .args(["notify.mjs"])
-        .env("RELAYWIRE_APP", supervisor.server_url())
-        .env("RELAYWIRE_SERVICE_KEY", "notify-service-key")
-        .env(
-            "CHROMIUM",
-            chromium.with_file_name("chromium").display().to_string(),
-        )
-        .run()
+    page_script(
+        "notify.mjs",
+        &supervisor,
+        &[("RELAYWIRE_SERVICE_KEY", "notify-service-key".to_owned())],
+    )
 }
 
 /// Serves the npm package as built, the task board's TypeScript compiled to
 /// JavaScript and a page importing both, from the task board's server.
 fn tasks() -> Result {
-    let chromium = ensure_chromium()?;
     package::build()?;
     let root = project_root();
     let site = target_dir().join("tasks-web");
@@ -353,7 +366,6 @@ fn tasks() -> Result {
     let e2e = root.join("tests/e2e");
     std::fs::copy(e2e.join("tasks.html"), site.join("tasks.html"))
         .map_err(|err| format!("cannot copy tasks.html: {err}"))?;
-    ensure_npm_packages(&e2e)?;
     let site = site.display().to_string();
     let spec = server_of(
         "relaywire-tests",
@@ -362,14 +374,7 @@ fn tasks() -> Result {
         &[("TEST_HOOKS", "true"), ("STATIC_DIR", &site)],
     )?;
     let supervisor = Supervisor::start(spec)?;
-    Cmd::new("node", &e2e)
-        .args(["tasks.mjs"])
-        .env("RELAYWIRE_APP", supervisor.server_url())
-        .env(
-            "CHROMIUM",
-            chromium.with_file_name("chromium").display().to_string(),
-        )
-        .run()
+    page_script("tasks.mjs", &supervisor, &[])
 }
 
 /// Copies the files of `from` (not its folders) into `to`.
@@ -391,10 +396,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result {
 }
 
 fn e2e() -> Result {
-    let chromium = ensure_chromium()?;
     let dist = app::build(app::REACT_CHAT)?;
-    let e2e = project_root().join("tests/e2e");
-    ensure_npm_packages(&e2e)?;
     let dist = dist.display().to_string();
     let spec = test_server(
         "e2e",
@@ -402,17 +404,14 @@ fn e2e() -> Result {
     )?;
     let supervisor = Supervisor::start(spec)?;
     let screenshots = target_dir().join("e2e");
-    Cmd::new("node", &e2e)
-        .args(["chat.mjs"])
-        .env("RELAYWIRE_APP", supervisor.server_url())
-        .env("RELAYWIRE_SUPERVISOR", supervisor.control_url())
-        .env("RELAYWIRE_SERVICE_KEY", "e2e-service-key")
-        .env("RELAYWIRE_SCREENSHOTS", screenshots.display().to_string())
-        .env(
-            "CHROMIUM",
-            chromium.with_file_name("chromium").display().to_string(),
-        )
-        .run()
+    page_script(
+        "chat.mjs",
+        &supervisor,
+        &[
+            ("RELAYWIRE_SERVICE_KEY", "e2e-service-key".to_owned()),
+            ("RELAYWIRE_SCREENSHOTS", screenshots.display().to_string()),
+        ],
+    )
 }
 
 fn chaos() -> Result {

@@ -31,7 +31,8 @@ export type Authenticate = {
 token: string, };
 
 /**
- * Body of `POST /websocket/message/broadcast`.
+ * Body of `POST /websocket/message/broadcast`. (`POST /websocket/notification` takes
+ * the library's [`NotifyUser`].)
  */
 export type BroadcastMessage = { 
 /**
@@ -193,6 +194,28 @@ export type NotifyClient = { "type": "auth", "payload": Authenticate } | { "type
 export type NotifyServer = { "type": "connected", "payload": Connected } | { "type": "ack", "payload": Ack } | { "type": "error", "payload": ErrorPayload } | { "type": "pong", "payload": Pong } | { "type": "user:online", "payload": PresenceChange } | { "type": "message", "payload": UserMessage } | { "type": "notification", "payload": Notification } | { "type": "system", "payload": SystemMessage };
 
 /**
+ * Body of `POST /api/notifications`: a notification for one user, in the message the
+ * app builds from it.
+ */
+export type NotifyUser = { 
+/**
+ * The recipient.
+ */
+userId: string, 
+/**
+ * Short title.
+ */
+title: string, 
+/**
+ * Body text.
+ */
+body: string, 
+/**
+ * Application data, any JSON.
+ */
+data?: unknown, };
+
+/**
  * Payload of `ping`: empty. The server answers with `pong`.
  *
  * ```json
@@ -246,27 +269,6 @@ to: Array<string>,
 type: string, 
 /**
  * The app's data, any JSON (`null` when absent).
- */
-data?: unknown, };
-
-/**
- * Body of `POST /websocket/notification`.
- */
-export type SendNotification = { 
-/**
- * The recipient.
- */
-userId: string, 
-/**
- * Short title.
- */
-title: string, 
-/**
- * Body text.
- */
-body: string, 
-/**
- * The app's data, any JSON.
  */
 data?: unknown, };
 

@@ -8,8 +8,8 @@
 
 use axum::extract::{Path, State};
 use axum::{Json, Router, routing};
-use relaywire_protocol::http::{ConnectedUsers, Disconnected, UserStatus};
-use relaywire_protocol::{CloseCode, ErrorCode, Limits, check_ids, check_text};
+use relaywire_protocol::http::{ConnectedUsers, Disconnected, NotifyUser, UserStatus};
+use relaywire_protocol::{ErrorCode, Limits, check_ids, check_text};
 use relaywire_server::http::{Admin, ApiJson, ApiResult, Caller, valid_id};
 use relaywire_server::store::Published;
 use relaywire_server::{Event, Failure, Relay, now_rfc3339};
@@ -51,7 +51,8 @@ pub struct SendToUsers {
     pub data: Option<serde_json::Value>,
 }
 
-/// Body of `POST /websocket/message/broadcast`.
+/// Body of `POST /websocket/message/broadcast`. (`POST /websocket/notification` takes
+/// the library's [`NotifyUser`].)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(optional_fields))]
 #[serde(rename_all = "camelCase")]
@@ -60,23 +61,6 @@ pub struct BroadcastMessage {
     #[serde(rename = "type")]
     pub kind: String,
     /// The app's data, any JSON (`null` when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "typescript", ts(type = "unknown"))]
-    pub data: Option<serde_json::Value>,
-}
-
-/// Body of `POST /websocket/notification`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(optional_fields))]
-#[serde(rename_all = "camelCase")]
-pub struct SendNotification {
-    /// The recipient.
-    pub user_id: String,
-    /// Short title.
-    pub title: String,
-    /// Body text.
-    pub body: String,
-    /// The app's data, any JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "typescript", ts(type = "unknown"))]
     pub data: Option<serde_json::Value>,
@@ -208,7 +192,7 @@ async fn broadcast(
 async fn notify(
     State(relay): Served,
     _: Admin,
-    ApiJson(body): ApiJson<SendNotification>,
+    ApiJson(body): ApiJson<NotifyUser>,
 ) -> ApiResult<Json<Sent>> {
     let limits = Limits::default();
     valid_id("userId", &body.user_id)?;
@@ -247,15 +231,7 @@ async fn disconnect(
     _: Admin,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<Disconnected>> {
-    let connections_closed = relay.disconnect(&user_id, CloseCode::Kicked);
-    if connections_closed == 0 {
-        return Err(Failure::new(
-            ErrorCode::NotFound,
-            format!("user `{user_id}` is not connected"),
-        ));
-    }
-    tracing::info!(%user_id, connections_closed, "disconnected a user");
-    Ok(Json(Disconnected { connections_closed }))
+    relaywire_server::http::disconnect(&relay, &user_id)
 }
 
 async fn my_status(State(relay): Served, caller: Caller) -> ApiResult<Json<UserStatus>> {

@@ -23,7 +23,7 @@
 pub mod http;
 
 use relaywire_protocol::{
-    DecodeErrorKind, Limits, Numbered, Seq, Validate, catalogue, check_id, check_ids,
+    DecodeErrorKind, Limits, Seq, Validate, catalogue, check_id, check_ids, numbered,
 };
 use relaywire_server::config::{ConnectionPolicy, Env};
 use relaywire_server::{Answer, App, Config, Context, Event, Failure, Relay, now_rfc3339};
@@ -100,15 +100,7 @@ pub struct UserMessage {
     pub seq: Option<Seq>,
 }
 
-impl Numbered for UserMessage {
-    fn seq(&self) -> Option<Seq> {
-        self.seq
-    }
-
-    fn set_seq(&mut self, seq: Option<Seq>) {
-        self.seq = seq;
-    }
-}
+numbered!(UserMessage);
 
 /// Payload of `notification`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,15 +124,7 @@ pub struct Notification {
     pub seq: Option<Seq>,
 }
 
-impl Numbered for Notification {
-    fn seq(&self) -> Option<Seq> {
-        self.seq
-    }
-
-    fn set_seq(&mut self, seq: Option<Seq>) {
-        self.seq = seq;
-    }
-}
+numbered!(Notification);
 
 /// How serious a system message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,7 +225,7 @@ pub fn typescript() -> String {
         .with::<http::SendToUser>()
         .with::<http::SendToUsers>()
         .with::<http::BroadcastMessage>()
-        .with::<http::SendNotification>()
+        .with::<relaywire_protocol::http::NotifyUser>()
         .with::<http::Sent>()
         .render()
 }
