@@ -94,6 +94,12 @@ pub enum Database {
     Memory,
 }
 
+/// Default of `HEADER_READ_TIMEOUT`, in milliseconds: Node's `headersTimeout` is 60 s,
+/// Cowboy's idle timeout 5 s; 10 s is ample for any real client's headers.
+const HEADER_READ_TIMEOUT_MS: u32 = 10_000;
+/// Default of `MAX_CONNECTIONS`.
+const MAX_CONNECTIONS: usize = 10_000;
+
 /// The server's configuration. [`Config::from_env`] reads it; tests build it directly.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -125,6 +131,15 @@ pub struct Config {
     pub state_timeout: Duration,
     /// A connection silent this long is closed (`CONNECTION_TIMEOUT`, ms).
     pub connection_timeout: Duration,
+    /// An HTTP request whose headers have not all arrived this long after the
+    /// connection opened (or after its previous request) is closed
+    /// (`HEADER_READ_TIMEOUT`, ms, default 10000): silent and trickling connections
+    /// cannot hold descriptors.
+    pub header_read_timeout: Duration,
+    /// Open connections, HTTP and WebSocket, above which new ones are closed at once
+    /// (`MAX_CONNECTIONS`, default 10000). Keep it below the process's descriptor limit
+    /// (`ulimit -n`), less room for the store and logs.
+    pub max_connections: usize,
     /// Decoder limits; `max_message_bytes` is `MAX_MESSAGE_SIZE`.
     pub limits: Limits,
     /// Sustained messages per second per connection (`RATE_LIMIT`).
@@ -165,6 +180,8 @@ impl Config {
             heartbeat_interval: Duration::from_millis(HEARTBEAT_INTERVAL_MS.into()),
             state_timeout: Duration::from_millis(TYPING_TIMEOUT_MS.into()),
             connection_timeout: Duration::from_millis(CONNECTION_TIMEOUT_MS.into()),
+            header_read_timeout: Duration::from_millis(HEADER_READ_TIMEOUT_MS.into()),
+            max_connections: MAX_CONNECTIONS,
             limits: Limits::default(),
             rate_limit_per_sec: 20,
             rate_limit_burst: 40,
@@ -223,6 +240,15 @@ impl Config {
             None => Database::File(data_dir.join("relaywire.db")),
             Some(":memory:" | "sqlite::memory:") => Database::Memory,
             Some(url) => {
+                // A URL of another engine must not become a SQLite file named after it.
+                if let Some((scheme, _)) = url.split_once("://")
+                    && scheme != "sqlite"
+                {
+                    return Err(env.invalid(
+                        "DATABASE_URL",
+                        "a SQLite file path, sqlite://path or :memory: (this build stores in SQLite only)",
+                    ));
+                }
                 let path = url.strip_prefix("sqlite://").unwrap_or(url);
                 if path.is_empty() {
                     return Err(env.invalid("DATABASE_URL", "a file path or :memory:"));
@@ -237,6 +263,14 @@ impl Config {
         let outbound_queue: usize = env.parse("OUTBOUND_QUEUE", 1024, "a number of frames")?;
         if outbound_queue == 0 {
             return Err(env.invalid("OUTBOUND_QUEUE", "at least 1 frame"));
+        }
+        let max_connections: usize = env.parse(
+            "MAX_CONNECTIONS",
+            MAX_CONNECTIONS,
+            "a number of connections",
+        )?;
+        if max_connections == 0 {
+            return Err(env.invalid("MAX_CONNECTIONS", "at least 1 connection"));
         }
         let config = Self {
             listen: SocketAddr::new(ip, port),
@@ -255,6 +289,8 @@ impl Config {
             heartbeat_interval: env.millis("HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_MS)?,
             state_timeout: env.millis("TYPING_TIMEOUT", TYPING_TIMEOUT_MS)?,
             connection_timeout: env.millis("CONNECTION_TIMEOUT", CONNECTION_TIMEOUT_MS)?,
+            header_read_timeout: env.millis("HEADER_READ_TIMEOUT", HEADER_READ_TIMEOUT_MS)?,
+            max_connections,
             limits: Limits {
                 max_message_bytes,
                 ..Limits::default()
@@ -479,6 +515,14 @@ mod tests {
             ("AUTH_CLOSE_CODE", "1000"),
             ("CORS_ORIGIN", ""),
             ("DEV_LOGIN", "maybe"),
+            ("HEADER_READ_TIMEOUT", "0"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_CONNECTIONS", "many"),
+            (
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/postgres",
+            ),
+            ("DATABASE_URL", "redis://127.0.0.1"),
         ];
         for (name, value) in cases {
             let result =

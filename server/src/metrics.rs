@@ -13,6 +13,8 @@ pub(crate) struct Metrics {
     connections_total: AtomicU64,
     messages_out: AtomicU64,
     slow_consumers: AtomicU64,
+    connections_refused: AtomicU64,
+    accept_failures: AtomicU64,
     messages_in: Mutex<BTreeMap<String, u64>>,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     errors: Mutex<BTreeMap<String, u64>>,
@@ -50,6 +52,16 @@ impl Metrics {
     /// A client was closed for reading too slowly.
     pub(crate) fn slow_consumer(&self) {
         self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was closed at once: `MAX_CONNECTIONS` were open.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Accepting failed for want of resources (descriptors, memory).
+    pub(crate) fn accept_failure(&self) {
+        self.accept_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A token was refused, for this reason.
@@ -94,6 +106,18 @@ impl Metrics {
             "Connections closed because their outbound queue overflowed.",
             "counter",
             self.slow_consumers.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "relaywire_connections_refused_total",
+            "Connections closed at once because MAX_CONNECTIONS were open.",
+            "counter",
+            self.connections_refused.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "relaywire_accept_failures_total",
+            "Accepts that failed for want of descriptors or memory.",
+            "counter",
+            self.accept_failures.load(Ordering::Relaxed).to_string(),
         );
         labelled(
             &mut out,

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 
+use crate::accept::Bounds;
 use crate::app::App;
 use crate::config::{Config, Database};
 use crate::connection::Served;
@@ -101,12 +102,19 @@ async fn serve<P: relaywire_protocol::Protocol>(
     router: Router,
     store_thread: StoreThread,
 ) -> Result<(), ServerError> {
-    let mut stop = relay.shutting_down();
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
-        })
-        .await;
+    let config = relay.config();
+    let bounds = Bounds {
+        header_read_timeout: config.header_read_timeout,
+        max_connections: config.max_connections,
+    };
+    crate::accept::serve(
+        listener,
+        router,
+        bounds,
+        Arc::clone(relay.metrics()),
+        relay.shutting_down(),
+    )
+    .await;
     // Sockets close themselves with 1001 once they see the shutdown.
     let tracker = Arc::clone(relay.tracker());
     let live = tracker.live();
@@ -128,7 +136,6 @@ async fn serve<P: relaywire_protocol::Protocol>(
         // Committed writes are durable already; only the final checkpoint is skipped.
         tracing::warn!("the store did not close in time");
     }
-    served?;
     Ok(())
 }
 

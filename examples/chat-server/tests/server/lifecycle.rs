@@ -99,17 +99,41 @@ fn bad_configuration_fails_at_start_naming_the_variable() {
             vec![("JWT_SECRET", SECRET), ("LOG_LEVEL", "loud=[")],
             "LOG_LEVEL",
         ),
+        (
+            vec![
+                ("JWT_SECRET", SECRET),
+                (
+                    "DATABASE_URL",
+                    "postgres://postgres@127.0.0.1:5432/postgres",
+                ),
+            ],
+            "DATABASE_URL",
+        ),
+        (
+            vec![("JWT_SECRET", SECRET), ("MAX_CONNECTIONS", "0")],
+            "MAX_CONNECTIONS",
+        ),
+        (
+            vec![("JWT_SECRET", SECRET), ("HEADER_READ_TIMEOUT", "soon")],
+            "HEADER_READ_TIMEOUT",
+        ),
     ];
     for (vars, name) in cases {
-        let output = binary()
-            .env_clear()
-            .envs(vars)
-            .env("DATABASE_URL", ":memory:")
-            .output()
-            .unwrap();
+        let dir = std::env::temp_dir().join(format!("relaywire-badconfig-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut command = binary();
+        command.env_clear().current_dir(&dir);
+        if !vars.iter().any(|(key, _)| *key == "DATABASE_URL") {
+            command.env("DATABASE_URL", ":memory:");
+        }
+        let output = command.envs(vars).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{name}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(name), "{name}: {stderr}");
+        let left = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(left, 0, "{name}: a refused start creates no files");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -199,4 +223,77 @@ fn logs_never_contain_tokens() {
     assert!(all.contains("user connected"), "{all}");
     let signature = token.rsplit('.').next().unwrap();
     assert!(!all.contains(signature), "a token leaked into the logs");
+}
+
+#[tokio::test]
+async fn out_of_descriptors_the_server_backs_off_and_recovers() {
+    // A descriptor limit small enough to exhaust from a test.
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=48:48")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_relaywire-chat-server"))
+        .env_clear()
+        .envs([
+            ("JWT_SECRET", SECRET),
+            ("WS_PORT", "0"),
+            ("DATABASE_URL", ":memory:"),
+            ("HEADER_READ_TIMEOUT", "500"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prlimit (util-linux) runs the server");
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(line) = serde_json::from_str(&line) {
+                let _ = lines_tx.send(line);
+            }
+        }
+    });
+    let url = loop {
+        let line = lines
+            .recv()
+            .await
+            .expect("the server logs where it listens");
+        if line["message"] == "listening" {
+            break line["url"].as_str().unwrap().to_owned();
+        }
+    };
+    let addr = url.trim_start_matches("http://").to_owned();
+
+    // More silent connections than it has descriptors.
+    let mut silent = Vec::new();
+    for _ in 0..80 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let backed_off = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(line) = lines.recv().await {
+            if line["message"] == "accept failed; backing off" {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(backed_off.is_ok(), "the accept loop reports and backs off");
+
+    // The header deadline frees the descriptors; a real request gets through.
+    let health = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match reqwest::get(format!("{url}/healthz")).await {
+                Ok(response) if response.status() == 200 => return,
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await;
+    assert!(health.is_ok(), "/healthz answers again");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server is still running"
+    );
+    drop(silent);
+    child.kill().unwrap();
+    let _ = child.wait();
 }

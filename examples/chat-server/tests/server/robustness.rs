@@ -229,3 +229,101 @@ async fn the_test_hook_stops_pongs() {
     plain.shutdown().await;
     server.shutdown().await;
 }
+
+/// Reads until the server closes the TCP connection; how long that took.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("the server closes the connection within five seconds");
+        match read {
+            Ok(0) | Err(_) => return started.elapsed(),
+            // A 408 or 503 answer may come first.
+            Ok(_) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_that_never_finish_their_headers_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let mut config = config();
+    config.header_read_timeout = Duration::from_millis(400);
+    let server = TestServer::with(config).await;
+
+    // Silent: connected, nothing sent.
+    let mut silent = tokio::net::TcpStream::connect(server.server.addr())
+        .await
+        .unwrap();
+    let waited = closed_by_server(&mut silent).await;
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+
+    // Slowloris: a header line now and then, never the end of the headers.
+    let mut trickle = tokio::net::TcpStream::connect(server.server.addr())
+        .await
+        .unwrap();
+    trickle
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let writer = tokio::spawn(async move {
+        for i in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let line = format!("X-Trickle-{i}: x\r\n");
+            if trickle.write_all(line.as_bytes()).await.is_err() {
+                return Some(i);
+            }
+        }
+        None
+    });
+    let stopped_after = writer.await.unwrap();
+    assert!(
+        matches!(stopped_after, Some(lines) if lines < 15),
+        "the trickle was cut: {stopped_after:?}"
+    );
+
+    // A real client is unaffected.
+    let (mut alice, _) = server.connect("alice").await;
+    still_usable(&mut alice).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_closed_at_once_websockets_included() {
+    let mut config = config();
+    config.max_connections = 2;
+    let server = TestServer::with(config).await;
+    let (mut alice, _) = server.connect("alice").await;
+    let _idle = tokio::net::TcpStream::connect(server.server.addr())
+        .await
+        .unwrap();
+    // Give the server a moment to accept the idle one.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // A third connection, TCP or WebSocket, is closed at once.
+    let mut third = tokio::net::TcpStream::connect(server.server.addr())
+        .await
+        .unwrap();
+    assert!(closed_by_server(&mut third).await < Duration::from_secs(1));
+    let refused = crate::support::Client::try_open(&server.ws_url(), &[]).await;
+    assert!(refused.is_err(), "a WebSocket over the cap is refused");
+    let metrics = reqwest::get(format!("http://{}/metrics", server.server.addr())).await;
+    assert!(metrics.is_err(), "even /metrics waits for room");
+
+    // The WebSocket holds its place after the upgrade; closing it makes room.
+    still_usable(&mut alice).await;
+    drop(alice);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = server.metrics().await;
+    assert!(
+        text.lines().any(
+            |line| line.starts_with("relaywire_connections_refused_total ")
+                && line != "relaywire_connections_refused_total 0"
+        ),
+        "{text}"
+    );
+    server.shutdown().await;
+}
