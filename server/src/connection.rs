@@ -599,7 +599,8 @@ fn deadline_of(expires_at: Option<SystemTime>) -> Option<tokio::time::Instant> {
     let left = expires_at
         .duration_since(SystemTime::now())
         .unwrap_or_default();
-    Some(tokio::time::Instant::now() + left)
+    // Past what the clock can hold means never, not an overflow.
+    tokio::time::Instant::now().checked_add(left)
 }
 
 /// Whether a socket error is a frame over the size cap: tungstenite says so by kind.

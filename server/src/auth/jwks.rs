@@ -70,7 +70,10 @@ impl JwksVerifier {
 
         let mut validation = validation(Algorithm::RS256);
         if let Some(issuer) = &self.config.issuer {
+            // Present and equal, as aws-jwt-verify requires: a token without `iss` is
+            // not one of this pool's.
             validation.set_issuer(&[issuer]);
+            validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         }
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(jwt_error)?

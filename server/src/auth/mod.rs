@@ -149,11 +149,21 @@ impl Claims {
             .chain(self.roles.into_iter().flatten())
             .chain(self.groups.into_iter().flatten())
             .collect();
+        // A signed `exp` may be any number; one past what the clock can hold is refused
+        // rather than overflowing.
+        let expires_at = match self.exp {
+            Some(exp) => Some(
+                UNIX_EPOCH
+                    .checked_add(Duration::from_secs(exp))
+                    .ok_or_else(|| AuthError::Invalid("`exp` is out of range".to_owned()))?,
+            ),
+            None => None,
+        };
         Ok(Identity {
             user_id: self.sub,
             name,
             roles,
-            expires_at: self.exp.map(|exp| UNIX_EPOCH + Duration::from_secs(exp)),
+            expires_at,
         })
     }
 }
@@ -178,6 +188,7 @@ fn jwt_error(err: jsonwebtoken::errors::Error) -> AuthError {
 fn validation(algorithm: Algorithm) -> Validation {
     let mut validation = Validation::new(algorithm);
     validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "sub"]);
     validation

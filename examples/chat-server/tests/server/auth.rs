@@ -90,11 +90,24 @@ async fn bad_tokens_get_an_error_then_their_close_code() {
         )
         .unwrap()
     };
+    // Validly signed, but past what a clock holds, or not valid yet.
+    let far = token_with("alice", json!({"exp": 9_223_372_036_854_775_808_u64}));
+    let farthest = token_with("alice", json!({"exp": u64::MAX}));
+    let not_yet = token_with("alice", json!({"nbf": 4_102_444_800_u64}));
+    for token in [&far, &farthest, &not_yet] {
+        let (status, body) =
+            json_of(server.http.get(server.url("/api/me")).bearer_auth(token)).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "AUTH_FAILED");
+    }
     let cases = [
         (forged, CloseCode::AuthFailed),
         ("not-a-jwt".to_owned(), CloseCode::AuthFailed),
         (no_exp, CloseCode::AuthFailed),
         (expired, CloseCode::TokenExpired),
+        (far.clone(), CloseCode::AuthFailed),
+        (farthest, CloseCode::AuthFailed),
+        (not_yet, CloseCode::AuthFailed),
     ];
     for (token, close) in cases {
         let mut client = Client::open(&format!("{url}?token={token}"), &[]).await;
@@ -109,6 +122,17 @@ async fn bad_tokens_get_an_error_then_their_close_code() {
     assert_eq!(error["payload"]["code"], "AUTH_FAILED");
     assert_eq!(error["payload"]["id"], "a9");
     assert_eq!(client.ending().await, Ending::Closed(4001));
+
+    // Mid-session, such a token is refused and the session goes on.
+    let (mut alice, _) = server.connect("alice").await;
+    let reply = alice
+        .request("r1", json!({"type": "auth", "payload": {"token": far}}))
+        .await;
+    assert_eq!(reply["payload"]["code"], "AUTH_FAILED", "{reply}");
+    let pong = alice
+        .request("p1", json!({"type": "ping", "payload": {}}))
+        .await;
+    assert_eq!(pong["type"], "ack", "{pong}");
     server.shutdown().await;
 }
 

@@ -80,6 +80,11 @@ fn rs256(key: &str, claims: Value) -> String {
     .unwrap()
 }
 
+fn without(mut claims: Value, claim: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(claim);
+    claims
+}
+
 fn cognito_claims(extra: Value) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -141,6 +146,10 @@ async fn cognito_id_tokens_are_verified_against_the_jwks() {
         cognito_claims(json!({"iss": "https://evil.example"})),
         cognito_claims(json!({"aud": "another-client"})),
         cognito_claims(json!({"token_use": "access"})),
+        // JWT_ISSUER is set: a token without `iss` is not the pool's.
+        without(cognito_claims(json!({})), "iss"),
+        // Not valid before an hour from now.
+        cognito_claims(json!({"nbf": 4_102_444_800_u64})),
     ];
     for claims in cases {
         assert_eq!(
