@@ -177,12 +177,30 @@ struct DevClaims<'a> {
     exp: u64,
 }
 
+/// What failed, in the server's words: the library's own text (parser positions,
+/// serde variants) goes to the debug log, not to the client.
 fn jwt_error(err: jsonwebtoken::errors::Error) -> AuthError {
     use jsonwebtoken::errors::ErrorKind;
-    match err.kind() {
-        ErrorKind::ExpiredSignature => AuthError::Expired,
-        _ => AuthError::Invalid(err.to_string()),
-    }
+    tracing::debug!(error = %err, "token refused");
+    let reason = match err.kind() {
+        ErrorKind::ExpiredSignature => return AuthError::Expired,
+        ErrorKind::InvalidSignature => "the signature does not match",
+        ErrorKind::ImmatureSignature => "the token is not valid yet (`nbf`)",
+        ErrorKind::InvalidIssuer => "the issuer (`iss`) is not accepted",
+        ErrorKind::InvalidAudience => "the audience (`aud`) is not accepted",
+        ErrorKind::InvalidSubject => "the subject (`sub`) is not accepted",
+        ErrorKind::MissingRequiredClaim(claim) => {
+            return AuthError::Invalid(format!("the claim `{claim}` is missing"));
+        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+            "the signing algorithm is not accepted"
+        }
+        ErrorKind::InvalidKeyFormat | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidEcdsaKey => {
+            "the key cannot verify this token"
+        }
+        _ => "not a well-formed JWT with the claims this server needs",
+    };
+    AuthError::Invalid(reason.to_owned())
 }
 
 fn validation(algorithm: Algorithm) -> Validation {

@@ -13,6 +13,11 @@ async fn expect_auth_failure(client: &mut Client, close: CloseCode) {
     let error = client.next_json().await;
     assert_eq!(error["type"], "error", "{error}");
     assert_eq!(error["payload"]["code"], "AUTH_FAILED", "{error}");
+    // Said in the server's words: no parser or serde internals.
+    let message = error["payload"]["message"].as_str().unwrap_or_default();
+    for internal in ["JSON", "Base64", "invalid type", "variant", "line ", "column"] {
+        assert!(!message.contains(internal), "{message}");
+    }
     assert_eq!(client.ending().await, Ending::Closed(close.code()));
 }
 
@@ -94,6 +99,8 @@ async fn bad_tokens_get_an_error_then_their_close_code() {
     let far = token_with("alice", json!({"exp": 9_223_372_036_854_775_808_u64}));
     let farthest = token_with("alice", json!({"exp": u64::MAX}));
     let not_yet = token_with("alice", json!({"nbf": 4_102_444_800_u64}));
+    // Claims of the wrong shape, which the parser describes in its own terms.
+    let misshapen = token_with("alice", json!({"roles": {"admin": true}}));
     for token in [&far, &farthest, &not_yet] {
         let (status, body) =
             json_of(server.http.get(server.url("/api/me")).bearer_auth(token)).await;
@@ -108,6 +115,7 @@ async fn bad_tokens_get_an_error_then_their_close_code() {
         (far.clone(), CloseCode::AuthFailed),
         (farthest, CloseCode::AuthFailed),
         (not_yet, CloseCode::AuthFailed),
+        (misshapen, CloseCode::AuthFailed),
     ];
     for (token, close) in cases {
         let mut client = Client::open(&format!("{url}?token={token}"), &[]).await;
