@@ -9,6 +9,16 @@ use tracing_subscriber::EnvFilter;
 use crate::app::App;
 use crate::config::{Config, ConfigError, Env};
 
+/// Targets that log what clients send (frames, headers) below debug.
+const TOKEN_SAFE_CAPS: [&str; 6] = [
+    "tungstenite=debug",
+    "tokio_tungstenite=debug",
+    "axum=debug",
+    "hyper=debug",
+    "hyper_util=debug",
+    "tower_http=debug",
+];
+
 /// Runs an app as a server process, configured by environment variables. `make`
 /// builds the app from the same variables, so its own settings fail the same way, and
 /// may set the app's own defaults on the configuration (a variable the operator set
@@ -50,11 +60,25 @@ pub fn run<A: App>(
             return ExitCode::from(2);
         }
     };
+    // The WebSocket and HTTP libraries log frames (tokens in `auth` messages among
+    // them) below debug: whatever LOG_LEVEL says, they stop at debug.
+    let filter = TOKEN_SAFE_CAPS
+        .iter()
+        .fold(filter, |filter, directive| match directive.parse() {
+            Ok(directive) => filter.add_directive(directive),
+            Err(_) => filter,
+        });
+    // Logging never blocks the server: lines go through a queue to a writer thread,
+    // and are dropped when standard output does not keep up (a closed or full pipe).
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stdout());
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_env_filter(filter)
+        .with_writer(writer)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -15,7 +15,14 @@ async fn expect_auth_failure(client: &mut Client, close: CloseCode) {
     assert_eq!(error["payload"]["code"], "AUTH_FAILED", "{error}");
     // Said in the server's words: no parser or serde internals.
     let message = error["payload"]["message"].as_str().unwrap_or_default();
-    for internal in ["JSON", "Base64", "invalid type", "variant", "line ", "column"] {
+    for internal in [
+        "JSON",
+        "Base64",
+        "invalid type",
+        "variant",
+        "line ",
+        "column",
+    ] {
         assert!(!message.contains(internal), "{message}");
     }
     assert_eq!(client.ending().await, Ending::Closed(close.code()));

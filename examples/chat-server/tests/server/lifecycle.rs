@@ -182,6 +182,18 @@ async fn sigterm_shuts_down_gracefully_and_exits_zero() {
 
 #[test]
 fn logs_never_contain_tokens() {
+    // Even at trace, where the WebSocket library would log every frame received, and
+    // even when LOG_LEVEL asks for that library's trace by name.
+    for level in [
+        "debug",
+        "trace",
+        "trace,tungstenite=trace,tokio_tungstenite=trace",
+    ] {
+        logs_without_tokens_at(level);
+    }
+}
+
+fn logs_without_tokens_at(level: &str) {
     let token = token("alice");
     let mut child = binary()
         .env_clear()
@@ -189,7 +201,7 @@ fn logs_never_contain_tokens() {
             ("JWT_SECRET", SECRET),
             ("WS_PORT", "0"),
             ("DATABASE_URL", ":memory:"),
-            ("LOG_LEVEL", "debug"),
+            ("LOG_LEVEL", level),
             ("EXIT_ON_STDIN_CLOSE", "1"),
         ])
         .stdin(Stdio::piped())
@@ -212,7 +224,14 @@ fn logs_never_contain_tokens() {
         assert_eq!(ok.next_json().await["type"], "connected");
         let mut bad = Client::open(&format!("{url}/ws?token={token}x"), &[]).await;
         assert_eq!(bad.ending().await, Ending::Closed(4001));
+        // The token in a first `auth` message, a frame the library reads.
+        let mut by_message = Client::open(&format!("{url}/ws"), &[]).await;
+        by_message
+            .send(json!({"type": "auth", "payload": {"token": token}}))
+            .await;
+        assert_eq!(by_message.next_json().await["type"], "connected");
         drop(ok);
+        drop(by_message);
     });
     // Closing stdin stops a supervised server.
     drop(child.stdin.take());
@@ -222,7 +241,73 @@ fn logs_never_contain_tokens() {
     let all = rest.join("\n");
     assert!(all.contains("user connected"), "{all}");
     let signature = token.rsplit('.').next().unwrap();
-    assert!(!all.contains(signature), "a token leaked into the logs");
+    assert!(
+        !all.contains(signature),
+        "a token leaked into the logs at {level}"
+    );
+}
+
+#[tokio::test]
+async fn a_blocked_standard_output_never_blocks_the_server() {
+    // Standard output is a pipe nobody reads: it fills after 64 KiB of logs.
+    let mut child = binary()
+        .env_clear()
+        .envs([
+            ("JWT_SECRET", SECRET),
+            ("WS_PORT", "0"),
+            ("DATABASE_URL", ":memory:"),
+            ("DEV_LOGIN", "true"),
+            ("LOG_LEVEL", "debug"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            stdout.read_line(&mut line).unwrap();
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if parsed["message"] == "listening" {
+                // Keep the pipe open, unread, for the rest of the test.
+                return (parsed["url"].as_str().unwrap().to_owned(), stdout);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let (url, _unread) = url;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    // Each login logs a line; far more than the pipe holds.
+    for i in 0..1500 {
+        let login = http
+            .post(format!("{url}/auth/dev-login"))
+            .json(&json!({"userId": format!("user-{i}")}))
+            .send()
+            .await;
+        assert!(
+            login.is_ok_and(|response| response.status() == 200),
+            "login {i} answered while the log pipe is full"
+        );
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || child.wait().unwrap()),
+    )
+    .await
+    .expect("the server exits after SIGTERM whatever its output does")
+    .unwrap();
+    assert_eq!(exit.code(), Some(0));
 }
 
 #[tokio::test]
