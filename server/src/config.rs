@@ -304,6 +304,11 @@ impl Config {
             test_hooks: env.flag("TEST_HOOKS")?,
             log_level: env.get("LOG_LEVEL").unwrap_or("info").to_owned(),
         };
+        if config.test_hooks && !config.listen.ip().is_loopback() {
+            return Err(ConfigError::Conflict(
+                "TEST_HOOKS mints tokens for anyone (/test/token): it is refused unless BIND_ADDR is a loopback address",
+            ));
+        }
         if config.connection_timeout <= config.heartbeat_interval {
             return Err(ConfigError::Conflict(
                 "CONNECTION_TIMEOUT must be longer than HEARTBEAT_INTERVAL, or every client times out",
@@ -535,6 +540,19 @@ mod tests {
             let err = result.unwrap_err().to_string();
             assert!(err.contains(name), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn test_hooks_are_refused_off_loopback() {
+        let base = [("JWT_SECRET", "0123456789abcdef"), ("TEST_HOOKS", "true")];
+        assert!(Config::from_vars(vars(&base)).is_ok());
+        let err = Config::from_vars(vars(&[base[0], base[1], ("BIND_ADDR", "0.0.0.0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("TEST_HOOKS") && err.contains("BIND_ADDR"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub fn run<A: App>(
 }
 
 async fn serve<A: App>(name: &str, config: Config, app: A, exit_on_stdin_close: bool) -> ExitCode {
-    let server = match crate::start(config, app).await {
+    let server = match crate::start(config.clone(), app).await {
         Ok(server) => server,
         Err(err) => {
             tracing::error!(error = %err, "cannot start");
@@ -103,6 +103,7 @@ async fn serve<A: App>(name: &str, config: Config, app: A, exit_on_stdin_close: 
         }
     };
     tracing::info!(url = %format!("http://{}", server.addr()), "listening");
+    warn_about_development_switches(&config);
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
         stop_signal(exit_on_stdin_close).await;
@@ -118,6 +119,20 @@ async fn serve<A: App>(name: &str, config: Config, app: A, exit_on_stdin_close: 
             tracing::error!(error = %err, "stopped with an error");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says loudly what a production server must not run with.
+fn warn_about_development_switches(config: &Config) {
+    let reachable = !config.listen.ip().is_loopback();
+    if config.dev_login {
+        tracing::warn!(
+            reachable_from_the_network = reachable,
+            "DEV_LOGIN is on: anyone can sign in as anyone through POST /auth/dev-login"
+        );
+    }
+    if config.test_hooks {
+        tracing::warn!("TEST_HOOKS is on: /test/* can mint tokens and pause answers");
     }
 }
 

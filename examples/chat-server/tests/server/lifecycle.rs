@@ -114,6 +114,14 @@ fn bad_configuration_fails_at_start_naming_the_variable() {
             "MAX_CONNECTIONS",
         ),
         (
+            vec![
+                ("JWT_SECRET", SECRET),
+                ("TEST_HOOKS", "true"),
+                ("BIND_ADDR", "0.0.0.0"),
+            ],
+            "TEST_HOOKS",
+        ),
+        (
             vec![("JWT_SECRET", SECRET), ("HEADER_READ_TIMEOUT", "soon")],
             "HEADER_READ_TIMEOUT",
         ),
@@ -203,6 +211,7 @@ fn logs_without_tokens_at(level: &str) {
             ("DATABASE_URL", ":memory:"),
             ("LOG_LEVEL", level),
             ("EXIT_ON_STDIN_CLOSE", "1"),
+            ("DEV_LOGIN", "true"),
         ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -240,6 +249,11 @@ fn logs_without_tokens_at(level: &str) {
     assert_eq!(exit.code(), Some(0));
     let all = rest.join("\n");
     assert!(all.contains("user connected"), "{all}");
+    assert!(
+        all.lines()
+            .any(|line| line.contains(r#""level":"WARN""#) && line.contains("DEV_LOGIN")),
+        "DEV_LOGIN is announced with a warning"
+    );
     let signature = token.rsplit('.').next().unwrap();
     assert!(
         !all.contains(signature),
