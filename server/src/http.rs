@@ -1,5 +1,5 @@
 //! The HTTP API every Relaywire server offers (the Socket.IO service's), with the
-//! extractors an app's own routes use: [`Caller`], [`Admin`] and [`ApiJson`].
+//! extractors an app's own routes use: [`Caller`], [`Admin`], [`ApiJson`] and [`ApiQuery`].
 //!
 //! Admin endpoints need `Authorization: Bearer <service key>` or a token whose roles
 //! include the admin role. Every error is a [`Failure`]: an `ApiError` body with the
@@ -49,6 +49,26 @@ where
         Json::<T>::from_request(request, state)
             .await
             .map(|Json(value)| ApiJson(value))
+            .map_err(|rejection| Failure::new(ErrorCode::ValidationError, rejection.body_text()))
+    }
+}
+
+/// `Query<T>` whose rejections are [`Failure`]s: a bad query string gets the same
+/// `{"error": ...}` body as a bad JSON body.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| ApiQuery(value))
             .map_err(|rejection| Failure::new(ErrorCode::ValidationError, rejection.body_text()))
     }
 }

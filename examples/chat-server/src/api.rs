@@ -1,7 +1,7 @@
 //! The chat's own HTTP routes: chats, participants, history and receipts. Every read
 //! and write goes through the relay, as the WebSocket's do.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Json, Router, routing};
 use relaywire_chat::http::{
@@ -9,7 +9,7 @@ use relaywire_chat::http::{
 };
 use relaywire_chat::{ChatProtocol, ReadReceipt, ServerMessage, decode_server_message};
 use relaywire_protocol::ErrorCode;
-use relaywire_server::http::{Admin, ApiJson, ApiResult, Caller, valid_id};
+use relaywire_server::http::{Admin, ApiJson, ApiQuery, ApiResult, Caller, valid_id};
 use relaywire_server::store::{EventCursor, JoinRule, NewRoom, Room, RoomFilter};
 use relaywire_server::{Failure, Relay};
 use serde::Deserialize;
@@ -134,7 +134,7 @@ async fn history(
     State(relay): State_,
     caller: Caller,
     Path(chat_id): Path<String>,
-    Query(query): Query<HistoryQuery>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<MessagePage>> {
     let cursor = match (query.before, query.after) {
         (None, None) => EventCursor::Latest,

@@ -267,6 +267,14 @@ async fn users_read_their_own_chats_and_history_pages() {
     assert_eq!(body["error"]["code"], "NOT_PARTICIPANT");
     let (status, _) = json_of(get("/api/chats/general/messages?limit=0".into(), "alice")).await;
     assert_eq!(status, 400);
+    // A query string that does not parse gets the documented body, not plain text.
+    let (status, body) = json_of(get(
+        "/api/chats/general/messages?limit=many".into(),
+        "alice",
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "VALIDATION_ERROR", "{body}");
     let (status, _) = json_of(get(
         "/api/chats/general/messages?before=a&after=b".into(),
         "alice",
