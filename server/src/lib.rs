@@ -14,6 +14,7 @@ mod rate_limit;
 mod relay;
 mod server;
 mod shutdown;
+mod statics;
 pub mod store;
 mod time;
 

@@ -10,7 +10,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::services::{ServeDir, ServeFile};
 
 use crate::accept::Bounds;
 use crate::app::App;
@@ -169,9 +168,7 @@ fn router<A: App>(relay: &Relay<A::Protocol>, app: A) -> Router {
         .merge(app_routes)
         .layer(cors(&config));
     if let Some(dir) = &config.static_dir {
-        // A single-page app: unknown paths get index.html.
-        let index = ServeFile::new(dir.join("index.html"));
-        router = router.fallback_service(ServeDir::new(dir).fallback(index));
+        router = router.fallback_service(crate::statics::service(dir));
     }
     router
 }

@@ -395,3 +395,55 @@ async fn health_and_metrics() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn static_files_skip_dotfiles_and_symbolic_links() {
+    let (_, dir) = crate::support::file_database("static");
+    let site = dir.join("site");
+    std::fs::create_dir_all(site.join("assets")).unwrap();
+    std::fs::create_dir_all(site.join(".git")).unwrap();
+    std::fs::write(site.join("index.html"), "<p>the app</p>").unwrap();
+    std::fs::write(site.join("assets/app.js"), "console.log(1)").unwrap();
+    std::fs::write(site.join(".env"), "JWT_SECRET=do-not-serve").unwrap();
+    std::fs::write(site.join(".git/config"), "[core]").unwrap();
+    std::fs::write(dir.join("outside.txt"), "outside the site").unwrap();
+    std::os::unix::fs::symlink(dir.join("outside.txt"), site.join("linked.txt")).unwrap();
+    std::os::unix::fs::symlink(&dir, site.join("up")).unwrap();
+    let mut config = crate::support::config();
+    config.static_dir = Some(site);
+    let server = TestServer::with(config).await;
+    let fetch = |path: &str| {
+        let url = server.url(path);
+        let http = server.http.clone();
+        async move {
+            let response = http.get(url).send().await.expect("the server answers");
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        }
+    };
+    assert_eq!(
+        fetch("/assets/app.js").await,
+        (200, "console.log(1)".to_owned())
+    );
+    // A route of the single-page app gets index.html.
+    assert_eq!(
+        fetch("/chats/general").await,
+        (200, "<p>the app</p>".to_owned())
+    );
+    for hidden in [
+        "/.env",
+        "/%2Eenv",
+        "/.git/config",
+        "/linked.txt",
+        "/up/outside.txt",
+    ] {
+        let (status, body) = fetch(hidden).await;
+        assert_eq!(status, 404, "{hidden}: {body}");
+        assert!(
+            !body.contains("do-not-serve") && !body.contains("outside"),
+            "{hidden}"
+        );
+    }
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
