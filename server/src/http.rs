@@ -240,10 +240,31 @@ async fn metrics<A: App>(State(served): State<Served<A>>) -> impl IntoResponse {
     )
 }
 
-fn session_cookie(value: &str, max_age: Duration) -> ApiResult<HeaderValue> {
+/// Whether the client reached the server over HTTPS, through a proxy that terminates
+/// TLS (`X-Forwarded-Proto`, or `Forwarded: proto=https`).
+fn over_https(headers: &axum::http::HeaderMap) -> bool {
+    let forwarded_proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    let forwarded = headers
+        .get(header::FORWARDED)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split([';', ','])
+                .any(|pair| pair.trim().eq_ignore_ascii_case("proto=https"))
+        });
+    forwarded_proto || forwarded
+}
+
+/// The session cookie; `Secure` when the client came over HTTPS, so the browser never
+/// sends it over plain HTTP.
+fn session_cookie(value: &str, max_age: Duration, secure: bool) -> ApiResult<HeaderValue> {
     HeaderValue::from_str(&format!(
-        "authToken={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}",
-        max_age.as_secs()
+        "authToken={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{}",
+        max_age.as_secs(),
+        if secure { "; Secure" } else { "" }
     ))
     .map_err(|_| Failure::new(ErrorCode::InternalError, "cannot build the session cookie"))
 }
@@ -252,6 +273,7 @@ fn session_cookie(value: &str, max_age: Duration) -> ApiResult<HeaderValue> {
 /// `authToken` cookie, as the Fastify server's login does. Off unless `DEV_LOGIN`.
 async fn dev_login<A: App>(
     State(served): State<Served<A>>,
+    headers: axum::http::HeaderMap,
     ApiJson(login): ApiJson<DevLogin>,
 ) -> ApiResult<Response> {
     let relay = &served.relay;
@@ -275,7 +297,7 @@ async fn dev_login<A: App>(
         .verifier()
         .sign_dev_token(&user_id, &name, DEV_SESSION)
         .ok_or_else(|| Failure::new(ErrorCode::NotFound, "dev login needs HS256 tokens"))?;
-    let cookie = session_cookie(&token, DEV_SESSION)?;
+    let cookie = session_cookie(&token, DEV_SESSION, over_https(&headers))?;
     let online = relay.status(&user_id).online;
     tracing::info!(%user_id, "dev login");
     let mut response = Json(Session {
@@ -289,11 +311,10 @@ async fn dev_login<A: App>(
 }
 
 /// `POST /auth/logout`: clears the session cookie.
-async fn logout() -> ApiResult<Response> {
+async fn logout(headers: axum::http::HeaderMap) -> ApiResult<Response> {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie("", Duration::ZERO)?);
+    let cleared = session_cookie("", Duration::ZERO, over_https(&headers))?;
+    response.headers_mut().insert(header::SET_COOKIE, cleared);
     Ok(response)
 }
 

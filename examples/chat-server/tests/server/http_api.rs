@@ -328,11 +328,28 @@ async fn dev_login_sets_an_http_only_cookie_only_when_enabled() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
         "{cookie}"
     );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
     let session: Value = response.json().await.unwrap();
     assert_eq!(
         session,
         json!({"userId": "alice", "name": "Alice", "online": false})
     );
+    // Behind a proxy that terminates TLS, the cookie is `Secure`.
+    for (name, value) in [
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=1.2.3.4;proto=https"),
+    ] {
+        let behind_tls = server
+            .http
+            .post(server.url("/auth/dev-login"))
+            .header(name, value)
+            .json(&json!({"userId": "alice"}))
+            .send()
+            .await
+            .unwrap();
+        let cookie = behind_tls.headers()["set-cookie"].to_str().unwrap();
+        assert!(cookie.contains("; Secure"), "{name}: {cookie}");
+    }
 
     let pair = cookie.split(';').next().unwrap();
     let mut client = Client::open(&server.ws_url(), &[("cookie", pair)]).await;
