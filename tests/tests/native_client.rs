@@ -66,7 +66,7 @@ async fn two_native_clients_chat() {
         matches!(
             refused,
             RequestError::Server {
-                code: ErrorCode::NotFound,
+                code: ErrorCode::NotParticipant,
                 ..
             }
         ),
