@@ -284,7 +284,7 @@ connectionsClosed: number, };
  * not know decodes to `Other` (Rust only) so that servers can add codes without
  * breaking older clients.
  */
-export type ErrorCode = "AUTH_FAILED" | "INVALID_MESSAGE" | "NOT_PARTICIPANT" | "HTTP_ERROR" | "INTERNAL_ERROR" | "VALIDATION_ERROR" | "RATE_LIMITED" | "MESSAGE_TOO_LARGE" | "FORBIDDEN" | "NOT_FOUND";
+export type ErrorCode = "AUTH_FAILED" | "INVALID_MESSAGE" | "NOT_PARTICIPANT" | "HTTP_ERROR" | "INTERNAL_ERROR" | "VALIDATION_ERROR" | "RATE_LIMITED" | "MESSAGE_TOO_LARGE" | "FORBIDDEN" | "NOT_FOUND" | "ID_REUSED";
 
 /**
  * Payload of `error`: something went wrong; `id` names the client message this

@@ -167,6 +167,8 @@ const servers = {
       // The defaults protect against abusive clients; a benchmark floods on purpose.
       RATE_LIMIT: "1000000",
       RATE_LIMIT_BURST: "1000000",
+      USER_RATE_LIMIT: "1000000",
+      USER_RATE_LIMIT_BURST: "1000000",
       OUTBOUND_QUEUE: "65536",
       CORS_ORIGIN: origin,
       TEST_HOOKS: "true",

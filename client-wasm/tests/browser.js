@@ -81,7 +81,7 @@ async function token(env, userId, ttlSecs = 3600) {
 }
 
 async function admin(env, path) {
-  const response = await fetch(`${env.server}${path}`, { headers: { authorization: "Bearer browser-tests" } });
+  const response = await fetch(`${env.server}${path}`, { headers: { authorization: "Bearer browser-tests-key" } });
   check(response.ok, `GET ${path} answered ${response.status}`);
   return response.json();
 }

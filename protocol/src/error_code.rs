@@ -47,6 +47,10 @@ pub enum ErrorCode {
     Forbidden,
     /// The chat, user or resource named does not exist.
     NotFound,
+    /// The message's `id` was used before, within the deduplication window, for a
+    /// different message: a resend must be the same message, a new message needs a new
+    /// id.
+    IdReused,
     /// A code this version does not know, kept as received.
     #[cfg_attr(feature = "typescript", ts(skip))]
     Other(String),
@@ -54,7 +58,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this version knows, in declaration order.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::AuthFailed,
         ErrorCode::InvalidMessage,
         ErrorCode::NotParticipant,
@@ -65,6 +69,7 @@ impl ErrorCode {
         ErrorCode::MessageTooLarge,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
+        ErrorCode::IdReused,
     ];
 
     /// The wire string, e.g. `"AUTH_FAILED"`.
@@ -80,6 +85,7 @@ impl ErrorCode {
             ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::IdReused => "ID_REUSED",
             ErrorCode::Other(code) => code,
         }
     }
@@ -106,6 +112,7 @@ impl ErrorCode {
             ErrorCode::AuthFailed => 401,
             ErrorCode::NotParticipant | ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::IdReused => 422,
             ErrorCode::MessageTooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::HttpError => 502,

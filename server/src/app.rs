@@ -10,7 +10,6 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use relaywire_protocol::http::{ApiError, NotifyUser};
-use relaywire_protocol::policy::Delivery;
 use relaywire_protocol::{DecodeErrorKind, ErrorCode, ErrorPayload, Protocol, ServerMessages};
 
 use crate::auth::{AuthError, Identity};
@@ -173,15 +172,8 @@ impl<P: Protocol> Context<P> {
     pub(crate) fn new(
         relay: Relay<P>,
         user: Identity,
-        delivery: Delivery,
-        client_id: Option<&str>,
+        answer_key: Option<AnswerKey>,
     ) -> (Self, Arc<AtomicBool>) {
-        let answer_key = client_id
-            .filter(|_| delivery.is_deduplicated())
-            .map(|client_id| AnswerKey {
-                user_id: user.user_id.clone(),
-                client_id: client_id.to_owned(),
-            });
         let answered = Arc::new(AtomicBool::new(false));
         let context = Self {
             relay,

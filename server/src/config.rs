@@ -99,6 +99,13 @@ pub enum Database {
 const HEADER_READ_TIMEOUT_MS: u32 = 10_000;
 /// Default of `MAX_CONNECTIONS`.
 const MAX_CONNECTIONS: usize = 10_000;
+/// Default of `USER_CONNECTION_LIMIT`: room for many tabs and devices, not for a flood.
+const USER_CONNECTION_LIMIT: usize = 32;
+/// Default of `DEDUP_WINDOW`, in milliseconds: a day, far longer than any client keeps
+/// a message in its outbox.
+const DEDUP_WINDOW_MS: u32 = 24 * 60 * 60 * 1000;
+/// The shortest secret a service key or `JWT_SECRET` may be.
+const MIN_SECRET_LEN: usize = 16;
 
 /// The server's configuration. [`Config::from_env`] reads it; tests build it directly.
 #[derive(Debug, Clone)]
@@ -146,6 +153,18 @@ pub struct Config {
     pub rate_limit_per_sec: u32,
     /// Burst above the sustained rate (`RATE_LIMIT_BURST`).
     pub rate_limit_burst: u32,
+    /// Sustained messages per second of one user across all their connections
+    /// (`USER_RATE_LIMIT`, default 50): more connections do not buy more rate.
+    pub user_rate_limit_per_sec: u32,
+    /// Burst above the user's sustained rate (`USER_RATE_LIMIT_BURST`, default 100).
+    pub user_rate_limit_burst: u32,
+    /// Connections one user may hold at once (`USER_CONNECTION_LIMIT`, default 32); one
+    /// more is refused with `RATE_LIMITED` and closed with 1013 (try again later).
+    pub user_connection_limit: usize,
+    /// How long the id of a durable message is remembered for deduplication
+    /// (`DEDUP_WINDOW`, ms, default a day): a resend within it is answered as the first
+    /// was; the id may be used again after it.
+    pub dedup_window: Duration,
     /// Frames waiting for a slow client before it is closed with 4006 (`OUTBOUND_QUEUE`).
     pub outbound_queue: usize,
     /// The store (`DATABASE_URL`: a path, `sqlite://path` or `:memory:`).
@@ -185,6 +204,10 @@ impl Config {
             limits: Limits::default(),
             rate_limit_per_sec: 20,
             rate_limit_burst: 40,
+            user_rate_limit_per_sec: 50,
+            user_rate_limit_burst: 100,
+            user_connection_limit: USER_CONNECTION_LIMIT,
+            dedup_window: Duration::from_millis(DEDUP_WINDOW_MS.into()),
             outbound_queue: 1024,
             database: Database::Memory,
             data_dir: PathBuf::from("data"),
@@ -256,34 +279,59 @@ impl Config {
                 Database::File(PathBuf::from(path))
             }
         };
-        let rate_limit_per_sec: u32 = env.parse("RATE_LIMIT", 20, "messages per second")?;
-        if rate_limit_per_sec == 0 {
-            return Err(env.invalid("RATE_LIMIT", "at least 1 message per second"));
-        }
-        let outbound_queue: usize = env.parse("OUTBOUND_QUEUE", 1024, "a number of frames")?;
-        if outbound_queue == 0 {
-            return Err(env.invalid("OUTBOUND_QUEUE", "at least 1 frame"));
-        }
-        let max_connections: usize = env.parse(
-            "MAX_CONNECTIONS",
-            MAX_CONNECTIONS,
-            "a number of connections",
+        let rate_limit_per_sec = env.at_least_one("RATE_LIMIT", 20, "messages per second")?;
+        let rate_limit_burst = env.at_least_one("RATE_LIMIT_BURST", 40, "messages")?;
+        let user_rate_limit_per_sec =
+            env.at_least_one("USER_RATE_LIMIT", 50, "messages per second")?;
+        let user_rate_limit_burst = env.at_least_one("USER_RATE_LIMIT_BURST", 100, "messages")?;
+        let user_connection_limit = env.at_least_one(
+            "USER_CONNECTION_LIMIT",
+            USER_CONNECTION_LIMIT,
+            "connections",
         )?;
-        if max_connections == 0 {
-            return Err(env.invalid("MAX_CONNECTIONS", "at least 1 connection"));
+        let allowed_origins = env.list("CORS_ORIGIN", "http://localhost:5173");
+        if let Some(bad) = allowed_origins
+            .iter()
+            .find(|origin| *origin != crate::origin::ANY && !crate::origin::is_origin(origin))
+        {
+            return Err(ConfigError::Invalid {
+                name: "CORS_ORIGIN",
+                value: bad.clone(),
+                reason: "expected origins such as https://app.example or http://localhost:5173 (scheme, host, port; no path), comma-separated, or *".to_owned(),
+            });
         }
+        let service_keys = env.list("SERVICE_KEYS", "");
+        if service_keys.iter().any(|key| key.len() < MIN_SECRET_LEN) {
+            return Err(env.invalid(
+                "SERVICE_KEYS",
+                "comma-separated keys of at least 16 characters each",
+            ));
+        }
+        let auth_cookies = match env.get("AUTH_COOKIES") {
+            Some(_) => env.list("AUTH_COOKIES", ""),
+            None => default_cookies(),
+        };
+        if auth_cookies.is_empty() || !auth_cookies.iter().all(|name| is_cookie_name(name)) {
+            return Err(env.invalid("AUTH_COOKIES", "comma-separated cookie names"));
+        }
+        let static_dir = env.get("STATIC_DIR").map(PathBuf::from);
+        if let Some(dir) = &static_dir
+            && !dir.is_dir()
+        {
+            return Err(env.invalid("STATIC_DIR", "an existing folder"));
+        }
+        let outbound_queue = env.at_least_one("OUTBOUND_QUEUE", 1024, "frames")?;
+        let max_connections =
+            env.at_least_one("MAX_CONNECTIONS", MAX_CONNECTIONS, "connections")?;
         let config = Self {
             listen: SocketAddr::new(ip, port),
-            allowed_origins: env.list("CORS_ORIGIN", "http://localhost:5173"),
+            allowed_origins,
             auth,
-            auth_cookies: match env.get("AUTH_COOKIES") {
-                Some(_) => env.list("AUTH_COOKIES", ""),
-                None => default_cookies(),
-            },
+            auth_cookies,
             auth_close_code,
             auth_timeout: env.millis("AUTH_TIMEOUT", AUTH_TIMEOUT_MS)?,
             admin_role: env.get("ADMIN_ROLE").unwrap_or("admin").to_owned(),
-            service_keys: env.list("SERVICE_KEYS", ""),
+            service_keys,
             dev_login,
             connection_policy,
             heartbeat_interval: env.millis("HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL_MS)?,
@@ -296,11 +344,15 @@ impl Config {
                 ..Limits::default()
             },
             rate_limit_per_sec,
-            rate_limit_burst: env.parse("RATE_LIMIT_BURST", 40, "a number of messages")?,
+            rate_limit_burst,
+            user_rate_limit_per_sec,
+            user_rate_limit_burst,
+            user_connection_limit,
+            dedup_window: env.millis("DEDUP_WINDOW", DEDUP_WINDOW_MS)?,
             outbound_queue,
             database,
             data_dir,
-            static_dir: env.get("STATIC_DIR").map(PathBuf::from),
+            static_dir,
             test_hooks: env.flag("TEST_HOOKS")?,
             log_level: env.get("LOG_LEVEL").unwrap_or("info").to_owned(),
         };
@@ -318,6 +370,19 @@ impl Config {
     }
 }
 
+/// Whether `name` is a cookie name (an HTTP token).
+fn is_cookie_name(name: &str) -> bool {
+    name.bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte))
+}
+
+/// Whether `url` is an absolute http(s) URL with a host.
+fn is_http_url(url: &str) -> bool {
+    url.strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with(['/', '?', '#']))
+}
+
 fn default_cookies() -> Vec<String> {
     ["authToken", "auth", "id_token"]
         .map(str::to_owned)
@@ -332,6 +397,9 @@ fn auth_mode(
     match env.get("AUTH_MODE") {
         Some("profile") => {
             let api_url = env.get("HTTP_API_URL").unwrap_or("http://localhost:3000");
+            if !is_http_url(api_url) {
+                return Err(env.invalid("HTTP_API_URL", "an http:// or https:// URL"));
+            }
             return Ok(AuthMode::Profile {
                 api_url: api_url.trim_end_matches('/').to_owned(),
             });
@@ -340,6 +408,9 @@ fn auth_mode(
         Some(_) => return Err(env.invalid("AUTH_MODE", "`jwt` (default) or `profile`")),
     }
     if let Some(url) = env.get("JWKS_URL") {
+        if !is_http_url(url) {
+            return Err(env.invalid("JWKS_URL", "an http:// or https:// URL"));
+        }
         let cache_ttl = env.millis("JWKS_CACHE_TTL", 24 * 60 * 60 * 1000)?;
         let token_use = env.get("JWT_TOKEN_USE").map(str::to_owned);
         if let Some(token_use) = &token_use
@@ -362,7 +433,7 @@ fn auth_mode(
         }));
     }
     match env.get("JWT_SECRET") {
-        Some(secret) if secret.len() >= 16 => Ok(AuthMode::Hs256 {
+        Some(secret) if secret.len() >= MIN_SECRET_LEN => Ok(AuthMode::Hs256 {
             secret: secret.to_owned(),
         }),
         Some(_) => Err(env.invalid("JWT_SECRET", "at least 16 characters")),
@@ -472,6 +543,23 @@ impl Env {
         }
     }
 
+    /// `name` parsed as a number of at least 1, or `default` when unset.
+    pub fn at_least_one<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        unit: &str,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + From<u8>,
+    {
+        let value = self.parse(name, default, &format!("a number of {unit}"))?;
+        if value < T::from(1) {
+            return Err(self.invalid(name, &format!("at least 1 ({unit})")));
+        }
+        Ok(value)
+    }
+
     /// `name` as a comma-separated list, or `default` when unset.
     pub fn list(&self, name: &str, default: &str) -> Vec<String> {
         self.get(name)
@@ -528,11 +616,24 @@ mod tests {
                 "postgres://postgres@127.0.0.1:5432/postgres",
             ),
             ("DATABASE_URL", "redis://127.0.0.1"),
+            ("SERVICE_KEYS", "a"),
+            ("SERVICE_KEYS", "0123456789abcdef,short"),
+            ("CORS_ORIGIN", "localhost:5173"),
+            ("CORS_ORIGIN", "https://app.example/"),
+            ("AUTH_COOKIES", "bad cookie"),
+            ("STATIC_DIR", "/nonexistent/relaywire"),
+            ("JWKS_URL", "cognito"),
+            ("USER_CONNECTION_LIMIT", "0"),
+            ("USER_RATE_LIMIT", "fast"),
+            ("USER_RATE_LIMIT_BURST", "0"),
+            ("RATE_LIMIT_BURST", "0"),
+            ("OUTBOUND_QUEUE", "-1"),
+            ("DEDUP_WINDOW", "0"),
         ];
         for (name, value) in cases {
             let result =
                 Config::from_vars(vars(&[("JWT_SECRET", "0123456789abcdef"), (name, value)]));
-            if name == "CORS_ORIGIN" {
+            if (name, value) == ("CORS_ORIGIN", "") {
                 // Empty means unset: the default applies.
                 assert!(result.is_ok());
                 continue;

@@ -24,8 +24,8 @@ use tokio::time::sleep_until;
 
 use crate::app::{Answer, App, Context, Failure};
 use crate::auth::{AuthError, Identity, token_from_handshake};
-use crate::hub::{ConnId, Frame, Outbound};
-use crate::rate_limit::RateLimiter;
+use crate::hub::{ConnId, Frame, NotRegistered, Outbound, Registration};
+use crate::rate_limit::{Limits, RateLimiter, Refused, SharedLimiter};
 use crate::relay::{Relay, encoded};
 use crate::shutdown::TaskGuard;
 use crate::store::{AnswerKey, with_seq};
@@ -68,20 +68,6 @@ impl<A: App> FromRef<Served<A>> for Relay<A::Protocol> {
     }
 }
 
-/// Whether the handshake's `Origin` may connect. Requests without one do not come from
-/// a browser, so there is no cross-site page to protect against.
-pub(crate) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    allowed
-        .iter()
-        .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
-}
-
 /// The subprotocols the client offered, in order.
 fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
     headers
@@ -120,7 +106,7 @@ impl<P: Protocol> FromRequestParts<Relay<P>> for Handshake {
 
     async fn from_request_parts(parts: &mut Parts, relay: &Relay<P>) -> Result<Self, Failure> {
         let config = relay.config();
-        if !origin_allowed(&config.allowed_origins, &parts.headers) {
+        if !relay.origins().allows(&parts.headers) {
             relay.metrics().auth_failure("origin");
             tracing::warn!(origin = ?parts.headers.get(header::ORIGIN), "refused a WebSocket from a disallowed origin");
             return Err(Failure::new(ErrorCode::Forbidden, "origin not allowed"));
@@ -142,6 +128,11 @@ impl<P: Protocol> FromRequestParts<Relay<P>> for Handshake {
             .find(|(key, _)| key == RESUME_PARAM)
             .and_then(|(_, value)| value.parse::<u64>().ok())
             .and_then(|value| Seq::new(value).ok());
+        let cookies: &[String] = if relay.origins().cookies_allowed(&parts.headers) {
+            &config.auth_cookies
+        } else {
+            &[]
+        };
         // A client that will send an `auth` message means it: a cookie the browser
         // sends along must not make it someone else.
         let (param, by_message) = AUTH_BY_MESSAGE;
@@ -155,7 +146,7 @@ impl<P: Protocol> FromRequestParts<Relay<P>> for Handshake {
                 .iter()
                 .find(|(key, value)| key == "token" && !value.is_empty())
                 .map(|(_, value)| value.clone())
-                .or_else(|| token_from_handshake(&parts.headers, None, &config.auth_cookies))
+                .or_else(|| token_from_handshake(&parts.headers, None, cookies))
         };
         Ok(Handshake {
             negotiated,
@@ -263,7 +254,7 @@ async fn run<A: App>(served: Served<A>, socket: WebSocket, handshake: Handshake)
     let (outbound_tx, outbound) = mpsc::channel(relay.config().outbound_queue);
     let (close, closing) = watch::channel(None);
     let close = Arc::new(close);
-    let (conn_id, head) = match register(
+    let (conn_id, head, user_limiter) = match register(
         &relay,
         &identity,
         outbound_tx.clone(),
@@ -273,12 +264,19 @@ async fn run<A: App>(served: Served<A>, socket: WebSocket, handshake: Handshake)
     .await
     {
         Ok(registered) => registered,
-        Err(failure) => {
-            tracing::error!(error = ?failure, "registering a connection failed");
-            reject::<Server<A>>(&mut sink, failure.0, CloseCode::InternalError).await;
+        Err((failure, code)) => {
+            if code == CloseCode::InternalError {
+                tracing::error!(error = ?failure, "registering a connection failed");
+            } else {
+                tracing::info!(user_id = %identity.user_id, reason = %failure.0.message, "connection refused");
+            }
+            relay.metrics().error(failure.0.code.as_str());
+            reject::<Server<A>>(&mut sink, failure.0, code).await;
             return;
         }
     };
+    // Unregisters however this task ends, a panic included: no ghost stays online.
+    let registration = Registration::new(Arc::clone(relay.hub()), conn_id);
     relay.metrics().connection_opened();
     tracing::info!(user_id = %identity.user_id, conn_id, "user connected");
     let started = Instant::now();
@@ -298,9 +296,12 @@ async fn run<A: App>(served: Served<A>, socket: WebSocket, handshake: Handshake)
         identity,
         replies: outbound_tx,
         close: Arc::clone(&close),
-        limiter: RateLimiter::new(
-            relay.config().rate_limit_per_sec,
-            relay.config().rate_limit_burst,
+        limits: Limits::new(
+            RateLimiter::new(
+                relay.config().rate_limit_per_sec,
+                relay.config().rate_limit_burst,
+            ),
+            user_limiter,
         ),
     }
     .read_loop(&mut stream, closing)
@@ -308,7 +309,7 @@ async fn run<A: App>(served: Served<A>, socket: WebSocket, handshake: Handshake)
     if let Some(code) = reason {
         close.send_replace(Some(code));
     }
-    relay.hub().unregister(conn_id);
+    drop(registration);
     if tokio::time::timeout(WRITE_TIMEOUT, writer).await.is_err() {
         tracing::warn!(conn_id, "writer did not finish in time");
     }
@@ -330,15 +331,17 @@ async fn run<A: App>(served: Served<A>, socket: WebSocket, handshake: Handshake)
 /// Registers an authenticated connection: records the user, loads their rooms, and
 /// queues `connected` as the connection's first frame. With `resume_after`, the events
 /// the client missed follow at once, before anything new: the registration runs as the
-/// store's follow-up, so no event can fall in between. Returns the connection's id and
-/// the user's head, the last event its queue holds.
+/// store's follow-up, so no event can fall in between. Returns the connection's id,
+/// the user's head (the last event its queue holds) and the user's rate limiter; or
+/// why it was refused, with the close code that says so.
 async fn register<P: Protocol>(
     relay: &Relay<P>,
     identity: &Identity,
     outbound: mpsc::Sender<Outbound>,
     close: Arc<watch::Sender<Option<CloseCode>>>,
     resume_after: Option<Seq>,
-) -> Result<(ConnId, Seq), Failure> {
+) -> Result<(ConnId, Seq, SharedLimiter), (Failure, CloseCode)> {
+    let internal = |failure: Failure| (failure, CloseCode::InternalError);
     let config = relay.config().clone();
     // The replay must fit in the connection's queue beside live traffic.
     let replay_limit = (config.outbound_queue / 2).max(1);
@@ -374,21 +377,34 @@ async fn register<P: Protocol>(
                         .chain(start.missed.iter().map(|(_, frame)| Frame::from(frame.clone())))
                         .collect()
                 });
-                if registered.replaced > 0 {
+                if let Ok(registered) = &registered
+                    && registered.replaced > 0
+                {
                     tracing::info!(user_id = %user_id, replaced = registered.replaced, "replaced older connections");
                 }
-                let _ = registered_tx.send(registered.id);
+                let _ = registered_tx.send(registered);
             }),
         )
         .await
-        .map_err(Failure::from)?;
-    let id = registered.await.map_err(|_| {
-        Failure::new(
+        .map_err(|err| internal(Failure::from(err)))?;
+    let registered = registered.await.map_err(|_| {
+        internal(Failure::new(
             ErrorCode::InternalError,
             "the connection was not registered",
-        )
+        ))
     })?;
-    Ok((id, start.head))
+    match registered {
+        Ok(registered) => Ok((registered.id, start.head, registered.user_limiter)),
+        Err(NotRegistered::TooManyConnections(limit)) => Err((
+            Failure::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "this user already holds {limit} connections, the most allowed: close one first"
+                ),
+            ),
+            CloseCode::TryAgainLater,
+        )),
+    }
 }
 
 /// An authentication failure and the `id` of the `auth` message it answers, if any.
@@ -572,7 +588,7 @@ pub(crate) struct Connection<A: App> {
     /// The connection's own queue, for its answers: they need no hub.
     replies: mpsc::Sender<Outbound>,
     close: Arc<watch::Sender<Option<CloseCode>>>,
-    limiter: RateLimiter,
+    limits: Limits,
 }
 
 /// How one client message was answered.
@@ -601,6 +617,22 @@ fn deadline_of(expires_at: Option<SystemTime>) -> Option<tokio::time::Instant> {
         .unwrap_or_default();
     // Past what the clock can hold means never, not an overflow.
     tokio::time::Instant::now().checked_add(left)
+}
+
+/// The digest a durable message is recognised by when it is sent again: SHA-256 of
+/// its canonical JSON (type and payload, as the server re-encodes it, so the client's
+/// field order and spacing do not matter), 128 bits in hex.
+fn fingerprint(message: &impl serde::Serialize) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    let canonical = serde_json::to_vec(message).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&canonical);
+    digest[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 /// Whether a socket error is a frame over the size cap: tungstenite says so by kind.
@@ -749,14 +781,18 @@ impl<A: App> Connection<A> {
             Ok(envelope) => envelope.id.clone(),
             Err(err) => err.id().map(str::to_owned),
         };
-        if let Err(retry_after) = self.limiter.check(Instant::now()) {
+        if let Err(refused) = self.limits.check(Instant::now()) {
             self.relay.metrics().message_in("rate_limited");
-            let mut error =
-                ErrorPayload::new(ErrorCode::RateLimited, "too many messages: slow down");
-            error.details =
-                Some(serde_json::json!({ "retryAfterMs": retry_after.as_millis() as u64 }));
+            let message = match refused {
+                Refused::Connection(_) => "too many messages on this connection: slow down",
+                Refused::User(_) => "too many messages from this user's connections: slow down",
+            };
+            let mut error = ErrorPayload::new(ErrorCode::RateLimited, message);
+            error.details = Some(
+                serde_json::json!({ "retryAfterMs": refused.retry_after().as_millis() as u64 }),
+            );
             self.answer(answers, id, Err(Failure(error)));
-            return self.limiter.is_abusive().then_some(CloseCode::RateLimited);
+            return self.limits.is_abusive().then_some(CloseCode::RateLimited);
         }
         let envelope = match decoded {
             Ok(envelope) => envelope,
@@ -814,6 +850,7 @@ impl<A: App> Connection<A> {
                         .map(|client_id| AnswerKey {
                             user_id: identity.user_id.clone(),
                             client_id: client_id.clone(),
+                            fingerprint: fingerprint(&message),
                         });
                 // A durable message handled before is answered as it was then.
                 if let Some(key) = &answer_key
@@ -821,9 +858,23 @@ impl<A: App> Connection<A> {
                 {
                     return Ok(Some(Answer { message_id: answer }));
                 }
-                let (ctx, answered) =
-                    Context::new(relay.clone(), identity, delivery, id.as_deref());
-                let answer = app.handle(ctx, message).await?;
+                let (ctx, answered) = Context::new(relay.clone(), identity, answer_key.clone());
+                let type_name = message.type_name().to_owned();
+                // A handler that panics is a bug in the app: its message is answered
+                // INTERNAL_ERROR and the connection, and every other, goes on.
+                let handled = std::panic::AssertUnwindSafe(app.handle(ctx, message))
+                    .catch_unwind()
+                    .await;
+                let answer = match handled {
+                    Ok(answer) => answer?,
+                    Err(_) => {
+                        tracing::error!(message_type = %type_name, "the app's handler panicked");
+                        return Err(Failure::new(
+                            ErrorCode::InternalError,
+                            "the server could not complete this",
+                        ));
+                    }
+                };
                 if let Some(key) = answer_key
                     && !answered.load(std::sync::atomic::Ordering::Relaxed)
                 {
@@ -889,6 +940,8 @@ impl<A: App> FrameHarness<A> {
         let mut config = config;
         config.rate_limit_per_sec = u32::MAX;
         config.rate_limit_burst = u32::MAX;
+        config.user_rate_limit_per_sec = u32::MAX;
+        config.user_rate_limit_burst = u32::MAX;
         config.database = crate::config::Database::Memory;
         let (store, _thread) =
             crate::store::sqlite::SqliteStore::open(&crate::store::sqlite::Location::Memory)?;
@@ -896,7 +949,7 @@ impl<A: App> FrameHarness<A> {
         app.start(&relay).await?;
         let (outbound_tx, outbound) = mpsc::channel(relay.config().outbound_queue);
         let close = Arc::new(watch::channel(None).0);
-        let (_, _) = register(
+        let (_, _, user_limiter) = register(
             &relay,
             &identity,
             outbound_tx.clone(),
@@ -904,10 +957,13 @@ impl<A: App> FrameHarness<A> {
             None,
         )
         .await
-        .map_err(|failure| crate::ServerError::Start(failure.0.message))?;
-        let limiter = RateLimiter::new(
-            relay.config().rate_limit_per_sec,
-            relay.config().rate_limit_burst,
+        .map_err(|(failure, _)| crate::ServerError::Start(failure.0.message))?;
+        let limits = Limits::new(
+            RateLimiter::new(
+                relay.config().rate_limit_per_sec,
+                relay.config().rate_limit_burst,
+            ),
+            user_limiter,
         );
         let mut harness = FrameHarness {
             connection: Connection {
@@ -916,7 +972,7 @@ impl<A: App> FrameHarness<A> {
                 identity,
                 replies: outbound_tx,
                 close: Arc::clone(&close),
-                limiter,
+                limits,
             },
             outbound,
             token_deadline: None,

@@ -135,7 +135,13 @@ impl<P: Protocol> FromRequestParts<Relay<P>> for Caller {
             return Ok(Caller::Service);
         }
         let token = bearer
-            .or_else(|| token_from_cookies(&parts.headers, &config.auth_cookies))
+            .or_else(|| {
+                relay
+                    .origins()
+                    .cookies_allowed(&parts.headers)
+                    .then(|| token_from_cookies(&parts.headers, &config.auth_cookies))
+                    .flatten()
+            })
             .ok_or(AuthError::Missing)?;
         match relay.verifier().verify(&token).await {
             Ok(identity) => Ok(Caller::User(identity)),

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::ConnectionPolicy;
 use crate::metrics::Metrics;
+use crate::rate_limit::{RateLimiter, SharedLimiter};
 use crate::time::rfc3339;
 
 /// One encoded text frame, shared by every recipient.
@@ -99,10 +100,12 @@ struct State {
     next_generation: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct OnlineUser {
     conns: Vec<ConnId>,
     rooms: BTreeSet<String>,
+    /// The rate of all the user's connections together.
+    limiter: SharedLimiter,
 }
 
 /// How many users and connections a delivery reached.
@@ -210,35 +213,71 @@ pub(crate) struct Registered {
     pub(crate) id: ConnId,
     /// Connections of the same user this one replaced (one-connection policy).
     pub(crate) replaced: usize,
+    /// The user's rate, shared with their other connections.
+    pub(crate) user_limiter: SharedLimiter,
+}
+
+/// A registered connection, unregistered when dropped: on every way its task ends,
+/// a panic included.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    hub: Arc<Hub>,
+    id: ConnId,
+}
+
+impl Registration {
+    pub(crate) fn new(hub: Arc<Hub>, id: ConnId) -> Self {
+        Self { hub, id }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unregister(self.id);
+    }
+}
+
+/// Why a connection was not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotRegistered {
+    /// The user holds as many connections as they may (`USER_CONNECTION_LIMIT`).
+    TooManyConnections(usize),
+}
+
+/// Per-user limits the hub enforces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UserLimits {
+    /// One connection, or several.
+    pub(crate) policy: ConnectionPolicy,
+    /// The most connections of one user (several-connection policy).
+    pub(crate) connections: usize,
+    /// Messages per second of all of a user's connections, and the burst.
+    pub(crate) rate: (u32, u32),
 }
 
 /// This node's connections, presence and delivery. Shared by every task.
 pub(crate) struct Hub {
     state: Mutex<State>,
     metrics: Arc<Metrics>,
-    policy: ConnectionPolicy,
+    limits: UserLimits,
     presence: PresenceFrame,
 }
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("policy", &self.policy)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
 impl Hub {
     /// An empty hub; `presence` encodes the protocol's `user:online`.
-    pub(crate) fn new(
-        policy: ConnectionPolicy,
-        metrics: Arc<Metrics>,
-        presence: PresenceFrame,
-    ) -> Self {
+    pub(crate) fn new(limits: UserLimits, metrics: Arc<Metrics>, presence: PresenceFrame) -> Self {
         Self {
             state: Mutex::new(State::default()),
             metrics,
-            policy,
+            limits,
             presence,
         }
     }
@@ -253,7 +292,7 @@ impl Hub {
     /// Adds an authenticated connection in `rooms`. `first` builds, from the online
     /// peers it has, the frames it receives first (`connected`, then what it missed);
     /// nothing else can be queued before them. Announces the user online when this is
-    /// their first connection.
+    /// their first connection. Refuses a connection over the user's limit.
     pub(crate) fn register(
         &self,
         user_id: &str,
@@ -261,11 +300,15 @@ impl Hub {
         outbound: mpsc::Sender<Outbound>,
         close: Arc<watch::Sender<Option<CloseCode>>>,
         first: impl FnOnce(Vec<String>) -> Vec<Frame>,
-    ) -> Registered {
+    ) -> Result<Registered, NotRegistered> {
         let mut state = self.state();
-        let first_connection = state.users.get(user_id).is_none_or(|u| u.conns.is_empty());
+        let held = state.users.get(user_id).map_or(0, |u| u.conns.len());
+        if self.limits.policy == ConnectionPolicy::Multiple && held >= self.limits.connections {
+            return Err(NotRegistered::TooManyConnections(self.limits.connections));
+        }
+        let first_connection = held == 0;
         let mut replaced = 0;
-        if self.policy == ConnectionPolicy::Single
+        if self.limits.policy == ConnectionPolicy::Single
             && let Some(user) = state.users.get_mut(user_id)
         {
             // The user stays online through the new connection: no presence flap.
@@ -278,12 +321,17 @@ impl Hub {
         }
         state.next_id += 1;
         let id = state.next_id;
-        state
+        let (per_sec, burst) = self.limits.rate;
+        let user = state
             .users
             .entry(user_id.to_owned())
-            .or_default()
-            .conns
-            .push(id);
+            .or_insert_with(|| OnlineUser {
+                conns: Vec::new(),
+                rooms: BTreeSet::new(),
+                limiter: Arc::new(Mutex::new(RateLimiter::new(per_sec, burst))),
+            });
+        user.conns.push(id);
+        let user_limiter = Arc::clone(&user.limiter);
         for room_id in rooms {
             state.add_to_room(user_id, room_id);
         }
@@ -304,7 +352,11 @@ impl Hub {
                 state.deliver_to_user(peer, &online, &self.metrics);
             }
         }
-        Registered { id, replaced }
+        Ok(Registered {
+            id,
+            replaced,
+            user_limiter,
+        })
     }
 
     /// Removes a connection. When it was the user's last, the user goes offline: their
@@ -522,5 +574,55 @@ impl Hub {
         ids.into_iter()
             .map(|id| Self::status_of(&state, id))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(connections: usize) -> Arc<Hub> {
+        let limits = UserLimits {
+            policy: ConnectionPolicy::Multiple,
+            connections,
+            rate: (10, 10),
+        };
+        let presence: PresenceFrame =
+            Box::new(|user, online| Frame::from(format!("{user}:{online}")));
+        Arc::new(Hub::new(limits, Arc::new(Metrics::default()), presence))
+    }
+
+    fn register(hub: &Hub, user: &str) -> Result<Registered, NotRegistered> {
+        let (outbound, _) = mpsc::channel(8);
+        let close = Arc::new(watch::channel(None).0);
+        hub.register(user, &["room".to_owned()], outbound, close, |_| Vec::new())
+    }
+
+    #[tokio::test]
+    async fn a_connection_task_that_panics_still_unregisters() {
+        let hub = hub(4);
+        let id = register(&hub, "alice").unwrap().id;
+        let guarded = Arc::clone(&hub);
+        let task = tokio::spawn(async move {
+            let _registration = Registration::new(guarded, id);
+            panic!("a bug in the connection task");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert!(hub.connected_users().is_empty(), "the user went offline");
+    }
+
+    #[test]
+    fn a_user_holds_at_most_the_limit_and_a_freed_slot_is_free() {
+        let hub = hub(2);
+        let first = register(&hub, "alice").unwrap();
+        let second = register(&hub, "alice").unwrap();
+        assert!(Arc::ptr_eq(&first.user_limiter, &second.user_limiter));
+        assert_eq!(
+            register(&hub, "alice").unwrap_err(),
+            NotRegistered::TooManyConnections(2)
+        );
+        assert!(register(&hub, "bob").is_ok());
+        hub.unregister(first.id);
+        assert!(register(&hub, "alice").is_ok());
     }
 }

@@ -10,6 +10,7 @@ pub mod http;
 mod hub;
 mod main_support;
 mod metrics;
+mod origin;
 mod rate_limit;
 mod relay;
 mod server;

@@ -13,8 +13,9 @@ use tokio::sync::watch;
 use crate::auth::Verifier;
 use crate::bus::{Bus, BusMessage, LocalBus};
 use crate::config::Config;
-use crate::hub::{Frame, Hub, PresenceFrame, Reach};
+use crate::hub::{Frame, Hub, PresenceFrame, Reach, UserLimits};
 use crate::metrics::Metrics;
+use crate::origin::Origins;
 use crate::shutdown::Tracker;
 use crate::store::{
     Audience, Cursor, CursorMove, EventCursor, EventPage, JoinRule, NewRoom, Publish, Published,
@@ -113,6 +114,7 @@ impl<S: ServerMessages> Event<S> {
 
 struct Inner<P> {
     config: Config,
+    origins: Origins,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     hub: Arc<Hub>,
@@ -167,16 +169,18 @@ impl<P: Protocol> Relay<P> {
             });
             Frame::from(encoded(&message))
         });
-        let hub = Arc::new(Hub::new(
-            config.connection_policy,
-            Arc::clone(&metrics),
-            presence,
-        ));
+        let limits = UserLimits {
+            policy: config.connection_policy,
+            connections: config.user_connection_limit,
+            rate: (config.user_rate_limit_per_sec, config.user_rate_limit_burst),
+        };
+        let hub = Arc::new(Hub::new(limits, Arc::clone(&metrics), presence));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(Arc::clone(&hub)));
         let (shutdown, shutting_down) = watch::channel(false);
         let relay = Relay {
             inner: Arc::new(Inner {
                 verifier: Verifier::new(&config.auth),
+                origins: Origins::new(&config.allowed_origins),
                 config,
                 store,
                 bus,
@@ -194,6 +198,11 @@ impl<P: Protocol> Relay<P> {
     /// The server's configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Which pages may call, and which with the cookie (`CORS_ORIGIN`).
+    pub(crate) fn origins(&self) -> &Origins {
+        &self.inner.origins
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {

@@ -5,11 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Method, header};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::accept::Bounds;
 use crate::app::App;
@@ -18,6 +16,7 @@ use crate::connection::Served;
 use crate::relay::Relay;
 use crate::store::StoreError;
 use crate::store::sqlite::{Location, SqliteStore, StoreThread};
+use crate::time::rfc3339;
 
 /// How long shutdown waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -101,6 +100,7 @@ async fn serve<P: relaywire_protocol::Protocol>(
     router: Router,
     store_thread: StoreThread,
 ) -> Result<(), ServerError> {
+    let forgetting = tokio::spawn(forget_old_answers(relay.clone()));
     let config = relay.config();
     let bounds = Bounds {
         header_read_timeout: config.header_read_timeout,
@@ -124,6 +124,7 @@ async fn serve<P: relaywire_protocol::Protocol>(
         );
     }
     tracing::info!(closed = live, "connections closed");
+    let _ = forgetting.await;
     // Every store handle lives in the relay or in finished connections: dropping it lets
     // the store thread finish its queue and close the database.
     drop(relay);
@@ -138,22 +139,29 @@ async fn serve<P: relaywire_protocol::Protocol>(
     Ok(())
 }
 
-fn cors(config: &Config) -> CorsLayer {
-    let origins = &config.allowed_origins;
-    let allow_origin = if origins.iter().any(|origin| origin == "*") {
-        AllowOrigin::mirror_request()
-    } else {
-        AllowOrigin::list(
-            origins
-                .iter()
-                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
-        )
-    };
-    CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+/// Forgets the ids of durable messages older than `DEDUP_WINDOW`, checking ten times
+/// per window (at most every minute, at least every second), until shutdown: an id
+/// is remembered for the window, and forgotten at most a tenth of it (or a minute)
+/// later.
+async fn forget_old_answers<P: relaywire_protocol::Protocol>(relay: Relay<P>) {
+    let window = relay.config().dedup_window;
+    let every = (window / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut ticks = tokio::time::interval(every);
+    let mut shutting_down = relay.shutting_down();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutting_down.wait_for(|stopping| *stopping) => return,
+        }
+        let Some(before) = std::time::SystemTime::now().checked_sub(window) else {
+            continue;
+        };
+        match relay.store().forget_answers(rfc3339(before)).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::debug!(forgotten, "forgot the ids of old durable messages"),
+            Err(err) => tracing::warn!(error = %err, "forgetting old message ids failed"),
+        }
+    }
 }
 
 fn router<A: App>(relay: &Relay<A::Protocol>, app: A) -> Router {
@@ -166,7 +174,7 @@ fn router<A: App>(relay: &Relay<A::Protocol>, app: A) -> Router {
     let mut router = crate::http::routes::<A>(config.test_hooks)
         .with_state(served)
         .merge(app_routes)
-        .layer(cors(&config));
+        .layer(relay.origins().cors());
     if let Some(dir) = &config.static_dir {
         router = router.fallback_service(crate::statics::service(dir));
     }

@@ -68,6 +68,8 @@ impl Server {
             // One sender floods on purpose; everything else keeps its default.
             .env("RATE_LIMIT", "1000000")
             .env("RATE_LIMIT_BURST", "1000000")
+            .env("USER_RATE_LIMIT", "1000000")
+            .env("USER_RATE_LIMIT_BURST", "1000000")
             .env("LOG_LEVEL", "warn")
             .env("EXIT_ON_STDIN_CLOSE", "true");
         Self::spawn(Kind::Relaywire, command, port, Some(data_dir)).await

@@ -47,6 +47,9 @@ pub enum StoreError {
     /// The batch holding this write failed to commit; nothing of it was stored.
     #[error("the write could not be committed")]
     NotCommitted,
+    /// The client id was used before for a different message.
+    #[error("the id `{0}` was used before for a different message: give a new message a new id")]
+    IdReused(String),
 }
 
 impl StoreError {
@@ -57,6 +60,7 @@ impl StoreError {
             StoreError::NotMember(_) => ErrorCode::NotParticipant,
             StoreError::RoomClosed(_) => ErrorCode::Forbidden,
             StoreError::RoomExists(_) | StoreError::EventExists(_) => ErrorCode::ValidationError,
+            StoreError::IdReused(_) => ErrorCode::IdReused,
             StoreError::Backend(_) | StoreError::Closed | StoreError::NotCommitted => {
                 ErrorCode::InternalError
             }
@@ -130,13 +134,17 @@ pub enum Audience {
     Users(Vec<String>),
 }
 
-/// A durable message's key: what it is deduplicated by.
+/// A durable message's key: what it is deduplicated by, and what it said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnswerKey {
     /// The sender.
     pub user_id: String,
     /// The message's client-assigned id.
     pub client_id: String,
+    /// A digest of the message itself (type and payload): a resend under the same id
+    /// has the same one; another message under a used id does not, and is refused
+    /// with [`StoreError::IdReused`].
+    pub fingerprint: String,
 }
 
 /// A user's forward-only position in a room, e.g. how far they have read.
@@ -296,8 +304,13 @@ pub trait Store: Send + Sync + 'static {
         then: FollowUp<Published>,
     ) -> BoxFuture<'static, StoreResult<Published>>;
 
-    /// The answer recorded for a durable message's key, if it was handled before.
+    /// The answer recorded for a durable message's key, if it was handled before;
+    /// [`StoreError::IdReused`] when the id was used for a different message.
     fn answer(&self, key: AnswerKey) -> BoxFuture<'static, StoreResult<Option<Option<String>>>>;
+
+    /// Forgets the answers recorded before `before` (RFC 3339): their ids may be used
+    /// again. Returns how many were forgotten.
+    fn forget_answers(&self, before: String) -> BoxFuture<'static, StoreResult<usize>>;
 
     /// Records the answer to a durable message whose handler stored no event.
     fn record_answer(

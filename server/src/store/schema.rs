@@ -80,6 +80,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (room_id, kind, user_id)
     );
     ",
+    // 2: the digest of each deduplicated message, so that an id used again for
+    // another message is refused; answers are forgotten by age.
+    "
+    ALTER TABLE answers ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+    CREATE INDEX answers_by_age ON answers(created_at);
+    ",
 ];
 
 /// Applies every migration the database has not seen yet; refuses a database of

@@ -463,10 +463,29 @@ mod queries {
     }
 
     pub(super) fn answer(db: &Connection, key: &AnswerKey) -> StoreResult<Option<Option<String>>> {
-        db.prepare_cached("SELECT answer FROM answers WHERE user_id = $1 AND client_id = $2")
+        let found: Option<(Option<String>, String)> = db
+            .prepare_cached(
+                "SELECT answer, fingerprint FROM answers WHERE user_id = $1 AND client_id = $2",
+            )
             .map_err(sql)?
-            .query_row(params![key.user_id, key.client_id], |row| row.get(0))
+            .query_row(params![key.user_id, key.client_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .optional()
+            .map_err(sql)?;
+        match found {
+            // An answer recorded before digests were kept (empty) matches any resend.
+            Some((_, fingerprint)) if !fingerprint.is_empty() && fingerprint != key.fingerprint => {
+                Err(StoreError::IdReused(key.client_id.clone()))
+            }
+            found => Ok(found.map(|(answer, _)| answer)),
+        }
+    }
+
+    pub(super) fn forget_answers(db: &Connection, before: &str) -> StoreResult<usize> {
+        db.prepare_cached("DELETE FROM answers WHERE created_at < $1")
+            .map_err(sql)?
+            .execute([before])
             .map_err(sql)
     }
 
@@ -476,11 +495,17 @@ mod queries {
         answer: Option<&str>,
     ) -> StoreResult<()> {
         db.prepare_cached(
-            "INSERT INTO answers (user_id, client_id, answer, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO answers (user_id, client_id, fingerprint, answer, created_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
         .map_err(sql)?
-        .execute(params![key.user_id, key.client_id, answer, now_rfc3339()])
+        .execute(params![
+            key.user_id,
+            key.client_id,
+            key.fingerprint,
+            answer,
+            now_rfc3339()
+        ])
         .map_err(sql)?;
         Ok(())
     }
@@ -740,6 +765,10 @@ impl Store for SqliteStore {
         answer: Option<String>,
     ) -> BoxFuture<'static, StoreResult<()>> {
         self.read(move |db| queries::record_answer(db, &key, answer.as_deref()))
+    }
+
+    fn forget_answers(&self, before: String) -> BoxFuture<'static, StoreResult<usize>> {
+        self.read(move |db| queries::forget_answers(db, &before))
     }
 
     fn create_room(&self, room: NewRoom) -> BoxFuture<'static, StoreResult<Room>> {

@@ -60,6 +60,8 @@ impl ServerProcess {
             .env("CONNECTION_TIMEOUT", "10000")
             .env("RATE_LIMIT", "10000")
             .env("RATE_LIMIT_BURST", "10000")
+            .env("USER_RATE_LIMIT", "10000")
+            .env("USER_RATE_LIMIT_BURST", "10000")
             .env("OUTBOUND_QUEUE", "8192")
             .env("CORS_ORIGIN", self.url())
             .env("LOG_LEVEL", "warn")

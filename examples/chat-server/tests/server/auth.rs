@@ -210,6 +210,88 @@ async fn origins_are_checked_at_the_handshake() {
 }
 
 #[tokio::test]
+async fn with_any_origin_no_other_site_acts_with_the_users_cookie() {
+    let mut config = config();
+    config.allowed_origins = vec!["*".to_owned(), "https://app.example".to_owned()];
+    let server = TestServer::with(config).await;
+    let cookie = format!("authToken={}", token("alice"));
+    let http = reqwest::Client::new();
+
+    // Any page may call the API, but the browser is never told it may send the
+    // cookie, and a cookie sent anyway is not the user.
+    let response = http
+        .get(server.url("/api/me"))
+        .header("origin", "https://evil.example")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, server.url("/api/me"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+
+    // An origin named in the list keeps credentials.
+    let response = http
+        .get(server.url("/api/me"))
+        .header("origin", "https://app.example")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+
+    // The socket: another site's page gets no identity from the cookie, while a token
+    // of its own works; the server's own page and named origins use the cookie.
+    let mut stranger = Client::open(
+        &server.ws_url(),
+        &[("origin", "https://evil.example"), ("cookie", &cookie)],
+    )
+    .await;
+    // Not authenticated, it must send an `auth` first; anything else is refused.
+    stranger.send(json!({"type": "ping", "payload": {}})).await;
+    expect_auth_failure(&mut stranger, CloseCode::AuthFailed).await;
+    let with_token = format!("{}?token={}", server.ws_url(), token("alice"));
+    let mut tokened = Client::open(&with_token, &[("origin", "https://evil.example")]).await;
+    assert_eq!(tokened.next_json().await["type"], "connected");
+    let own_origin = server.url("");
+    for origin in [own_origin.trim_end_matches('/'), "https://app.example"] {
+        let mut page =
+            Client::open(&server.ws_url(), &[("origin", origin), ("cookie", &cookie)]).await;
+        assert_eq!(
+            page.next_json().await["payload"]["userId"],
+            "alice",
+            "{origin}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn protocol_versions_are_negotiated() {
     let server = TestServer::start().await;
     let url = format!("{}?token={}", server.ws_url(), token("alice"));

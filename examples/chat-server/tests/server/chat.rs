@@ -85,6 +85,53 @@ async fn a_resent_message_is_stored_and_delivered_once() {
 }
 
 #[tokio::test]
+async fn an_id_used_again_for_another_message_is_refused_and_forgotten_after_the_window() {
+    let mut config = config();
+    config.dedup_window = Duration::from_millis(1500);
+    let server = TestServer::with(config).await;
+    let (mut alice, _) = server.connect("alice").await;
+    let say = |chat: &str, content: &str| json!({"type": "chat:message", "payload": {"chatId": chat, "content": content}});
+    let first = alice.request("reused", say("general", "first")).await;
+    assert_eq!(first["type"], "ack", "{first}");
+    // The same id, other content or another chat: a coded error, nothing stored.
+    for other in [say("general", "second"), say("random", "first")] {
+        let refused = alice.request("reused", other).await;
+        assert_eq!(refused["type"], "error", "{refused}");
+        assert_eq!(refused["payload"]["code"], "ID_REUSED", "{refused}");
+    }
+    // The same message again (spacing and field order aside) is a resend.
+    alice
+        .send_text(r#"{ "payload": {"content": "first", "chatId": "general"}, "id": "reused", "type": "chat:message" }"#)
+        .await;
+    let resent = alice.next_of("ack").await;
+    assert_eq!(
+        resent["payload"]["messageId"],
+        first["payload"]["messageId"]
+    );
+    let (_, history) =
+        json_of(server.admin(reqwest::Method::GET, "/api/chats/general/messages")).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1);
+
+    // After the window the id is forgotten and may carry a new message.
+    let mut reused = None;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let reply = alice.request("reused", say("general", "later")).await;
+        if reply["type"] == "ack" {
+            reused = Some(reply);
+            break;
+        }
+        assert_eq!(reply["payload"]["code"], "ID_REUSED", "{reply}");
+    }
+    let reused = reused.expect("the id is forgotten within the window and a second");
+    assert_ne!(
+        reused["payload"]["messageId"],
+        first["payload"]["messageId"]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn non_participants_get_not_participant() {
     let server = TestServer::start().await;
     let (mut carol, connected) = server.connect("carol").await;

@@ -127,6 +127,8 @@ async fn a_burst_is_answered_and_delivered_in_the_order_sent() {
     let mut config = config();
     config.rate_limit_per_sec = 100_000;
     config.rate_limit_burst = 100_000;
+    config.user_rate_limit_per_sec = 100_000;
+    config.user_rate_limit_burst = 100_000;
     let server = TestServer::with(config).await;
     let (mut alice, _) = server.connect("alice").await;
     let (mut bob, _) = server.connect("bob").await;

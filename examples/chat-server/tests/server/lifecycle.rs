@@ -88,44 +88,72 @@ fn binary() -> Command {
 
 #[test]
 fn bad_configuration_fails_at_start_naming_the_variable() {
-    let cases = [
-        (vec![("JWT_SECRET", SECRET), ("WS_PORT", "http")], "WS_PORT"),
+    // One bad value of every variable the server reads, each with a valid secret
+    // unless the secret is what is wrong.
+    let bad: &[(&str, &str)] = &[
+        ("BIND_ADDR", "localhost"),
+        ("WS_PORT", "http"),
+        ("CORS_ORIGIN", "localhost:5173"),
+        ("JWT_SECRET", "short"),
+        ("JWKS_URL", "cognito"),
+        ("JWT_TOKEN_USE", "refresh"),
+        ("JWKS_CACHE_TTL", "0"),
+        ("JWKS_REFETCH_COOLDOWN", "soon"),
+        ("AUTH_MODE", "magic"),
+        ("AUTH_COOKIES", "bad cookie"),
+        ("AUTH_CLOSE_CODE", "1000"),
+        ("AUTH_TIMEOUT", "0"),
+        ("SERVICE_KEYS", "a"),
+        ("DEV_LOGIN", "maybe"),
+        ("CONNECTION_POLICY", "some"),
+        ("HEARTBEAT_INTERVAL", "-5"),
+        ("TYPING_TIMEOUT", "0"),
+        ("CONNECTION_TIMEOUT", "1"),
+        ("HEADER_READ_TIMEOUT", "soon"),
+        ("MAX_CONNECTIONS", "0"),
+        ("MAX_MESSAGE_SIZE", "-1"),
+        ("RATE_LIMIT", "0"),
+        ("RATE_LIMIT_BURST", "many"),
+        ("USER_RATE_LIMIT", "0"),
+        ("USER_RATE_LIMIT_BURST", "0"),
+        ("USER_CONNECTION_LIMIT", "0"),
+        ("DEDUP_WINDOW", "forever"),
+        ("OUTBOUND_QUEUE", "0"),
         (
-            vec![("JWT_SECRET", SECRET), ("MAX_MESSAGE_SIZE", "-1")],
-            "MAX_MESSAGE_SIZE",
-        ),
-        (vec![], "JWT_SECRET"),
-        (
-            vec![("JWT_SECRET", SECRET), ("LOG_LEVEL", "loud=[")],
-            "LOG_LEVEL",
-        ),
-        (
-            vec![
-                ("JWT_SECRET", SECRET),
-                (
-                    "DATABASE_URL",
-                    "postgres://postgres@127.0.0.1:5432/postgres",
-                ),
-            ],
             "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
         ),
-        (
-            vec![("JWT_SECRET", SECRET), ("MAX_CONNECTIONS", "0")],
-            "MAX_CONNECTIONS",
-        ),
-        (
-            vec![
-                ("JWT_SECRET", SECRET),
-                ("TEST_HOOKS", "true"),
-                ("BIND_ADDR", "0.0.0.0"),
-            ],
-            "TEST_HOOKS",
-        ),
-        (
-            vec![("JWT_SECRET", SECRET), ("HEADER_READ_TIMEOUT", "soon")],
-            "HEADER_READ_TIMEOUT",
-        ),
+        ("STATIC_DIR", "/nonexistent/relaywire"),
+        ("TEST_HOOKS", "perhaps"),
+        ("LOG_LEVEL", "loud=["),
+        ("SEED_DEMO", "sometimes"),
     ];
+    let mut cases: Vec<(Vec<(&str, &str)>, &str)> = bad
+        .iter()
+        .map(|&(name, value)| {
+            let mut vars = vec![(name, value)];
+            if name != "JWT_SECRET" {
+                vars.push(("JWT_SECRET", SECRET));
+            }
+            if name.starts_with("JWT_TOKEN") || name.starts_with("JWKS_") && name != "JWKS_URL" {
+                vars.push(("JWKS_URL", "http://127.0.0.1:9/jwks.json"));
+            }
+            (vars, name)
+        })
+        .collect();
+    cases.push((vec![], "JWT_SECRET"));
+    cases.push((
+        vec![
+            ("JWT_SECRET", SECRET),
+            ("TEST_HOOKS", "true"),
+            ("BIND_ADDR", "0.0.0.0"),
+        ],
+        "TEST_HOOKS",
+    ));
+    cases.push((
+        vec![("AUTH_MODE", "profile"), ("HTTP_API_URL", "localhost:3000")],
+        "HTTP_API_URL",
+    ));
     for (vars, name) in cases {
         let dir = std::env::temp_dir().join(format!("relaywire-badconfig-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -86,6 +86,92 @@ async fn frames_over_the_size_limit_are_refused() {
 }
 
 #[tokio::test]
+async fn a_users_connections_share_one_rate() {
+    let mut config = config();
+    config.user_rate_limit_per_sec = 1;
+    config.user_rate_limit_burst = 10;
+    let server = TestServer::with(config).await;
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(server.connect("alice").await.0);
+    }
+    // Five connections at four messages each: within each connection's own rate, but
+    // twice the user's burst.
+    let mut stored = 0;
+    let mut limited = 0;
+    for (c, client) in clients.iter_mut().enumerate() {
+        for i in 0..4 {
+            let id = format!("m{c}-{i}");
+            let frame =
+                json!({"type": "chat:message", "payload": {"chatId": "general", "content": id}});
+            let reply = client.request(&id, frame).await;
+            match reply["type"].as_str() {
+                Some("ack") => stored += 1,
+                _ => {
+                    assert_eq!(reply["payload"]["code"], "RATE_LIMITED", "{reply}");
+                    let message = reply["payload"]["message"].as_str().unwrap();
+                    assert!(message.contains("this user's connections"), "{message}");
+                    limited += 1;
+                }
+            }
+        }
+    }
+    // The burst and at most a message or two of refill in the time it took.
+    assert!((10..=12).contains(&stored), "{stored} stored");
+    assert_eq!(stored + limited, 20);
+    let (_, history) = json_of(server.admin(
+        reqwest::Method::GET,
+        "/api/chats/general/messages?limit=100",
+    ))
+    .await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), stored);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_users_limit_are_refused_with_a_code() {
+    let mut config = config();
+    config.user_connection_limit = 3;
+    let server = TestServer::with(config).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(server.connect("alice").await.0);
+    }
+    let url = format!(
+        "{}?token={}",
+        server.ws_url(),
+        crate::support::token("alice")
+    );
+    let mut extra = crate::support::Client::open(&url, &[]).await;
+    let error = extra.next_json().await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["payload"]["code"], "RATE_LIMITED", "{error}");
+    assert_eq!(
+        extra.ending().await,
+        Ending::Closed(CloseCode::TryAgainLater.code())
+    );
+    // Other users are not affected, and a slot freed is a slot to take.
+    server.connect("bob").await;
+    let mut first = held.remove(0);
+    first.ws.close(None).await.unwrap();
+    assert!(matches!(
+        first.ending().await,
+        Ending::Closed(_) | Ending::Dropped
+    ));
+    let mut taken = None;
+    for _ in 0..50 {
+        let mut client = crate::support::Client::open(&url, &[]).await;
+        if client.next_json().await["type"] == "connected" {
+            taken = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(taken.is_some(), "the freed slot is taken");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn floods_are_rate_limited_then_closed() {
     let mut config = config();
     config.rate_limit_per_sec = 5;

@@ -134,6 +134,7 @@ async fn a_durable_message_is_stored_once_under_its_key() {
     let key = AnswerKey {
         user_id: "alice".into(),
         client_id: "c1".into(),
+        fingerprint: "digest-of-m1".into(),
     };
     let keyed = |id: &str| Publish {
         answer_key: Some(key.clone()),
@@ -149,12 +150,16 @@ async fn a_durable_message_is_stored_once_under_its_key() {
             answer: Some("m1".into())
         }
     );
-    assert_eq!(store.answer(key).await.unwrap(), Some(Some("m1".into())));
+    assert_eq!(
+        store.answer(key.clone()).await.unwrap(),
+        Some(Some("m1".into()))
+    );
     // Another sender may use the same client id.
     let bob = Publish {
         answer_key: Some(AnswerKey {
             user_id: "bob".into(),
             client_id: "c1".into(),
+            fingerprint: "digest-of-m3".into(),
         }),
         ..post("m3", "general", "bob")
     };
@@ -172,6 +177,41 @@ async fn a_durable_message_is_stored_once_under_its_key() {
         .await
         .unwrap();
     assert_eq!(page.events.len(), 2, "the duplicate stored nothing");
+
+    // The same id for another message is refused, by lookup and by publish.
+    let other = AnswerKey {
+        fingerprint: "digest-of-something-else".into(),
+        ..key.clone()
+    };
+    assert!(matches!(
+        store.answer(other.clone()).await,
+        Err(StoreError::IdReused(id)) if id == "c1"
+    ));
+    let reused = Publish {
+        answer_key: Some(other.clone()),
+        ..post("m4", "general", "alice")
+    };
+    assert!(matches!(
+        store.publish(reused, none()).await,
+        Err(StoreError::IdReused(_))
+    ));
+
+    // Forgotten after the window, the id may carry a new message.
+    assert_eq!(
+        store
+            .forget_answers("1970-01-01T00:00:00.000Z".into())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .forget_answers("9999-01-01T00:00:00.000Z".into())
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.answer(other).await.unwrap(), None);
 }
 
 #[tokio::test]
