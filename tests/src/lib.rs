@@ -1,9 +1,10 @@
 //! Shared pieces of the end-to-end tests: a server on 127.0.0.1 (the reference chat
 //! server, or any app on the server library) that can be restarted on the same port and
-//! database, tokens for it, the chaos proxy, and the task board, an app with a catalogue
-//! of its own.
+//! database, tokens for it, the chaos proxy, the probe suite, and the task board, an app
+//! with a catalogue of its own.
 
 pub mod chaos;
+pub mod probe;
 pub mod tasks;
 
 use std::net::SocketAddr;
