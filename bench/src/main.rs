@@ -89,7 +89,7 @@ fn run() -> Result {
     if wants("server") {
         eprintln!("bench: the servers under load");
         let settings = load::Settings {
-            idle: number("BENCH_IDLE", 2_000)?,
+            idle: number("BENCH_IDLE", 10_000)?,
             receivers: number("BENCH_RECEIVERS", 200)?,
             messages: number("BENCH_FANOUT_MESSAGES", 2_000)?,
             window: number("BENCH_WINDOW", 16)?,

@@ -872,8 +872,7 @@ impl Bench {
                 }
                 expect(healthy, &"no /healthz after the connections closed")?;
                 Ok(format!(
-                    "{} held, the next closed at once, a WebSocket too; /healthz answers once they close",
-                    held_count
+                    "{held_count} held, the next closed at once, a WebSocket too; /healthz answers once they close"
                 ))
             }
             Kind::NoAuth => {

@@ -469,8 +469,7 @@ fn probe() -> Result {
         return Err(format!(
             "{}: the probe table's markers are missing",
             readme.display()
-        )
-        .into());
+        ));
     };
     let start = start + PROBE_TABLE_START.len();
     if text[start..end] == table {

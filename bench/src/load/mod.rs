@@ -18,6 +18,10 @@ use process::Server;
 use crate::Result;
 use crate::stats::median;
 
+/// Descriptors beyond one per idle connection: the warm-up and fan-out connections,
+/// the store, logs and the runtime.
+const DESCRIPTOR_HEADROOM: u64 = 1_024;
+
 /// How much load; bounded so a run stops by itself in a minute or two.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Settings {
@@ -65,8 +69,20 @@ pub(crate) async fn run(
     js_dir: &Path,
     settings: Settings,
 ) -> Result<LoadReport> {
+    // Every idle connection is a descriptor here and one in the server (which
+    // inherits this process's limit), besides the fan-out's and the processes' own.
+    let descriptors = settings.idle as u64 + DESCRIPTOR_HEADROOM;
+    let limit = rlimit::increase_nofile_limit(descriptors)
+        .map_err(|err| format!("cannot raise the open-file limit: {err}"))?;
+    if limit < descriptors {
+        return Err(format!(
+            "BENCH_IDLE={} needs {descriptors} open files per process; the hard limit is {limit} (raise `ulimit -Hn`, or lower BENCH_IDLE)",
+            settings.idle
+        ));
+    }
+    let max_connections = settings.idle + DESCRIPTOR_HEADROOM as usize;
     let servers = [
-        Server::relaywire(server_binary).await?,
+        Server::relaywire(server_binary, max_connections).await?,
         Server::socketio(js_dir).await?,
     ];
     let mut idle = Vec::new();

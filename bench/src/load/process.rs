@@ -50,8 +50,9 @@ fn free_port() -> Result<u16> {
 }
 
 impl Server {
-    /// Starts the reference server from its release binary.
-    pub(crate) async fn relaywire(binary: &Path) -> Result<Server> {
+    /// Starts the reference server from its release binary, taking up to
+    /// `max_connections` at once (`MAX_CONNECTIONS`).
+    pub(crate) async fn relaywire(binary: &Path, max_connections: usize) -> Result<Server> {
         let port = free_port()?;
         let data_dir =
             std::env::temp_dir().join(format!("relaywire-load-{}-{port}", std::process::id()));
@@ -70,6 +71,7 @@ impl Server {
             .env("RATE_LIMIT_BURST", "1000000")
             .env("USER_RATE_LIMIT", "1000000")
             .env("USER_RATE_LIMIT_BURST", "1000000")
+            .env("MAX_CONNECTIONS", max_connections.to_string())
             .env("LOG_LEVEL", "warn")
             .env("EXIT_ON_STDIN_CLOSE", "true");
         Self::spawn(Kind::Relaywire, command, port, Some(data_dir)).await
