@@ -749,9 +749,20 @@ pub(crate) fn summary(report: &Report) -> Option<String> {
         ratio(rw_re.acked_ms / sio_re.acked_ms),
     ]);
     table.row(&[
-        "server memory per idle connection".to_owned(),
-        format!("{:.1} KiB", rw_server.idle.bytes_per_connection / 1024.0),
-        format!("{:.1} KiB", sio_server.idle.bytes_per_connection / 1024.0),
+        format!(
+            "server memory per idle connection, {} opened",
+            thousands(rw_server.idle.opened as u64)
+        ),
+        format!(
+            "{:.1} KiB ({} held)",
+            rw_server.idle.bytes_per_connection / 1024.0,
+            thousands(rw_server.idle.held as u64)
+        ),
+        format!(
+            "{:.1} KiB ({} held)",
+            sio_server.idle.bytes_per_connection / 1024.0,
+            thousands(sio_server.idle.held as u64)
+        ),
         "–".to_owned(),
         ratio(rw_server.idle.bytes_per_connection / sio_server.idle.bytes_per_connection),
     ]);
