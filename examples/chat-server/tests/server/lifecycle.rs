@@ -127,6 +127,7 @@ fn bad_configuration_fails_at_start_naming_the_variable() {
         ("TEST_HOOKS", "perhaps"),
         ("LOG_LEVEL", "loud=["),
         ("SEED_DEMO", "sometimes"),
+        ("EXIT_ON_STDIN_CLOSE", "perhaps"),
     ];
     let mut cases: Vec<(Vec<(&str, &str)>, &str)> = bad
         .iter()
