@@ -5,7 +5,10 @@
 
 pub mod chaos;
 pub mod probe;
+mod raw;
 pub mod tasks;
+
+pub use raw::RawSocket;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,13 +28,25 @@ pub fn token(user: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let claims = serde_json::json!({ "sub": user, "name": user, "iat": now, "exp": now + 3600 });
+    signed(&serde_json::json!({ "sub": user, "name": user, "iat": now, "exp": now + 3600 }))
+}
+
+/// `claims` signed with HS256 and [`SECRET`], whatever they say (expired, far in the
+/// future, missing `exp`): for tests of what the server refuses.
+pub fn signed(claims: &serde_json::Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
+        claims,
         &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .expect("HS256 signing cannot fail")
+}
+
+/// A free TCP port on 127.0.0.1, for a server started as a process.
+pub fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|err| format!("no free port on 127.0.0.1: {err}"))?;
+    Ok(listener.local_addr().map_err(|err| err.to_string())?.port())
 }
 
 /// A server that keeps its port and database across restarts: the reference chat

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::SECRET;
+use crate::{SECRET, free_port, signed};
 
 /// What a probe tries, what it must get, and the in-process test that covers the same
 /// ground in detail.
@@ -377,13 +377,6 @@ impl Running {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|err| err.to_string())
-}
-
 fn unique(name: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -427,15 +420,6 @@ async fn start(binary: &Path, dir: &Path, extra: &[(&str, &str)]) -> Result<Runn
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Err("the server did not answer /healthz within 20 s".to_owned())
-}
-
-fn sign(claims: Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap_or_default()
 }
 
 fn now() -> u64 {
@@ -583,6 +567,13 @@ async fn error_code_for(server: &Running, text: &str, want: &str) -> Outcome {
     Ok(format!("error {want}"))
 }
 
+/// Like [`error_code_for`], for a frame with an `id` the error must answer.
+async fn error_answering(server: &Running, text: &str, want: &str, id: &str) -> Outcome {
+    let error = error_for(server, text).await?;
+    expect(code(&error) == want && error["payload"]["id"] == id, &error)?;
+    Ok(format!("error {want} answering {id}"))
+}
+
 /// Where the probes run: the main server, and the binary for the ones that start
 /// their own.
 struct Bench {
@@ -614,13 +605,8 @@ impl Bench {
                 error_code_for(server, r#"["chat:message"]"#, "INVALID_MESSAGE").await
             }
             Kind::UnknownType => {
-                let error =
-                    error_for(server, r#"{"type":"chat:delete","id":"d1","payload":{}}"#).await?;
-                expect(
-                    code(&error) == "INVALID_MESSAGE" && error["payload"]["id"] == "d1",
-                    &error,
-                )?;
-                Ok("error INVALID_MESSAGE answering d1".into())
+                let frame = r#"{"type":"chat:delete","id":"d1","payload":{}}"#;
+                error_answering(server, frame, "INVALID_MESSAGE", "d1").await
             }
             Kind::WrongField => {
                 error_code_for(
@@ -631,16 +617,8 @@ impl Bench {
                 .await
             }
             Kind::BlankContent => {
-                let error = error_for(
-                    server,
-                    r#"{"type":"chat:message","id":"v2","payload":{"chatId":"random","content":"  "}}"#,
-                )
-                .await?;
-                expect(
-                    code(&error) == "VALIDATION_ERROR" && error["payload"]["id"] == "v2",
-                    &error,
-                )?;
-                Ok("error VALIDATION_ERROR answering v2".into())
+                let frame = r#"{"type":"chat:message","id":"v2","payload":{"chatId":"random","content":"  "}}"#;
+                error_answering(server, frame, "VALIDATION_ERROR", "v2").await
             }
             Kind::ContentTooLong => {
                 let frame = say("random", &"x".repeat(4001)).to_string();
@@ -916,7 +894,7 @@ impl Bench {
                     "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
                     base64_url(&json!({"sub": "mallory", "exp": now + 3600}).to_string())
                 );
-                let no_exp = sign(json!({"sub": "mallory"}));
+                let no_exp = signed(&json!({"sub": "mallory"}));
                 let mut seen = Vec::new();
                 for (name, token) in [
                     ("forged", forged),
@@ -934,14 +912,15 @@ impl Bench {
                 Ok(seen.join(", "))
             }
             Kind::Expired => {
-                let expired = sign(json!({"sub": "late", "exp": 1_000_000_000}));
+                let expired = signed(&json!({"sub": "late", "exp": 1_000_000_000}));
                 let (_, end) = auth_failure(server, &expired).await?;
                 expect(end == Ending::Closed(4002), &format!("{end:?}"))?;
                 Ok("error AUTH_FAILED, close 4002".into())
             }
             Kind::ClockOverflow => {
-                let overflow = sign(json!({"sub": "far", "exp": 1u64 << 63}));
-                let early = sign(json!({"sub": "early", "nbf": now() + 3600, "exp": now() + 7200}));
+                let overflow = signed(&json!({"sub": "far", "exp": 1u64 << 63}));
+                let early =
+                    signed(&json!({"sub": "early", "nbf": now() + 3600, "exp": now() + 7200}));
                 let mut seen = Vec::new();
                 for (name, token) in [("exp 2^63", &overflow), ("nbf +1h", &early)] {
                     let (_, end) = auth_failure(server, token).await?;
@@ -960,7 +939,7 @@ impl Bench {
             }
             Kind::MidSessionOverflow => {
                 let (mut ws, user) = member(server, "midsession").await?;
-                let overflow = sign(json!({"sub": user, "exp": 1u64 << 63}));
+                let overflow = signed(&json!({"sub": user, "exp": 1u64 << 63}));
                 let reply = request(
                     &mut ws,
                     "reauth",

@@ -1,9 +1,10 @@
-//! The task board's TypeScript stays in step with its catalogue: when
-//! `tests/bindings/tasks.ts` differs, the test rewrites it and fails.
+//! Generated files stay in step with their sources: the task board's TypeScript with
+//! its catalogue, the chat server README's bad-input table with the probe suite. When
+//! one differs, the test rewrites it and fails.
 
 use std::path::Path;
 
-use relaywire_protocol::typescript::assert_fresh;
+use relaywire_protocol::typescript::{assert_fresh, assert_section_fresh};
 
 #[test]
 fn task_board_bindings_are_fresh() {
@@ -19,5 +20,20 @@ fn task_board_bindings_are_fresh() {
     assert_fresh(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("bindings/tasks.ts"),
         &text,
+    );
+}
+
+#[test]
+fn the_readme_bad_input_table_is_the_probe_table() {
+    let table = relaywire_tests::probe::markdown_table();
+    assert_eq!(
+        table.lines().count(),
+        relaywire_tests::probe::PROBES.len() + 2,
+        "one row per probe"
+    );
+    assert_section_fresh(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/chat-server/README.md"),
+        "probes",
+        &table,
     );
 }

@@ -4,17 +4,15 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use relaywire_client::core::Status;
 use relaywire_client::native::{Client, RequestError};
 use relaywire_protocol::{ErrorCode, Seq};
 use relaywire_tests::tasks::{
     AddTask, FinishTask, JoinBoard, LeaveBoard, SetViewing, TaskApp, TaskClient, TaskServer,
 };
-use relaywire_tests::{Server, client_options, token};
-use serde_json::{Value, json};
+use relaywire_tests::{RawSocket, Server, client_options};
+use serde_json::json;
 use tokio::sync::mpsc::Receiver;
-use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -54,54 +52,6 @@ async fn open(
         .await
         .unwrap_or_else(|snapshot| panic!("{user} connects: {snapshot:?}"));
     (client, messages)
-}
-
-/// A raw WebSocket speaking the wire form, for what a typed client never does (send
-/// the same id twice) or does implicitly (`?lastSeq=`).
-struct RawSocket(
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-);
-
-impl RawSocket {
-    async fn open(server: &Server<TaskApp>, user: &str, query: &str) -> (RawSocket, Value) {
-        let url = format!("{}?token={}{query}", server.ws_url(), token(user));
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("the handshake succeeds");
-        let mut socket = RawSocket(ws);
-        let connected = socket.next().await;
-        assert_eq!(connected["type"], "connected", "{connected}");
-        (socket, connected)
-    }
-
-    async fn send(&mut self, frame: Value) {
-        self.0
-            .send(Message::text(frame.to_string()))
-            .await
-            .expect("the frame is sent");
-    }
-
-    async fn next(&mut self) -> Value {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.0.next())
-                .await
-                .expect("a frame within five seconds")
-                .expect("the socket is open")
-                .expect("a frame");
-            if let Message::Text(text) = frame {
-                return serde_json::from_str(&text).expect("the server sends JSON");
-            }
-        }
-    }
-
-    async fn next_of(&mut self, kind: &str) -> Value {
-        loop {
-            let frame = self.next().await;
-            if frame["type"] == kind {
-                return frame;
-            }
-        }
-    }
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use crate::Result;
 
 /// The secret both servers verify tokens with.
 pub(crate) use relaywire_tests::SECRET;
+use relaywire_tests::free_port;
 
 /// The service key the reference server's HTTP API takes from the benchmark.
 pub(crate) const SERVICE_KEY: &str = "bench-service-key";
@@ -41,12 +42,6 @@ pub(crate) struct Server {
     pub(crate) port: u16,
     child: Child,
     data_dir: Option<PathBuf>,
-}
-
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .map_err(|err| format!("no free port on 127.0.0.1: {err}"))?;
-    Ok(listener.local_addr().map_err(|err| err.to_string())?.port())
 }
 
 impl Server {

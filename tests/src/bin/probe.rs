@@ -1,16 +1,11 @@
 //! Plays the probe suite against the chat server binary named by
-//! `RELAYWIRE_SERVER_BIN`, printing each probe and what it got; `--markdown` prints the
-//! README table instead.
+//! `RELAYWIRE_SERVER_BIN`, printing each probe and what it got.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::args().any(|arg| arg == "--markdown") {
-        print!("{}", relaywire_tests::probe::markdown_table());
-        return ExitCode::SUCCESS;
-    }
     let Some(binary) = std::env::var_os("RELAYWIRE_SERVER_BIN").map(PathBuf::from) else {
         eprintln!("probe: set RELAYWIRE_SERVER_BIN to the chat server binary");
         return ExitCode::from(2);
