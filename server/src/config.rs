@@ -304,7 +304,7 @@ impl Config {
         if service_keys.iter().any(|key| key.len() < MIN_SECRET_LEN) {
             return Err(env.invalid(
                 "SERVICE_KEYS",
-                "comma-separated keys of at least 16 characters each",
+                &format!("comma-separated keys of at least {MIN_SECRET_LEN} characters each"),
             ));
         }
         let auth_cookies = match env.get("AUTH_COOKIES") {
@@ -436,7 +436,10 @@ fn auth_mode(
         Some(secret) if secret.len() >= MIN_SECRET_LEN => Ok(AuthMode::Hs256 {
             secret: secret.to_owned(),
         }),
-        Some(_) => Err(env.invalid("JWT_SECRET", "at least 16 characters")),
+        Some(_) => Err(env.invalid(
+            "JWT_SECRET",
+            &format!("at least {MIN_SECRET_LEN} characters"),
+        )),
         None if dev_login => Ok(AuthMode::Hs256 {
             secret: dev_secret(data_dir)?,
         }),

@@ -128,11 +128,6 @@ impl<P: Protocol> FromRequestParts<Relay<P>> for Handshake {
             .find(|(key, _)| key == RESUME_PARAM)
             .and_then(|(_, value)| value.parse::<u64>().ok())
             .and_then(|value| Seq::new(value).ok());
-        let cookies: &[String] = if relay.origins().cookies_allowed(&parts.headers) {
-            &config.auth_cookies
-        } else {
-            &[]
-        };
         // A client that will send an `auth` message means it: a cookie the browser
         // sends along must not make it someone else.
         let (param, by_message) = AUTH_BY_MESSAGE;
@@ -146,7 +141,12 @@ impl<P: Protocol> FromRequestParts<Relay<P>> for Handshake {
                 .iter()
                 .find(|(key, value)| key == "token" && !value.is_empty())
                 .map(|(_, value)| value.clone())
-                .or_else(|| token_from_handshake(&parts.headers, None, cookies))
+                .or_else(|| {
+                    let cookies = relay
+                        .origins()
+                        .usable_cookies(&parts.headers, &config.auth_cookies);
+                    token_from_handshake(&parts.headers, None, cookies)
+                })
         };
         Ok(Handshake {
             negotiated,

@@ -136,11 +136,10 @@ impl<P: Protocol> FromRequestParts<Relay<P>> for Caller {
         }
         let token = bearer
             .or_else(|| {
-                relay
+                let cookies = relay
                     .origins()
-                    .cookies_allowed(&parts.headers)
-                    .then(|| token_from_cookies(&parts.headers, &config.auth_cookies))
-                    .flatten()
+                    .usable_cookies(&parts.headers, &config.auth_cookies);
+                token_from_cookies(&parts.headers, cookies)
             })
             .ok_or(AuthError::Missing)?;
         match relay.verifier().verify(&token).await {

@@ -62,6 +62,20 @@ impl Origins {
         }
     }
 
+    /// The cookies (of `names`) a token may come in on this request: all of them, or
+    /// none when [`Origins::cookies_allowed`] says no. Every token source asks here.
+    pub(crate) fn usable_cookies<'a>(
+        &self,
+        headers: &HeaderMap,
+        names: &'a [String],
+    ) -> &'a [String] {
+        if self.cookies_allowed(headers) {
+            names
+        } else {
+            &[]
+        }
+    }
+
     /// The CORS layer of the HTTP API: named origins get credentials, `*` answers
     /// every other origin without them.
     pub(crate) fn cors(&self) -> CorsLayer {
