@@ -139,10 +139,10 @@ async fn serve<P: relaywire_protocol::Protocol>(
     Ok(())
 }
 
-/// Forgets the ids of durable messages older than `DEDUP_WINDOW`, checking ten times
-/// per window (at most every minute, at least every second), until shutdown: an id
-/// is remembered for the window, and forgotten at most a tenth of it (or a minute)
-/// later.
+/// Forgets the ids of durable messages older than `DEDUP_WINDOW`, checking every
+/// tenth of the window (but no more often than every second, and at least every
+/// minute), until shutdown: an id is remembered for the window, and forgotten within
+/// one check after it.
 async fn forget_old_answers<P: relaywire_protocol::Protocol>(relay: Relay<P>) {
     let window = relay.config().dedup_window;
     let every = (window / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
