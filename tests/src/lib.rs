@@ -42,6 +42,25 @@ pub fn signed(claims: &serde_json::Value) -> String {
     .expect("HS256 signing cannot fail")
 }
 
+/// Waits until `GET {url}/healthz` succeeds, for at most `within`: a server started as
+/// a process is ready.
+pub async fn wait_healthy(
+    http: &reqwest::Client,
+    url: &str,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("{url}/healthz")).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("{url} did not answer /healthz within {within:?}"))
+}
+
 /// A free TCP port on 127.0.0.1, for a server started as a process.
 pub fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))

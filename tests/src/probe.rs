@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::{SECRET, free_port, signed};
+use crate::{SECRET, free_port, signed, wait_healthy};
 
 /// What a probe tries, what it must get, and the in-process test that covers the same
 /// ground in detail.
@@ -409,17 +409,9 @@ async fn start(binary: &Path, dir: &Path, extra: &[(&str, &str)]) -> Result<Runn
         .spawn()
         .map_err(|err| format!("{}: {err}", binary.display()))?;
     let running = Running { child, port, log };
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(response) = http.get(running.http("/healthz")).send().await
-            && response.status().is_success()
-        {
-            return Ok(running);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err("the server did not answer /healthz within 20 s".to_owned())
+    let url = running.http("");
+    wait_healthy(&reqwest::Client::new(), &url, Duration::from_secs(20)).await?;
+    Ok(running)
 }
 
 fn now() -> u64 {

@@ -19,13 +19,15 @@ use relaywire_chat::{ChatProtocol, ClientMessage, SendMessage, ServerMessage};
 use relaywire_client::core::{Auth, HeartbeatPolicy, ReconnectPolicy, Status};
 use relaywire_client::native::{Client, Options};
 use relaywire_tests::chaos::{ChaosProxy, Rng};
-use relaywire_tests::{SECRET, token};
+use relaywire_tests::{SECRET, token, wait_healthy};
 
 const NATIVE_CLIENTS: usize = 3;
 const MESSAGES_PER_CLIENT: usize = 120;
 const SEND_INTERVAL: Duration = Duration::from_millis(40);
 const SERVICE_KEY: &str = "chaos-service-key";
 const CHAT: &str = "chaos";
+/// How long a (re)started server may take to answer `/healthz`.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(10);
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -91,18 +93,6 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-async fn wait_healthy(http: &reqwest::Client, url: &str) -> Result {
-    for _ in 0..200 {
-        if let Ok(response) = http.get(format!("{url}/healthz")).send().await
-            && response.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(format!("{url} did not become healthy"))
 }
 
 /// What one client did.
@@ -279,7 +269,7 @@ async fn run() -> Result {
     server.start()?;
     let http = reqwest::Client::new();
     let url = server.url();
-    wait_healthy(&http, &url).await?;
+    wait_healthy(&http, &url, HEALTHY_WITHIN).await?;
 
     let native_users: Vec<String> = (1..=NATIVE_CLIENTS)
         .map(|i| format!("native-{i}"))
@@ -392,7 +382,7 @@ async fn run() -> Result {
         server.kill();
         tokio::time::sleep(Duration::from_millis(300 + schedule.below(1_200))).await;
         server.start()?;
-        wait_healthy(&http, &url).await?;
+        wait_healthy(&http, &url, HEALTHY_WITHIN).await?;
         restarts += 1;
     }
     for sender in senders {
