@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
+use relaywire_protocol::{CloseCode, ErrorCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -475,7 +476,9 @@ async fn ending(ws: &mut Socket) -> Ending {
     loop {
         match tokio::time::timeout(WAIT, ws.next()).await {
             Ok(Some(Ok(Message::Close(Some(frame))))) => return Ending::Closed(frame.code.into()),
-            Ok(Some(Ok(Message::Close(None)))) => return Ending::Closed(1005),
+            Ok(Some(Ok(Message::Close(None)))) => {
+                return Ending::Closed(CloseCode::NoStatus.code());
+            }
             Ok(Some(Ok(_))) => continue,
             _ => return Ending::Dropped,
         }
@@ -536,8 +539,9 @@ fn expect(ok: bool, seen: &impl std::fmt::Display) -> Result<(), String> {
     }
 }
 
-fn code(frame: &Value) -> &str {
-    frame["payload"]["code"].as_str().unwrap_or_default()
+/// The error code a frame carries, if it is an error.
+fn code(frame: &Value) -> Option<ErrorCode> {
+    frame["payload"]["code"].as_str().map(ErrorCode::from_wire)
 }
 
 /// The error a raw frame gets on a fresh member's connection.
@@ -553,16 +557,19 @@ async fn error_for(server: &Running, text: &str) -> Result<Value, String> {
     Ok(error)
 }
 
-async fn error_code_for(server: &Running, text: &str, want: &str) -> Outcome {
+async fn error_code_for(server: &Running, text: &str, want: ErrorCode) -> Outcome {
     let error = error_for(server, text).await?;
-    expect(code(&error) == want, &error)?;
+    expect(code(&error).as_ref() == Some(&want), &error)?;
     Ok(format!("error {want}"))
 }
 
 /// Like [`error_code_for`], for a frame with an `id` the error must answer.
-async fn error_answering(server: &Running, text: &str, want: &str, id: &str) -> Outcome {
+async fn error_answering(server: &Running, text: &str, want: ErrorCode, id: &str) -> Outcome {
     let error = error_for(server, text).await?;
-    expect(code(&error) == want && error["payload"]["id"] == id, &error)?;
+    expect(
+        code(&error).as_ref() == Some(&want) && error["payload"]["id"] == id,
+        &error,
+    )?;
     Ok(format!("error {want} answering {id}"))
 }
 
@@ -592,39 +599,44 @@ impl Bench {
         let server = &self.main;
         let http = reqwest::Client::new();
         match kind {
-            Kind::MalformedJson => error_code_for(server, "{not json", "INVALID_MESSAGE").await,
+            Kind::MalformedJson => {
+                error_code_for(server, "{not json", ErrorCode::InvalidMessage).await
+            }
             Kind::NotAnEnvelope => {
-                error_code_for(server, r#"["chat:message"]"#, "INVALID_MESSAGE").await
+                error_code_for(server, r#"["chat:message"]"#, ErrorCode::InvalidMessage).await
             }
             Kind::UnknownType => {
                 let frame = r#"{"type":"chat:delete","id":"d1","payload":{}}"#;
-                error_answering(server, frame, "INVALID_MESSAGE", "d1").await
+                error_answering(server, frame, ErrorCode::InvalidMessage, "d1").await
             }
             Kind::WrongField => {
                 error_code_for(
                     server,
                     r#"{"type":"chat:typing","payload":{"chatId":"random","isTyping":"yes"}}"#,
-                    "VALIDATION_ERROR",
+                    ErrorCode::ValidationError,
                 )
                 .await
             }
             Kind::BlankContent => {
                 let frame = r#"{"type":"chat:message","id":"v2","payload":{"chatId":"random","content":"  "}}"#;
-                error_answering(server, frame, "VALIDATION_ERROR", "v2").await
+                error_answering(server, frame, ErrorCode::ValidationError, "v2").await
             }
             Kind::ContentTooLong => {
                 let frame = say("random", &"x".repeat(4001)).to_string();
-                error_code_for(server, &frame, "MESSAGE_TOO_LARGE").await
+                error_code_for(server, &frame, ErrorCode::MessageTooLarge).await
             }
             Kind::FrameTooLarge => {
                 let frame = say("random", &"x".repeat(12_000)).to_string();
-                error_code_for(server, &frame, "MESSAGE_TOO_LARGE").await
+                error_code_for(server, &frame, ErrorCode::MessageTooLarge).await
             }
             Kind::FrameFarTooLarge => {
                 let (mut ws, _) = member(server, "huge").await?;
                 let _ = ws.send(Message::text("y".repeat(1_000_000))).await;
                 let end = ending(&mut ws).await;
-                expect(end == Ending::Closed(1009), &format!("{end:?}"))?;
+                expect(
+                    end == Ending::Closed(CloseCode::MessageTooBig.code()),
+                    &format!("{end:?}"),
+                )?;
                 Ok("closed 1009".into())
             }
             Kind::BinaryFrame => {
@@ -633,7 +645,7 @@ impl Bench {
                     .await
                     .map_err(|err| err.to_string())?;
                 let error = next_of(&mut ws, "error").await?;
-                expect(code(&error) == "INVALID_MESSAGE", &error)?;
+                expect(code(&error) == Some(ErrorCode::InvalidMessage), &error)?;
                 Ok("error INVALID_MESSAGE".into())
             }
             Kind::Flood => {
@@ -650,7 +662,7 @@ impl Bench {
                     match tokio::time::timeout(WAIT, ws.next()).await {
                         Ok(Some(Ok(Message::Text(text)))) => {
                             let frame: Value = serde_json::from_str(&text).unwrap_or_default();
-                            if code(&frame) == "RATE_LIMITED" && limited.is_none() {
+                            if code(&frame) == Some(ErrorCode::RateLimited) && limited.is_none() {
                                 limited = Some(frame);
                             }
                         }
@@ -667,7 +679,10 @@ impl Bench {
                     limited["payload"]["details"]["retryAfterMs"].is_u64(),
                     &limited,
                 )?;
-                expect(end == Some(4004), &format!("close {end:?}"))?;
+                expect(
+                    end == Some(CloseCode::RateLimited.code()),
+                    &format!("close {end:?}"),
+                )?;
                 Ok(format!(
                     "RATE_LIMITED with retryAfterMs after {sent} frames, then close 4004"
                 ))
@@ -690,8 +705,8 @@ impl Bench {
                         let id = format!("u{c}-{i}");
                         let reply = request(ws, &id, say("random", &id)).await?;
                         match code(&reply) {
-                            "" => stored += 1,
-                            "RATE_LIMITED" => limited += 1,
+                            None => stored += 1,
+                            Some(ErrorCode::RateLimited) => limited += 1,
                             _ => return Err(format!("got {reply}")),
                         }
                     }
@@ -715,9 +730,12 @@ impl Bench {
                 }
                 let mut extra = open(&url, &[]).await.map_err(|err| err.to_string())?;
                 let error = next(&mut extra).await?;
-                expect(code(&error) == "RATE_LIMITED", &error)?;
+                expect(code(&error) == Some(ErrorCode::RateLimited), &error)?;
                 let end = ending(&mut extra).await;
-                expect(end == Ending::Closed(1013), &format!("{end:?}"))?;
+                expect(
+                    end == Ending::Closed(CloseCode::TryAgainLater.code()),
+                    &format!("{end:?}"),
+                )?;
                 Ok("the 4th: error RATE_LIMITED, close 1013".into())
             }
             Kind::SlowReader => {
@@ -743,7 +761,10 @@ impl Bench {
                     pushed += 1;
                 }
                 let end = ending(&mut slow).await;
-                expect(end == Ending::Closed(4006), &format!("{end:?}"))?;
+                expect(
+                    end == Ending::Closed(CloseCode::SlowConsumer.code()),
+                    &format!("{end:?}"),
+                )?;
                 Ok(format!("closed 4006 after {pushed} pushed frames"))
             }
             Kind::Silence => {
@@ -751,7 +772,10 @@ impl Bench {
                 // Not reading: the server's pings go unanswered.
                 tokio::time::sleep(Duration::from_millis(3_200)).await;
                 let end = ending(&mut ws).await;
-                expect(end == Ending::Closed(4007), &format!("{end:?}"))?;
+                expect(
+                    end == Ending::Closed(CloseCode::IdleTimeout.code()),
+                    &format!("{end:?}"),
+                )?;
                 Ok("closed 4007".into())
             }
             Kind::SilentTcp => {
@@ -850,9 +874,12 @@ impl Bench {
                     .await
                     .map_err(|err| err.to_string())?;
                 let error = next(&mut ws).await?;
-                expect(code(&error) == "AUTH_FAILED", &error)?;
+                expect(code(&error) == Some(ErrorCode::AuthFailed), &error)?;
                 let end = ending(&mut ws).await;
-                expect(end == Ending::Closed(4001), &format!("{end:?}"))?;
+                expect(
+                    end == Ending::Closed(CloseCode::AuthFailed.code()),
+                    &format!("{end:?}"),
+                )?;
                 Ok("error AUTH_FAILED, close 4001".into())
             }
             Kind::BeforeAuth => {
@@ -862,9 +889,12 @@ impl Bench {
                 let marker = unique("before-auth");
                 send(&mut ws, &say("random", &marker)).await?;
                 let error = next(&mut ws).await?;
-                expect(code(&error) == "AUTH_FAILED", &error)?;
+                expect(code(&error) == Some(ErrorCode::AuthFailed), &error)?;
                 let end = ending(&mut ws).await;
-                expect(end == Ending::Closed(4001), &format!("{end:?}"))?;
+                expect(
+                    end == Ending::Closed(CloseCode::AuthFailed.code()),
+                    &format!("{end:?}"),
+                )?;
                 let (_, history) =
                     admin_json(http.get(server.http("/api/chats/random/messages?limit=100")))
                         .await?;
@@ -898,7 +928,10 @@ impl Bench {
                     for internal in ["JSON", "Base64", "variant", "line ", "column"] {
                         expect(!message.contains(internal), &message)?;
                     }
-                    expect(end == Ending::Closed(4001), &format!("{name}: {end:?}"))?;
+                    expect(
+                        end == Ending::Closed(CloseCode::AuthFailed.code()),
+                        &format!("{name}: {end:?}"),
+                    )?;
                     seen.push(format!("{name}: 4001"));
                 }
                 Ok(seen.join(", "))
@@ -906,7 +939,10 @@ impl Bench {
             Kind::Expired => {
                 let expired = signed(&json!({"sub": "late", "exp": 1_000_000_000}));
                 let (_, end) = auth_failure(server, &expired).await?;
-                expect(end == Ending::Closed(4002), &format!("{end:?}"))?;
+                expect(
+                    end == Ending::Closed(CloseCode::TokenExpired.code()),
+                    &format!("{end:?}"),
+                )?;
                 Ok("error AUTH_FAILED, close 4002".into())
             }
             Kind::ClockOverflow => {
@@ -916,7 +952,10 @@ impl Bench {
                 let mut seen = Vec::new();
                 for (name, token) in [("exp 2^63", &overflow), ("nbf +1h", &early)] {
                     let (_, end) = auth_failure(server, token).await?;
-                    expect(end == Ending::Closed(4001), &format!("{name}: {end:?}"))?;
+                    expect(
+                        end == Ending::Closed(CloseCode::AuthFailed.code()),
+                        &format!("{name}: {end:?}"),
+                    )?;
                     let status = http
                         .get(server.http("/api/me"))
                         .bearer_auth(token)
@@ -938,7 +977,7 @@ impl Bench {
                     json!({"type": "auth", "payload": {"token": overflow}}),
                 )
                 .await?;
-                expect(code(&reply) == "AUTH_FAILED", &reply)?;
+                expect(code(&reply) == Some(ErrorCode::AuthFailed), &reply)?;
                 let alive =
                     request(&mut ws, "alive", json!({"type": "ping", "payload": {}})).await?;
                 expect(alive["type"] == "ack", &alive)?;
@@ -999,7 +1038,7 @@ impl Bench {
                 .map_err(|err| err.to_string())?;
                 send(&mut ws, &json!({"type": "ping", "payload": {}})).await?;
                 let error = next(&mut ws).await?;
-                expect(code(&error) == "AUTH_FAILED", &error)?;
+                expect(code(&error) == Some(ErrorCode::AuthFailed), &error)?;
                 Ok("HTTP 401 without credentials; the socket: AUTH_FAILED".into())
             }
             Kind::Version => {
@@ -1010,7 +1049,10 @@ impl Bench {
                 let error = next(&mut ws).await?;
                 expect(error["type"] == "error", &error)?;
                 let end = ending(&mut ws).await;
-                expect(end == Ending::Closed(4005), &format!("{end:?}"))?;
+                expect(
+                    end == Ending::Closed(CloseCode::UnsupportedVersion.code()),
+                    &format!("{end:?}"),
+                )?;
                 Ok("error, close 4005".into())
             }
             Kind::NotParticipant => {
@@ -1018,7 +1060,8 @@ impl Bench {
                 let closed = request(&mut ws, "c1", say("design", "hi")).await?;
                 let missing = request(&mut ws, "c2", say("no-such-chat", "hi")).await?;
                 expect(
-                    code(&closed) == "NOT_PARTICIPANT" && code(&missing) == "NOT_PARTICIPANT",
+                    code(&closed) == Some(ErrorCode::NotParticipant)
+                        && code(&missing) == Some(ErrorCode::NotParticipant),
                     &format!("{closed} / {missing}"),
                 )?;
                 expect(
@@ -1054,7 +1097,7 @@ impl Bench {
                 let first = request(&mut ws, "k1", say("random", "first")).await?;
                 expect(first["type"] == "ack", &first)?;
                 let other = request(&mut ws, "k1", say("random", "other")).await?;
-                expect(code(&other) == "ID_REUSED", &other)?;
+                expect(code(&other) == Some(ErrorCode::IdReused), &other)?;
                 // DEDUP_WINDOW is 1500 ms here; forgotten within a second after.
                 keep_reading(&mut ws, Duration::from_millis(2_800)).await;
                 let later = request(&mut ws, "k1", say("random", "later")).await?;
@@ -1069,7 +1112,7 @@ impl Bench {
                 )
                 .await?;
                 expect(
-                    status == 400 && body["error"]["code"] == "VALIDATION_ERROR",
+                    status == 400 && body["error"]["code"] == ErrorCode::ValidationError.as_str(),
                     &format!("{status} {body}"),
                 )?;
                 Ok("400 VALIDATION_ERROR".into())
@@ -1103,7 +1146,7 @@ impl Bench {
                 let status = response.status();
                 let body: Value = response.json().await.unwrap_or_default();
                 expect(
-                    status == 400 && body["error"]["code"] == "VALIDATION_ERROR",
+                    status == 400 && body["error"]["code"] == ErrorCode::ValidationError.as_str(),
                     &format!("{status} {body}"),
                 )?;
                 Ok("400 VALIDATION_ERROR as JSON".into())
@@ -1237,7 +1280,7 @@ async fn auth_failure(server: &Running, token: &str) -> Result<(String, Ending),
         .await
         .map_err(|err| err.to_string())?;
     let error = next(&mut ws).await?;
-    expect(code(&error) == "AUTH_FAILED", &error)?;
+    expect(code(&error) == Some(ErrorCode::AuthFailed), &error)?;
     let message = error["payload"]["message"]
         .as_str()
         .unwrap_or_default()
