@@ -97,12 +97,34 @@ impl Answer {
 /// A refusal: the `error` a client message is answered with, or an HTTP API error
 /// (the body `{"error": {...}}` with the status of its code).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Failure(pub ErrorPayload);
+pub struct Failure(pub ErrorPayload, pub(crate) Retry);
+
+/// Whether what failed may succeed if the client sends it again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Retry {
+    /// No: the answer stands.
+    #[default]
+    Final,
+    /// Yes: nothing was stored (the store is unavailable); the client keeps the
+    /// message and sends it again after reconnecting.
+    Later,
+}
 
 impl Failure {
     /// A failure with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self(ErrorPayload::new(code, message))
+        Self(ErrorPayload::new(code, message), Retry::Final)
+    }
+
+    /// A final failure with this payload.
+    pub(crate) fn from_payload(payload: ErrorPayload) -> Self {
+        Self(payload, Retry::Final)
+    }
+
+    /// Whether the client should send the message again later rather than take this
+    /// as its answer.
+    pub(crate) fn retry_later(&self) -> bool {
+        self.1 == Retry::Later
     }
 
     /// The code.
@@ -125,7 +147,12 @@ impl From<StoreError> for Failure {
         if err.code() == ErrorCode::InternalError {
             tracing::error!(error = %err, "store operation failed");
         }
-        Self::new(err.code(), err.public_message())
+        let retry = if err.is_transient() {
+            Retry::Later
+        } else {
+            Retry::Final
+        };
+        Self(ErrorPayload::new(err.code(), err.public_message()), retry)
     }
 }
 

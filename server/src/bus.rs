@@ -4,7 +4,8 @@
 //! The store is the truth; the bus is only a doorbell. An event on the bus carries
 //! each recipient's number, and a connection that sees a gap in its numbers fetches
 //! what it missed from the store, so a message the bus loses is caught up, never lost.
-//! [`LocalBus`] is the in-process one: a single node, nothing to run.
+//! [`LocalBus`] is the in-process one: a single node, nothing to run; the Redis one,
+//! for many nodes, is in `cluster`.
 
 use std::sync::Arc;
 
@@ -65,6 +66,19 @@ pub enum BusMessage {
         /// The close code.
         code: CloseCode,
     },
+    /// A user came online or went offline in the whole cluster: the online members
+    /// of their rooms are told.
+    Presence {
+        /// The user.
+        user: String,
+        /// Online or not.
+        online: bool,
+        /// Their rooms.
+        rooms: Vec<String>,
+    },
+    /// Every connection checks the store for events it has not had: the bus may have
+    /// lost some.
+    CatchUp,
 }
 
 /// A bus backend.
@@ -113,6 +127,18 @@ pub(crate) fn apply(hub: &Hub, message: BusMessage) -> Reach {
             users: 0,
             connections: hub.close_user(&user, code),
         },
+        BusMessage::Presence {
+            user,
+            online,
+            rooms,
+        } => {
+            hub.deliver_presence(&user, online, &rooms);
+            Reach::default()
+        }
+        BusMessage::CatchUp => {
+            hub.catch_up_all();
+            Reach::default()
+        }
     }
 }
 

@@ -92,6 +92,18 @@ pub enum Database {
     File(PathBuf),
     /// An in-memory database, lost at exit.
     Memory,
+    /// A PostgreSQL database (`postgres://...`), shared by every node.
+    Postgres(String),
+}
+
+/// The bus between nodes (`REDIS_URL`): with it, several nodes serve one app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// The Redis server (`redis://host:port/db`).
+    pub redis_url: String,
+    /// What this app's keys and channel names start with (`REDIS_KEY_PREFIX`, default
+    /// `relaywire`): apps sharing one Redis keep apart by it.
+    pub key_prefix: String,
 }
 
 /// Default of `HEADER_READ_TIMEOUT`, in milliseconds: Node's `headersTimeout` is 60 s,
@@ -167,8 +179,11 @@ pub struct Config {
     pub dedup_window: Duration,
     /// Frames waiting for a slow client before it is closed with 4006 (`OUTBOUND_QUEUE`).
     pub outbound_queue: usize,
-    /// The store (`DATABASE_URL`: a path, `sqlite://path` or `:memory:`).
+    /// The store (`DATABASE_URL`: a path, `sqlite://path`, `:memory:` or
+    /// `postgres://...`).
     pub database: Database,
+    /// The bus between nodes (`REDIS_URL`); none: one node, the in-process bus.
+    pub cluster: Option<Cluster>,
     /// Folder for the database and generated secrets (`DATA_DIR`, default `./data`).
     pub data_dir: PathBuf,
     /// Static files served at `/`, e.g. the built React app (`STATIC_DIR`).
@@ -210,6 +225,7 @@ impl Config {
             dedup_window: Duration::from_millis(DEDUP_WINDOW_MS.into()),
             outbound_queue: 1024,
             database: Database::Memory,
+            cluster: None,
             data_dir: PathBuf::from("data"),
             static_dir: None,
             test_hooks: false,
@@ -262,6 +278,15 @@ impl Config {
         let database = match env.get("DATABASE_URL") {
             None => Database::File(data_dir.join("relaywire.db")),
             Some(":memory:" | "sqlite::memory:") => Database::Memory,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                if url.parse::<tokio_postgres::Config>().is_err() {
+                    return Err(env.invalid(
+                        "DATABASE_URL",
+                        "a PostgreSQL URL: postgres://user:password@host:port/database",
+                    ));
+                }
+                Database::Postgres(url.to_owned())
+            }
             Some(url) => {
                 // A URL of another engine must not become a SQLite file named after it.
                 if let Some((scheme, _)) = url.split_once("://")
@@ -269,7 +294,7 @@ impl Config {
                 {
                     return Err(env.invalid(
                         "DATABASE_URL",
-                        "a SQLite file path, sqlite://path or :memory: (this build stores in SQLite only)",
+                        "a SQLite file path, sqlite://path, :memory: or postgres://...",
                     ));
                 }
                 let path = url.strip_prefix("sqlite://").unwrap_or(url);
@@ -277,6 +302,36 @@ impl Config {
                     return Err(env.invalid("DATABASE_URL", "a file path or :memory:"));
                 }
                 Database::File(PathBuf::from(path))
+            }
+        };
+        let cluster = match env.get("REDIS_URL") {
+            None => None,
+            Some(url) => {
+                let usable = (url.starts_with("redis://") || url.starts_with("rediss://"))
+                    && redis::Client::open(url).is_ok();
+                if !usable {
+                    return Err(env.invalid("REDIS_URL", "a Redis URL: redis://host:port/db"));
+                }
+                if !matches!(database, Database::Postgres(_)) {
+                    return Err(ConfigError::Conflict(
+                        "REDIS_URL joins nodes that share one store: set DATABASE_URL to postgres://... (a SQLite file belongs to one process)",
+                    ));
+                }
+                let key_prefix = env.get("REDIS_KEY_PREFIX").unwrap_or("relaywire");
+                if key_prefix.is_empty()
+                    || !key_prefix
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                {
+                    return Err(env.invalid(
+                        "REDIS_KEY_PREFIX",
+                        "letters, digits, `-`, `_` or `.`",
+                    ));
+                }
+                Some(Cluster {
+                    redis_url: url.to_owned(),
+                    key_prefix: key_prefix.to_owned(),
+                })
             }
         };
         let rate_limit_per_sec = env.at_least_one("RATE_LIMIT", 20, "messages per second")?;
@@ -351,6 +406,7 @@ impl Config {
             dedup_window: env.millis("DEDUP_WINDOW", DEDUP_WINDOW_MS)?,
             outbound_queue,
             database,
+            cluster,
             data_dir,
             static_dir,
             test_hooks: env.flag("TEST_HOOKS")?,

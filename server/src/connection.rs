@@ -341,7 +341,14 @@ async fn register<P: Protocol>(
     close: Arc<watch::Sender<Option<CloseCode>>>,
     resume_after: Option<Seq>,
 ) -> Result<(ConnId, Seq, SharedLimiter), (Failure, CloseCode)> {
-    let internal = |failure: Failure| (failure, CloseCode::InternalError);
+    let internal = |failure: Failure| {
+        let code = if failure.retry_later() {
+            CloseCode::TryAgainLater
+        } else {
+            CloseCode::InternalError
+        };
+        (failure, code)
+    };
     let config = relay.config().clone();
     // The replay must fit in the connection's queue beside live traffic.
     let replay_limit = (config.outbound_queue / 2).max(1);
@@ -349,6 +356,12 @@ async fn register<P: Protocol>(
     let user_id = identity.user_id.clone();
     let name = identity.name.clone();
     let (registered_tx, registered) = oneshot::channel();
+    let elsewhere = relay.peers_online_elsewhere(&identity.user_id).await;
+    // Where follow-ups are not in commit order, or other nodes publish, an event may
+    // be committed after the session was read yet reach this node before the
+    // connection is registered: one look at the store once registered finds it.
+    let catch_up = (relay.cluster().is_some() || !relay.store().orders_follow_ups())
+        .then(|| outbound.clone());
     let start = relay
         .store()
         .open_session(
@@ -357,7 +370,11 @@ async fn register<P: Protocol>(
             resume_after,
             replay_limit,
             Box::new(move |start| {
-                let registered = hub.register(&user_id, &start.rooms, outbound, close, |online| {
+                let registered = hub.register(&user_id, &start.rooms, outbound, close, |here| {
+                    let mut online = here;
+                    online.extend(elsewhere);
+                    online.sort();
+                    online.dedup();
                     let connected = server_frame::<P::Server>(Connected {
                         user_id: user_id.clone(),
                         chat_ids: start.rooms.clone(),
@@ -377,6 +394,11 @@ async fn register<P: Protocol>(
                         .chain(start.missed.iter().map(|(_, frame)| Frame::from(frame.clone())))
                         .collect()
                 });
+                if registered.is_ok()
+                    && let Some(catch_up) = catch_up
+                {
+                    let _ = catch_up.try_send(Outbound::CatchUp);
+                }
                 if let Ok(registered) = &registered
                     && registered.replaced > 0
                 {
@@ -490,6 +512,7 @@ impl<P: Protocol> Writer<P> {
         let (seq, template) = match item {
             Outbound::Frame(frame) => return vec![frame],
             Outbound::Event(seq, template) => (seq, template),
+            Outbound::CatchUp => return self.caught_up().await,
         };
         if seq <= self.last_seq {
             return Vec::new();
@@ -514,6 +537,31 @@ impl<P: Protocol> Writer<P> {
         frames.push(Frame::from(with_seq(&template, seq)));
         self.last_seq = seq;
         frames
+    }
+}
+
+impl<P: Protocol> Writer<P> {
+    /// What the store holds of the user's stream after the last event this connection
+    /// has had.
+    async fn caught_up(&mut self) -> Vec<Frame> {
+        let up_to = Seq::new(Seq::MAX).unwrap_or(self.last_seq);
+        match self
+            .relay
+            .store()
+            .events_between(self.user_id.clone(), self.last_seq, up_to)
+            .await
+        {
+            Ok(missed) => {
+                if let Some((seq, _)) = missed.last() {
+                    self.last_seq = *seq;
+                }
+                missed.into_iter().map(|(_, frame)| Frame::from(frame)).collect()
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "catching a connection up failed; its client resumes later");
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -744,6 +792,12 @@ impl<A: App> Connection<A> {
                 }
             }
             (Ok(_), _) => {}
+            (Err(failure), _) if failure.retry_later() => {
+                // No answer to the message: its client keeps it in the outbox, and
+                // sends it again once reconnected (after 1013, with its backoff).
+                self.error(failure.0);
+                self.close.send_replace(Some(CloseCode::TryAgainLater));
+            }
             (Err(failure), id) => self.error(failure.0.answering(id)),
         }
     }
@@ -791,14 +845,14 @@ impl<A: App> Connection<A> {
             error.details = Some(
                 serde_json::json!({ "retryAfterMs": refused.retry_after().as_millis() as u64 }),
             );
-            self.answer(answers, id, Err(Failure(error)));
+            self.answer(answers, id, Err(Failure::from_payload(error)));
             return self.limits.is_abusive().then_some(CloseCode::RateLimited);
         }
         let envelope = match decoded {
             Ok(envelope) => envelope,
             Err(err) => {
                 self.relay.metrics().message_in("invalid");
-                self.answer(answers, id, Err(Failure(err.to_error_payload())));
+                self.answer(answers, id, Err(Failure::from_payload(err.to_error_payload())));
                 return None;
             }
         };
@@ -945,7 +999,7 @@ impl<A: App> FrameHarness<A> {
         config.database = crate::config::Database::Memory;
         let (store, _thread) =
             crate::store::sqlite::SqliteStore::open(&crate::store::sqlite::Location::Memory)?;
-        let (relay, shutdown) = Relay::new(config, Arc::new(store));
+        let (relay, shutdown) = Relay::new(config, Arc::new(store), None);
         app.start(&relay).await?;
         let (outbound_tx, outbound) = mpsc::channel(relay.config().outbound_queue);
         let close = Arc::new(watch::channel(None).0);
@@ -985,9 +1039,10 @@ impl<A: App> FrameHarness<A> {
 
     fn drain(&mut self) -> Vec<String> {
         std::iter::from_fn(|| self.outbound.try_recv().ok())
-            .map(|item| match item {
-                Outbound::Frame(frame) => frame.as_str().to_owned(),
-                Outbound::Event(seq, template) => with_seq(&template, seq),
+            .filter_map(|item| match item {
+                Outbound::Frame(frame) => Some(frame.as_str().to_owned()),
+                Outbound::Event(seq, template) => Some(with_seq(&template, seq)),
+                Outbound::CatchUp => None,
             })
             .collect()
     }

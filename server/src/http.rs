@@ -204,6 +204,7 @@ pub(crate) fn routes<A: App>(test_hooks: bool) -> Router<Served<A>> {
     let mut router = Router::new()
         .route("/ws", routing::get(crate::connection::upgrade::<A>))
         .route("/healthz", routing::get(healthz::<A>))
+        .route("/readyz", routing::get(readyz::<A>))
         .route("/metrics", routing::get(metrics::<A>))
         .route("/auth/dev-login", routing::post(dev_login::<A>))
         .route("/auth/logout", routing::post(logout))
@@ -236,6 +237,27 @@ async fn healthz<A: App>(State(served): State<Served<A>>) -> Json<serde_json::Va
         "status": "ok",
         "connections": served.relay.hub().connection_count(),
     }))
+}
+
+/// Whether this node can take traffic: 200 while the store answers, 503 (and a load
+/// balancer sends elsewhere) while it does not. Draining nodes answer 503 too.
+async fn readyz<A: App>(State(served): State<Served<A>>) -> impl IntoResponse {
+    let relay = &served.relay;
+    let draining = *relay.shutting_down().borrow();
+    let store = relay.ready().await;
+    let ready = store.is_ok() && !draining;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "store": if store.is_ok() { "ok" } else { "unavailable" },
+        "draining": draining,
+        "cluster": relay.cluster().is_some(),
+    });
+    (status, Json(body))
 }
 
 async fn metrics<A: App>(State(served): State<Served<A>>) -> impl IntoResponse {
@@ -303,7 +325,7 @@ async fn dev_login<A: App>(
         .sign_dev_token(&user_id, &name, DEV_SESSION)
         .ok_or_else(|| Failure::new(ErrorCode::NotFound, "dev login needs HS256 tokens"))?;
     let cookie = session_cookie(&token, DEV_SESSION, over_https(&headers))?;
-    let online = relay.status(&user_id).online;
+    let online = relay.status(&user_id).await.online;
     tracing::info!(%user_id, "dev login");
     let mut response = Json(Session {
         user_id,
@@ -325,7 +347,7 @@ async fn logout(headers: axum::http::HeaderMap) -> ApiResult<Response> {
 
 async fn me<A: App>(State(served): State<Served<A>>, caller: Caller) -> ApiResult<Json<Session>> {
     let identity = caller.user()?;
-    let online = served.relay.status(&identity.user_id).online;
+    let online = served.relay.status(&identity.user_id).await.online;
     Ok(Json(Session {
         user_id: identity.user_id,
         name: identity.name,
@@ -417,7 +439,7 @@ async fn connected_users<A: App>(
     _: Admin,
 ) -> Json<ConnectedUsers> {
     Json(ConnectedUsers {
-        users: served.relay.connected_users(),
+        users: served.relay.connected_users().await,
     })
 }
 
@@ -426,7 +448,7 @@ async fn user_status<A: App>(
     _: Admin,
     Path(user_id): Path<String>,
 ) -> Json<UserStatus> {
-    Json(served.relay.status(&user_id))
+    Json(served.relay.status(&user_id).await)
 }
 
 /// `DELETE /api/users/{userId}/connections`.
@@ -435,14 +457,17 @@ async fn disconnect_user<A: App>(
     _: Admin,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<Disconnected>> {
-    disconnect(&served.relay, &user_id)
+    disconnect(&served.relay, &user_id).await
 }
 
 /// Closes every connection of the user with 4008, which tells clients not to
 /// reconnect; `NOT_FOUND` when they have none. What the admin API's disconnect
 /// endpoints answer.
-pub fn disconnect<P: Protocol>(relay: &Relay<P>, user_id: &str) -> ApiResult<Json<Disconnected>> {
-    let connections_closed = relay.disconnect(user_id, CloseCode::Kicked);
+pub async fn disconnect<P: Protocol>(
+    relay: &Relay<P>,
+    user_id: &str,
+) -> ApiResult<Json<Disconnected>> {
+    let connections_closed = relay.disconnect(user_id, CloseCode::Kicked).await;
     if connections_closed == 0 {
         return Err(Failure::new(
             ErrorCode::NotFound,

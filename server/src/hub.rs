@@ -8,7 +8,7 @@
 //! indicator: on until stopped, renewed or expired).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
 use axum::extract::ws::Utf8Bytes;
@@ -36,6 +36,38 @@ pub(crate) enum Outbound {
     /// user's number for it. The writer keeps the user's stream in order: it drops
     /// what the connection has, and fetches from the store what it missed.
     Event(Seq, Arc<str>),
+    /// Check the store for events of the user's stream after the last one the
+    /// connection has had: after the bus between nodes was down, or right after
+    /// registering where follow-ups are not ordered.
+    CatchUp,
+}
+
+/// A change in who is connected to this node, for the other nodes (cluster mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LocalPresence {
+    /// The user's first connection on this node opened.
+    Online {
+        user: String,
+        rooms: Vec<String>,
+        connections: u32,
+        since: SystemTime,
+    },
+    /// The user's connections on this node changed in number (but not to none).
+    Connections {
+        user: String,
+        connections: u32,
+        since: SystemTime,
+    },
+    /// The user's last connection on this node closed.
+    Offline { user: String, rooms: Vec<String> },
+}
+
+/// What the hub tells the other nodes, when there are any.
+pub(crate) trait Remote: Send + Sync + 'static {
+    /// Sends a message to the other nodes only (this node applied it already).
+    fn forward(&self, message: crate::bus::BusMessage);
+    /// Reports a change in this node's connections; the cluster decides presence.
+    fn presence(&self, change: LocalPresence);
 }
 
 /// Builds the `user:online` frame of the protocol.
@@ -191,7 +223,13 @@ impl State {
 
     /// Ends every ephemeral state of `user_id` in `room_id` (all rooms when `None`):
     /// the room's other members get each one's stop.
-    fn stop_states(&mut self, user_id: &str, room_id: Option<&str>, metrics: &Metrics) {
+    fn stop_states(
+        &mut self,
+        user_id: &str,
+        room_id: Option<&str>,
+        metrics: &Metrics,
+    ) -> Vec<(String, Frame)> {
+        let mut sent = Vec::new();
         let stopped: Vec<StateKey> = self
             .states
             .keys()
@@ -201,8 +239,25 @@ impl State {
         for key in stopped {
             if let Some(state) = self.states.remove(&key) {
                 self.deliver_to_room(&key.0, &state.stop, Some(user_id), metrics);
+                sent.push((key.0, state.stop));
             }
         }
+        sent
+    }
+
+    /// A user's connections here: how many, and since when.
+    fn local_count(&self, user_id: &str) -> (u32, SystemTime) {
+        let conns: Vec<&Conn> = self
+            .users
+            .get(user_id)
+            .map(|u| u.conns.iter().filter_map(|id| self.conns.get(id)).collect())
+            .unwrap_or_default();
+        let since = conns
+            .iter()
+            .map(|c| c.connected_at)
+            .min()
+            .unwrap_or_else(SystemTime::now);
+        (u32::try_from(conns.len()).unwrap_or(u32::MAX), since)
     }
 }
 
@@ -261,6 +316,8 @@ pub(crate) struct Hub {
     metrics: Arc<Metrics>,
     limits: UserLimits,
     presence: PresenceFrame,
+    /// The other nodes; unset on a single node, where the hub decides presence itself.
+    remote: OnceLock<Arc<dyn Remote>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -279,6 +336,30 @@ impl Hub {
             metrics,
             limits,
             presence,
+            remote: OnceLock::new(),
+        }
+    }
+
+    /// Joins this hub to other nodes: presence becomes the cluster's decision and
+    /// ephemeral states reach their rooms everywhere.
+    pub(crate) fn set_remote(&self, remote: Arc<dyn Remote>) {
+        let _ = self.remote.set(remote);
+    }
+
+    fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        self.remote.get()
+    }
+
+    /// Sends ephemeral states' frames (starts, stops) to the other nodes' members of
+    /// each room.
+    fn forward_room_frames(&self, user_id: &str, stopped: Vec<(String, Frame)>) {
+        let Some(remote) = self.remote() else { return };
+        for (room, frame) in stopped {
+            remote.forward(crate::bus::BusMessage::ToRoom {
+                room,
+                frame: Arc::from(frame.as_str()),
+                except: Some(user_id.to_owned()),
+            });
         }
     }
 
@@ -346,7 +427,23 @@ impl Hub {
             conn.deliver(Outbound::Frame(frame), &self.metrics);
         }
         state.conns.insert(id, conn);
-        if first_connection {
+        if let Some(remote) = self.remote() {
+            let (connections, since) = state.local_count(user_id);
+            remote.presence(if first_connection {
+                LocalPresence::Online {
+                    user: user_id.to_owned(),
+                    rooms: rooms.to_vec(),
+                    connections,
+                    since,
+                }
+            } else {
+                LocalPresence::Connections {
+                    user: user_id.to_owned(),
+                    connections,
+                    since,
+                }
+            });
+        } else if first_connection {
             let online = Outbound::Frame((self.presence)(user_id, true));
             for peer in &peers {
                 state.deliver_to_user(peer, &online, &self.metrics);
@@ -375,23 +472,82 @@ impl Hub {
             None => false,
         };
         if !last {
+            if let Some(remote) = self.remote() {
+                let (connections, since) = state.local_count(&user_id);
+                remote.presence(LocalPresence::Connections {
+                    user: user_id,
+                    connections,
+                    since,
+                });
+            }
             return;
         }
-        state.stop_states(&user_id, None, &self.metrics);
+        let stopped = state.stop_states(&user_id, None, &self.metrics);
         let peers = state.peers(&user_id);
         let rooms: Vec<String> = state
             .users
             .get(&user_id)
             .map(|u| u.rooms.iter().cloned().collect())
             .unwrap_or_default();
-        for room in rooms {
-            state.remove_from_room(&user_id, &room);
+        for room in &rooms {
+            state.remove_from_room(&user_id, room);
         }
         state.users.remove(&user_id);
-        let offline = Outbound::Frame((self.presence)(&user_id, false));
-        for peer in &peers {
-            state.deliver_to_user(peer, &offline, &self.metrics);
+        if let Some(remote) = self.remote() {
+            remote.presence(LocalPresence::Offline {
+                user: user_id.clone(),
+                rooms,
+            });
+        } else {
+            let offline = Outbound::Frame((self.presence)(&user_id, false));
+            for peer in &peers {
+                state.deliver_to_user(peer, &offline, &self.metrics);
+            }
         }
+        drop(state);
+        self.forward_room_frames(&user_id, stopped);
+    }
+
+    /// Tells this node's online members of `rooms` (but the user) that the user came
+    /// online or went offline in the cluster.
+    pub(crate) fn deliver_presence(&self, user_id: &str, online: bool, rooms: &[String]) {
+        let state = self.state();
+        let peers: BTreeSet<&String> = rooms
+            .iter()
+            .filter_map(|room| state.rooms.get(room))
+            .flatten()
+            .filter(|peer| peer.as_str() != user_id)
+            .collect();
+        let frame = Outbound::Frame((self.presence)(user_id, online));
+        for peer in peers {
+            state.deliver_to_user(peer, &frame, &self.metrics);
+        }
+    }
+
+    /// Asks every connection here to check the store for events it may have missed.
+    pub(crate) fn catch_up_all(&self) {
+        let state = self.state();
+        for conn in state.conns.values() {
+            conn.deliver(Outbound::CatchUp, &self.metrics);
+        }
+    }
+
+    /// Every user connected here, with their connections, since when, and rooms.
+    pub(crate) fn local_users(&self) -> Vec<LocalPresence> {
+        let state = self.state();
+        state
+            .users
+            .iter()
+            .map(|(user, online)| {
+                let (connections, since) = state.local_count(user);
+                LocalPresence::Online {
+                    user: user.clone(),
+                    rooms: online.rooms.iter().cloned().collect(),
+                    connections,
+                    since,
+                }
+            })
+            .collect()
     }
 
     /// Queues a numbered event for each recipient's connections, with their number.
@@ -465,8 +621,10 @@ impl Hub {
     /// Records that a user left a room; their ephemeral states there end.
     pub(crate) fn left_room(&self, user_id: &str, room_id: &str) {
         let mut state = self.state();
-        state.stop_states(user_id, Some(room_id), &self.metrics);
+        let stopped = state.stop_states(user_id, Some(room_id), &self.metrics);
         state.remove_from_room(user_id, room_id);
+        drop(state);
+        self.forward_room_frames(user_id, stopped);
     }
 
     /// Turns an ephemeral state on (the room's other members get `start` the first
@@ -484,6 +642,8 @@ impl Hub {
                 let (room, user) = (room.clone(), user.clone());
                 if let Some(active) = state.states.remove(&key) {
                     state.deliver_to_room(&room, &active.stop, Some(&user), &self.metrics);
+                    drop(state);
+                    self.forward_room_frames(&user, vec![(room, active.stop)]);
                 }
             }
             return None;
@@ -497,6 +657,8 @@ impl Hub {
             .is_some();
         if !was_on {
             state.deliver_to_room(&room, &start, Some(&user), &self.metrics);
+            drop(state);
+            self.forward_room_frames(&user, vec![(room, start)]);
         }
         Some(generation)
     }
@@ -511,6 +673,8 @@ impl Hub {
             && let Some(active) = state.states.remove(key)
         {
             state.deliver_to_room(&key.0, &active.stop, Some(&key.1), &self.metrics);
+            drop(state);
+            self.forward_room_frames(&key.1, vec![(key.0.clone(), active.stop)]);
         }
     }
 

@@ -4,6 +4,7 @@ mod accept;
 mod app;
 mod auth;
 mod bus;
+mod cluster;
 pub mod config;
 mod connection;
 pub mod http;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::auth::Verifier;
 use crate::bus::{Bus, BusMessage, LocalBus};
+use crate::cluster::{Joining, RedisBus};
 use crate::config::Config;
 use crate::hub::{Frame, Hub, PresenceFrame, Reach, UserLimits};
 use crate::metrics::Metrics;
@@ -117,6 +118,8 @@ struct Inner<P> {
     origins: Origins,
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
+    /// The other nodes, in a cluster.
+    cluster: Option<Arc<RedisBus>>,
     hub: Arc<Hub>,
     verifier: Verifier,
     metrics: Arc<Metrics>,
@@ -158,9 +161,13 @@ pub(crate) fn answered(published: &Published) -> Option<String> {
 }
 
 impl<P: Protocol> Relay<P> {
-    /// A relay over `store`, with the in-process bus; and the switch that starts its
-    /// shutdown (send `true`).
-    pub(crate) fn new(config: Config, store: Arc<dyn Store>) -> (Self, watch::Sender<bool>) {
+    /// A relay over `store`, with the in-process bus or, `joining` a cluster, the Redis
+    /// one; and the switch that starts its shutdown (send `true`).
+    pub(crate) fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        joining: Option<Joining>,
+    ) -> (Self, watch::Sender<bool>) {
         let metrics = Arc::new(Metrics::default());
         let presence: PresenceFrame = Box::new(|user_id, online| {
             let message = P::Server::from(PresenceChange {
@@ -175,8 +182,19 @@ impl<P: Protocol> Relay<P> {
             rate: (config.user_rate_limit_per_sec, config.user_rate_limit_burst),
         };
         let hub = Arc::new(Hub::new(limits, Arc::clone(&metrics), presence));
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(Arc::clone(&hub)));
         let (shutdown, shutting_down) = watch::channel(false);
+        let cluster = joining.map(|joining| {
+            joining.start(
+                Arc::clone(&hub),
+                Arc::clone(&store),
+                config.connection_policy,
+                shutting_down.clone(),
+            )
+        });
+        let bus: Arc<dyn Bus> = match &cluster {
+            Some(cluster) => Arc::clone(cluster) as Arc<dyn Bus>,
+            None => Arc::new(LocalBus::new(Arc::clone(&hub))),
+        };
         let relay = Relay {
             inner: Arc::new(Inner {
                 verifier: Verifier::new(&config.auth),
@@ -184,6 +202,7 @@ impl<P: Protocol> Relay<P> {
                 config,
                 store,
                 bus,
+                cluster,
                 hub,
                 metrics,
                 tracker: Arc::new(Tracker::default()),
@@ -457,24 +476,104 @@ impl<P: Protocol> Relay<P> {
         });
     }
 
-    /// A user's connection status.
-    pub fn status(&self, user_id: &str) -> UserStatus {
-        self.inner.hub.status(user_id)
+    /// A user's connection status, on every node.
+    pub async fn status(&self, user_id: &str) -> UserStatus {
+        let Some(cluster) = &self.inner.cluster else {
+            return self.inner.hub.status(user_id);
+        };
+        match cluster.connected_users().await {
+            Ok(users) => users
+                .into_iter()
+                .find(|status| status.user_id == user_id)
+                .unwrap_or_else(|| UserStatus {
+                    user_id: user_id.to_owned(),
+                    online: false,
+                    connections: 0,
+                    connected_since: None,
+                }),
+            Err(err) => {
+                tracing::warn!(error = %err, "reading presence from the cluster failed; answering for this node");
+                self.inner.hub.status(user_id)
+            }
+        }
     }
 
-    /// Every connected user's status.
-    pub fn connected_users(&self) -> Vec<UserStatus> {
-        self.inner.hub.connected_users()
+    /// Every connected user's status, on every node.
+    pub async fn connected_users(&self) -> Vec<UserStatus> {
+        let Some(cluster) = &self.inner.cluster else {
+            return self.inner.hub.connected_users();
+        };
+        match cluster.connected_users().await {
+            Ok(users) => users,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading presence from the cluster failed; answering for this node");
+                self.inner.hub.connected_users()
+            }
+        }
     }
 
-    /// Closes every connection of a user with `code`; returns how many.
-    pub fn disconnect(&self, user_id: &str, code: CloseCode) -> u32 {
-        self.inner
+    /// Which of these users are online, on any node.
+    pub async fn online_among(&self, user_ids: &[String]) -> Vec<String> {
+        let here = || -> Vec<String> {
+            user_ids
+                .iter()
+                .filter(|user_id| self.inner.hub.status(user_id).online)
+                .cloned()
+                .collect()
+        };
+        let Some(cluster) = &self.inner.cluster else {
+            return here();
+        };
+        cluster.online_among(user_ids).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "reading presence from the cluster failed; answering for this node");
+            here()
+        })
+    }
+
+    /// Which of the user's peers (who share a room with them) are online on other
+    /// nodes: for the `connected` frame, which the hub completes with this node's.
+    pub(crate) async fn peers_online_elsewhere(&self, user_id: &str) -> Vec<String> {
+        let Some(cluster) = &self.inner.cluster else {
+            return Vec::new();
+        };
+        let peers = match self.inner.store.peers(user_id.to_owned()).await {
+            Ok(peers) => peers,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading a user's peers failed");
+                return Vec::new();
+            }
+        };
+        cluster.online_among(&peers).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "reading presence from the cluster failed");
+            Vec::new()
+        })
+    }
+
+    /// Whether this node can serve: the store answers. (Without Redis a node still
+    /// serves its own connections, so the bus does not decide readiness.)
+    pub(crate) async fn ready(&self) -> Result<(), StoreError> {
+        self.inner.store.ping().await
+    }
+
+    /// Whether this node is in a cluster.
+    pub(crate) fn cluster(&self) -> Option<&Arc<RedisBus>> {
+        self.inner.cluster.as_ref()
+    }
+
+    /// Closes every connection of a user with `code`, on every node; returns how many.
+    pub async fn disconnect(&self, user_id: &str, code: CloseCode) -> u32 {
+        let everywhere = match &self.inner.cluster {
+            Some(_) => Some(self.status(user_id).await.connections),
+            None => None,
+        };
+        let here = self
+            .inner
             .bus
             .send(BusMessage::CloseUser {
                 user: user_id.to_owned(),
                 code,
             })
-            .connections
+            .connections;
+        everywhere.map_or(here, |everywhere| everywhere.max(here))
     }
 }

@@ -14,8 +14,10 @@ use crate::app::App;
 use crate::config::{Config, Database};
 use crate::connection::Served;
 use crate::relay::Relay;
-use crate::store::StoreError;
+use crate::cluster::Joining;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{Location, SqliteStore, StoreThread};
+use crate::store::{Store, StoreError};
 use crate::time::rfc3339;
 
 /// How long shutdown waits for connections to close.
@@ -73,15 +75,30 @@ impl RunningServer {
     }
 }
 
-/// Opens the store, runs the app's start, binds the address and starts serving.
+/// Opens the store (and joins the cluster, with `REDIS_URL`), runs the app's start,
+/// binds the address and starts serving.
 pub async fn start<A: App>(config: Config, app: A) -> Result<RunningServer, ServerError> {
-    let location = match &config.database {
-        Database::Memory => Location::Memory,
-        Database::File(path) => Location::File(path.clone()),
+    let (store, store_thread): (Arc<dyn Store>, Option<StoreThread>) = match &config.database {
+        Database::Memory => {
+            let (store, thread) = SqliteStore::open(&Location::Memory)?;
+            (Arc::new(store), Some(thread))
+        }
+        Database::File(path) => {
+            let (store, thread) = SqliteStore::open(&Location::File(path.clone()))?;
+            (Arc::new(store), Some(thread))
+        }
+        Database::Postgres(url) => (Arc::new(PostgresStore::connect(url).await?), None),
     };
-    let (store, store_thread) = SqliteStore::open(&location)?;
+    let joining = match &config.cluster {
+        Some(cluster) => Some(
+            Joining::connect(cluster)
+                .await
+                .map_err(|err| ServerError::Start(err.to_string()))?,
+        ),
+        None => None,
+    };
     let listen = config.listen;
-    let (relay, shutdown) = Relay::<A::Protocol>::new(config, Arc::new(store));
+    let (relay, shutdown) = Relay::<A::Protocol>::new(config, store, joining);
     app.start(&relay).await?;
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -98,7 +115,7 @@ async fn serve<P: relaywire_protocol::Protocol>(
     relay: Relay<P>,
     listener: TcpListener,
     router: Router,
-    store_thread: StoreThread,
+    store_thread: Option<StoreThread>,
 ) -> Result<(), ServerError> {
     let forgetting = tokio::spawn(forget_old_answers(relay.clone()));
     let config = relay.config();
@@ -124,10 +141,17 @@ async fn serve<P: relaywire_protocol::Protocol>(
         );
     }
     tracing::info!(closed = live, "connections closed");
+    if let Some(cluster) = relay.cluster() {
+        // The other nodes see this node's users go offline now, not when it expires.
+        cluster.leave().await;
+    }
     let _ = forgetting.await;
     // Every store handle lives in the relay or in finished connections: dropping it lets
     // the store thread finish its queue and close the database.
     drop(relay);
+    let Some(store_thread) = store_thread else {
+        return Ok(());
+    };
     let store_closed = tokio::task::spawn_blocking(move || store_thread.shut_down());
     if tokio::time::timeout(SHUTDOWN_GRACE, store_closed)
         .await

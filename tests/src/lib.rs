@@ -5,6 +5,7 @@
 
 pub mod chaos;
 pub mod probe;
+pub mod services;
 mod raw;
 pub mod tasks;
 

@@ -111,10 +111,8 @@ async fn publish(
             recipients,
             ..
         } => {
-            let online = recipients
-                .iter()
-                .filter(|(user_id, _)| relay.status(user_id).online)
-                .count();
+            let users: Vec<String> = recipients.iter().map(|(user_id, _)| user_id.clone()).collect();
+            let online = relay.online_among(&users).await.len();
             Ok(Json(Sent {
                 message_id: Some(event_id),
                 recipients: u32::try_from(recipients.len()).unwrap_or(u32::MAX),
@@ -176,6 +174,7 @@ async fn broadcast(
     valid_id("type", &body.kind)?;
     let users: Vec<String> = relay
         .connected_users()
+        .await
         .into_iter()
         .map(|status| status.user_id)
         .collect();
@@ -216,12 +215,12 @@ async fn notify(
 
 async fn connected(State(relay): Served, _: Admin) -> Json<ConnectedUsers> {
     Json(ConnectedUsers {
-        users: relay.connected_users(),
+        users: relay.connected_users().await,
     })
 }
 
 async fn status(State(relay): Served, _: Admin, Path(user_id): Path<String>) -> Json<UserStatus> {
-    Json(relay.status(&user_id))
+    Json(relay.status(&user_id).await)
 }
 
 /// Closes the user's connection with 4008, which tells clients not to reconnect; 404
@@ -231,9 +230,9 @@ async fn disconnect(
     _: Admin,
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<Disconnected>> {
-    relaywire_server::http::disconnect(&relay, &user_id)
+    relaywire_server::http::disconnect(&relay, &user_id).await
 }
 
 async fn my_status(State(relay): Served, caller: Caller) -> ApiResult<Json<UserStatus>> {
-    Ok(Json(relay.status(&caller.user()?.user_id)))
+    Ok(Json(relay.status(&caller.user()?.user_id).await))
 }

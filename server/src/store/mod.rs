@@ -10,7 +10,9 @@
 //! [`Store`] is the seam a backend implements; [`sqlite::SqliteStore`] is the embedded
 //! one.
 
+pub mod postgres;
 pub(crate) mod schema;
+mod sql;
 pub mod sqlite;
 
 use futures_util::future::BoxFuture;
@@ -47,6 +49,10 @@ pub enum StoreError {
     /// The batch holding this write failed to commit; nothing of it was stored.
     #[error("the write could not be committed")]
     NotCommitted,
+    /// The store cannot be reached now (the database is down or unreachable, or every
+    /// connection to it is busy); the operation did nothing and may be tried again.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     /// The client id was used before for a different message.
     #[error("the id `{0}` was used before for a different message: give a new message a new id")]
     IdReused(String),
@@ -61,18 +67,30 @@ impl StoreError {
             StoreError::RoomClosed(_) => ErrorCode::Forbidden,
             StoreError::RoomExists(_) | StoreError::EventExists(_) => ErrorCode::ValidationError,
             StoreError::IdReused(_) => ErrorCode::IdReused,
-            StoreError::Backend(_) | StoreError::Closed | StoreError::NotCommitted => {
-                ErrorCode::InternalError
-            }
+            StoreError::Backend(_)
+            | StoreError::Closed
+            | StoreError::NotCommitted
+            | StoreError::Unavailable(_) => ErrorCode::InternalError,
         }
     }
 
     /// The message a client sees: internal details stay in the logs.
     pub fn public_message(&self) -> String {
+        if self.is_transient() {
+            return "the store is unavailable: try again shortly".to_owned();
+        }
         match self.code() {
             ErrorCode::InternalError => "the server could not complete this".to_owned(),
             _ => self.to_string(),
         }
+    }
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed: nothing was stored, and a client keeps
+    /// its message to send it again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::NotCommitted)
     }
 }
 
@@ -354,6 +372,22 @@ pub trait Store: Send + Sync + 'static {
         room_id: String,
         kind: String,
     ) -> BoxFuture<'static, StoreResult<Vec<Cursor>>>;
+
+    /// The rooms a user belongs to.
+    fn user_rooms(&self, user_id: String) -> BoxFuture<'static, StoreResult<Vec<String>>>;
+
+    /// Everyone who shares a room with the user, by id.
+    fn peers(&self, user_id: String) -> BoxFuture<'static, StoreResult<Vec<String>>>;
+
+    /// Whether the store answers now (readiness).
+    fn ping(&self) -> BoxFuture<'static, StoreResult<()>>;
+
+    /// Whether follow-ups run in the order their operations committed (one writer, as
+    /// in SQLite). When they may not, a new connection checks the store once it is
+    /// registered, for what was committed while it registered.
+    fn orders_follow_ups(&self) -> bool {
+        true
+    }
 }
 
 /// `frame` (`{"type":...,"payload":{...}}`) with `"seq":n` as its payload's last field,

@@ -1,7 +1,10 @@
-//! The SQL schema, as an ordered list of migrations applied at start-up.
+//! The SQL schema, as one ordered list of migrations applied at start-up, each in the
+//! two dialects it runs in (SQLite and PostgreSQL differ only in how a table numbers
+//! its rows and in booleans).
 //!
-//! `PRAGMA user_version` records how many have run and `PRAGMA application_id` marks
-//! the file as a Relaywire store; each migration runs in its own transaction and
+//! In SQLite, `PRAGMA user_version` records how many have run and `PRAGMA
+//! application_id` marks the file as a Relaywire store; in PostgreSQL the table
+//! `relaywire_schema` does both. Each migration runs in its own transaction and
 //! migrations are only ever appended.
 
 use super::StoreError;
@@ -9,11 +12,26 @@ use super::StoreError;
 /// `application_id` of a Relaywire store: "RLYW".
 pub(crate) const APPLICATION_ID: i64 = 0x524c_5957;
 
+/// One step of the schema, in each dialect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    pub(crate) sqlite: &'static str,
+    pub(crate) postgres: &'static str,
+}
+
+/// 2: the digest of each deduplicated message, so that an id used again for another
+/// message is refused; answers are forgotten by age. The same in both dialects.
+const FINGERPRINTS: &str = "
+    ALTER TABLE answers ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+    CREATE INDEX answers_by_age ON answers(created_at);
+    ";
+
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[Migration] = &[
     // 1: users, rooms and members; events, every user's numbered stream, answers to
     // durable messages, cursors.
-    "
+    Migration {
+        sqlite: "
     CREATE TABLE users (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -80,12 +98,75 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (room_id, kind, user_id)
     );
     ",
-    // 2: the digest of each deduplicated message, so that an id used again for
-    // another message is refused; answers are forgotten by age.
-    "
-    ALTER TABLE answers ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
-    CREATE INDEX answers_by_age ON answers(created_at);
+        postgres: "
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL
+    );
+
+    CREATE TABLE rooms (
+        position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        open BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at TEXT NOT NULL
+    );
+
+    CREATE TABLE members (
+        position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        joined_at TEXT NOT NULL,
+        UNIQUE (room_id, user_id)
+    );
+    CREATE INDEX members_by_user ON members(user_id, room_id);
+
+    CREATE TABLE events (
+        position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        room_id TEXT REFERENCES rooms(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        sender_id TEXT,
+        frame TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX events_by_room ON events(room_id, kind, position);
+
+    CREATE TABLE heads (
+        user_id TEXT PRIMARY KEY,
+        seq BIGINT NOT NULL
+    );
+    CREATE TABLE inbox (
+        user_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        event_position BIGINT NOT NULL REFERENCES events(position) ON DELETE CASCADE,
+        PRIMARY KEY (user_id, seq)
+    );
+
+    CREATE TABLE answers (
+        user_id TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        answer TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (user_id, client_id)
+    );
+
+    CREATE TABLE cursors (
+        room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        event_position BIGINT NOT NULL,
+        event_id TEXT NOT NULL,
+        moved_at TEXT NOT NULL,
+        PRIMARY KEY (room_id, kind, user_id)
+    );
     ",
+    },
+    Migration {
+        sqlite: FINGERPRINTS,
+        postgres: FINGERPRINTS,
+    },
 ];
 
 /// Applies every migration the database has not seen yet; refuses a database of
@@ -112,7 +193,7 @@ pub(crate) fn migrate(connection: &mut rusqlite::Connection) -> Result<(), Store
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
         let transaction = connection.transaction().map_err(sql)?;
-        transaction.execute_batch(migration).map_err(sql)?;
+        transaction.execute_batch(migration.sqlite).map_err(sql)?;
         transaction
             .pragma_update(None, "application_id", APPLICATION_ID)
             .map_err(sql)?;
@@ -123,6 +204,69 @@ pub(crate) fn migrate(connection: &mut rusqlite::Connection) -> Result<(), Store
         tracing::info!(version = index + 1, "applied database migration");
     }
     Ok(())
+}
+
+/// The PostgreSQL schema's bookkeeping: which application and how many migrations.
+const POSTGRES_BOOKKEEPING: &str = "
+    CREATE TABLE IF NOT EXISTS relaywire_schema (
+        application BIGINT NOT NULL,
+        version BIGINT NOT NULL
+    )";
+
+/// Applies every migration a PostgreSQL database has not seen yet, under an advisory
+/// lock so that nodes starting together migrate once; refuses a newer schema.
+pub(crate) async fn migrate_postgres(client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
+    let sql = |err: tokio_postgres::Error| StoreError::Backend(err.to_string());
+    let transaction = client.transaction().await.map_err(sql)?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&APPLICATION_ID])
+        .await
+        .map_err(sql)?;
+    transaction.batch_execute(POSTGRES_BOOKKEEPING).await.map_err(sql)?;
+    let found = transaction
+        .query_opt("SELECT application, version FROM relaywire_schema", &[])
+        .await
+        .map_err(sql)?;
+    let applied = match found {
+        None => {
+            transaction
+                .execute(
+                    "INSERT INTO relaywire_schema (application, version) VALUES ($1, 0)",
+                    &[&APPLICATION_ID],
+                )
+                .await
+                .map_err(sql)?;
+            0
+        }
+        Some(row) => {
+            let application: i64 = row.get(0);
+            if application != APPLICATION_ID {
+                return Err(StoreError::Backend(
+                    "the database's relaywire_schema belongs to another application: point DATABASE_URL elsewhere".to_owned(),
+                ));
+            }
+            row.get::<_, i64>(1)
+        }
+    };
+    let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database is at schema version {applied}, newer than this server's {}",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        transaction.batch_execute(migration.postgres).await.map_err(sql)?;
+        transaction
+            .execute(
+                "UPDATE relaywire_schema SET version = $1",
+                &[&(index as i64 + 1)],
+            )
+            .await
+            .map_err(sql)?;
+        tracing::info!(version = index + 1, "applied database migration");
+    }
+    transaction.commit().await.map_err(sql)
 }
 
 #[cfg(test)]

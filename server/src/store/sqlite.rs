@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use super::{
     AnswerKey, Audience, Cursor, EventCursor, EventPage, FollowUp, JoinRule, NewRoom, Publish,
     Published, Room, RoomFilter, SessionStart, Store, StoreError, StoreResult, StoredEvent, schema,
-    with_seq,
+    sql, with_seq,
 };
 use crate::time::now_rfc3339;
 
@@ -44,7 +44,7 @@ type Job = Box<dyn FnOnce(&mut Connection) -> (bool, SqlFollowUp) + Send>;
 /// Jobs committed together at most, so the first of a long queue is not kept waiting.
 const MAX_BATCH: usize = 512;
 
-fn sql(err: rusqlite::Error) -> StoreError {
+fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Backend(err.to_string())
 }
 
@@ -73,28 +73,28 @@ impl SqliteStore {
     /// Opens (creating if needed) and migrates the database, and starts the store thread.
     pub fn open(location: &Location) -> StoreResult<(SqliteStore, StoreThread)> {
         let mut connection = match location {
-            Location::Memory => Connection::open_in_memory().map_err(sql)?,
+            Location::Memory => Connection::open_in_memory().map_err(backend)?,
             Location::File(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|err| {
                         StoreError::Backend(format!("{}: {err}", parent.display()))
                     })?;
                 }
-                Connection::open(path).map_err(sql)?
+                Connection::open(path).map_err(backend)?
             }
         };
         connection
             .pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql)?;
+            .map_err(backend)?;
         connection
             .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sql)?;
+            .map_err(backend)?;
         connection
             .pragma_update(None, "foreign_keys", "ON")
-            .map_err(sql)?;
+            .map_err(backend)?;
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sql)?;
+            .map_err(backend)?;
         schema::migrate(&mut connection)?;
 
         let (jobs, receiver) = mpsc::channel::<Job>();
@@ -228,19 +228,19 @@ mod queries {
     use super::*;
 
     pub(super) fn room_is_open(db: &Connection, room_id: &str) -> StoreResult<bool> {
-        db.prepare_cached("SELECT open FROM rooms WHERE id = $1")
-            .map_err(sql)?
+        db.prepare_cached(sql::ROOM_OPEN)
+            .map_err(backend)?
             .query_row([room_id], |row| row.get::<_, bool>(0))
             .optional()
-            .map_err(sql)?
+            .map_err(backend)?
             .ok_or_else(|| StoreError::RoomNotFound(room_id.to_owned()))
     }
 
     pub(super) fn is_member(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<bool> {
-        db.prepare_cached("SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2")
-            .map_err(sql)?
+        db.prepare_cached(sql::IS_MEMBER)
+            .map_err(backend)?
             .exists(params![room_id, user_id])
-            .map_err(sql)
+            .map_err(backend)
     }
 
     /// The room exists and the user is a member.
@@ -255,25 +255,24 @@ mod queries {
 
     pub(super) fn members(db: &Connection, room_id: &str) -> StoreResult<Vec<String>> {
         let mut statement = db
-            .prepare_cached("SELECT user_id FROM members WHERE room_id = $1 ORDER BY position")
-            .map_err(sql)?;
+            .prepare_cached(sql::MEMBERS)
+            .map_err(backend)?;
         let ids = statement
             .query_map([room_id], |row| row.get(0))
-            .map_err(sql)?
+            .map_err(backend)?
             .collect::<Result<_, _>>()
-            .map_err(sql)?;
+            .map_err(backend)?;
         Ok(ids)
     }
 
     pub(super) fn add_member(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<bool> {
         let inserted = db
             .prepare_cached(
-                "INSERT INTO members (room_id, user_id, joined_at) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
+                sql::ADD_MEMBER,
             )
-            .map_err(sql)?
+            .map_err(backend)?
             .execute(params![room_id, user_id, now_rfc3339()])
-            .map_err(sql)?;
+            .map_err(backend)?;
         Ok(inserted == 1)
     }
 
@@ -283,23 +282,21 @@ mod queries {
         };
         let rows: Vec<_> = match filter {
             RoomFilter::All => db
-                .prepare_cached("SELECT id, title, open, created_at FROM rooms ORDER BY position")
-                .map_err(sql)?
+                .prepare_cached(sql::ALL_ROOMS)
+                .map_err(backend)?
                 .query_map([], map)
-                .map_err(sql)?
+                .map_err(backend)?
                 .collect::<Result<_, _>>()
-                .map_err(sql)?,
+                .map_err(backend)?,
             RoomFilter::VisibleTo(user_id) => db
                 .prepare_cached(
-                    "SELECT id, title, open, created_at FROM rooms
-                     WHERE open = 1 OR id IN (SELECT room_id FROM members WHERE user_id = $1)
-                     ORDER BY position",
+                    sql::VISIBLE_ROOMS,
                 )
-                .map_err(sql)?
+                .map_err(backend)?
                 .query_map([user_id], map)
-                .map_err(sql)?
+                .map_err(backend)?
                 .collect::<Result<_, _>>()
-                .map_err(sql)?,
+                .map_err(backend)?,
         };
         rows.into_iter()
             .map(|(id, title, open, created_at)| {
@@ -316,8 +313,8 @@ mod queries {
 
     pub(super) fn room(db: &Connection, room_id: &str) -> StoreResult<Room> {
         let found = db
-            .prepare_cached("SELECT id, title, open, created_at FROM rooms WHERE id = $1")
-            .map_err(sql)?
+            .prepare_cached(sql::ROOM)
+            .map_err(backend)?
             .query_row([room_id], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
@@ -327,7 +324,7 @@ mod queries {
                 ))
             })
             .optional()
-            .map_err(sql)?;
+            .map_err(backend)?;
         let Some((id, title, open, created_at)) = found else {
             return Err(StoreError::RoomNotFound(room_id.to_owned()));
         };
@@ -343,12 +340,11 @@ mod queries {
     pub(super) fn create_room(db: &Connection, room: &NewRoom) -> StoreResult<Room> {
         let inserted = db
             .prepare_cached(
-                "INSERT INTO rooms (id, title, open, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (id) DO NOTHING",
+                sql::CREATE_ROOM,
             )
-            .map_err(sql)?
+            .map_err(backend)?
             .execute(params![room.id, room.title, room.open, now_rfc3339()])
-            .map_err(sql)?;
+            .map_err(backend)?;
         if inserted == 0 {
             return Err(StoreError::RoomExists(room.id.clone()));
         }
@@ -376,20 +372,20 @@ mod queries {
 
     pub(super) fn leave(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<()> {
         require_member(db, room_id, user_id)?;
-        db.prepare_cached("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
-            .map_err(sql)?
+        db.prepare_cached(sql::LEAVE)
+            .map_err(backend)?
             .execute(params![room_id, user_id])
-            .map_err(sql)?;
+            .map_err(backend)?;
         Ok(())
     }
 
     pub(super) fn head(db: &Connection, user_id: &str) -> StoreResult<Seq> {
         let head: Option<i64> = db
-            .prepare_cached("SELECT seq FROM heads WHERE user_id = $1")
-            .map_err(sql)?
+            .prepare_cached(sql::HEAD)
+            .map_err(backend)?
             .query_row([user_id], |row| row.get(0))
             .optional()
-            .map_err(sql)?;
+            .map_err(backend)?;
         seq_of(head.unwrap_or(0))
     }
 
@@ -404,19 +400,17 @@ mod queries {
         let up_to = up_to.map_or(i64::MAX, |seq| count(seq.get() as usize));
         let mut statement = db
             .prepare_cached(
-                "SELECT i.seq, e.frame FROM inbox i JOIN events e ON e.position = i.event_position
-                 WHERE i.user_id = $1 AND i.seq > $2 AND i.seq <= $3
-                 ORDER BY i.seq LIMIT $4",
+                sql::NUMBERED,
             )
-            .map_err(sql)?;
+            .map_err(backend)?;
         let rows: Vec<(i64, String)> = statement
             .query_map(
                 params![user_id, count(after.get() as usize), up_to, count(limit)],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
-            .map_err(sql)?
+            .map_err(backend)?
             .collect::<Result<_, _>>()
-            .map_err(sql)?;
+            .map_err(backend)?;
         rows.into_iter()
             .map(|(seq, frame)| {
                 let seq = seq_of(seq)?;
@@ -433,20 +427,19 @@ mod queries {
         replay_limit: usize,
     ) -> StoreResult<SessionStart> {
         db.prepare_cached(
-            "INSERT INTO users (id, name, last_seen_at) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at",
+            sql::UPSERT_USER,
         )
-        .map_err(sql)?
+        .map_err(backend)?
         .execute(params![user_id, name, now_rfc3339()])
-        .map_err(sql)?;
+        .map_err(backend)?;
         let mut statement = db
-            .prepare_cached("SELECT room_id FROM members WHERE user_id = $1 ORDER BY position")
-            .map_err(sql)?;
+            .prepare_cached(sql::USER_ROOMS)
+            .map_err(backend)?;
         let rooms = statement
             .query_map([user_id], |row| row.get(0))
-            .map_err(sql)?
+            .map_err(backend)?
             .collect::<Result<_, _>>()
-            .map_err(sql)?;
+            .map_err(backend)?;
         let head = head(db, user_id)?;
         let mut missed = match resume_after {
             Some(after) => numbered(db, user_id, after, None, replay_limit.saturating_add(1))?,
@@ -462,17 +455,27 @@ mod queries {
         })
     }
 
+    pub(super) fn strings(db: &Connection, text: &str, user_id: &str) -> StoreResult<Vec<String>> {
+        let mut statement = db.prepare_cached(text).map_err(backend)?;
+        let found = statement
+            .query_map([user_id], |row| row.get(0))
+            .map_err(backend)?
+            .collect::<Result<_, _>>()
+            .map_err(backend)?;
+        Ok(found)
+    }
+
     pub(super) fn answer(db: &Connection, key: &AnswerKey) -> StoreResult<Option<Option<String>>> {
         let found: Option<(Option<String>, String)> = db
             .prepare_cached(
-                "SELECT answer, fingerprint FROM answers WHERE user_id = $1 AND client_id = $2",
+                sql::ANSWER,
             )
-            .map_err(sql)?
+            .map_err(backend)?
             .query_row(params![key.user_id, key.client_id], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .optional()
-            .map_err(sql)?;
+            .map_err(backend)?;
         match found {
             // An answer recorded before digests were kept (empty) matches any resend.
             Some((_, fingerprint)) if !fingerprint.is_empty() && fingerprint != key.fingerprint => {
@@ -483,10 +486,10 @@ mod queries {
     }
 
     pub(super) fn forget_answers(db: &Connection, before: &str) -> StoreResult<usize> {
-        db.prepare_cached("DELETE FROM answers WHERE created_at < $1")
-            .map_err(sql)?
+        db.prepare_cached(sql::FORGET_ANSWERS)
+            .map_err(backend)?
             .execute([before])
-            .map_err(sql)
+            .map_err(backend)
     }
 
     pub(super) fn record_answer(
@@ -495,10 +498,9 @@ mod queries {
         answer: Option<&str>,
     ) -> StoreResult<()> {
         db.prepare_cached(
-            "INSERT INTO answers (user_id, client_id, fingerprint, answer, created_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            sql::RECORD_ANSWER,
         )
-        .map_err(sql)?
+        .map_err(backend)?
         .execute(params![
             key.user_id,
             key.client_id,
@@ -506,16 +508,16 @@ mod queries {
             answer,
             now_rfc3339()
         ])
-        .map_err(sql)?;
+        .map_err(backend)?;
         Ok(())
     }
 
     fn event_position(db: &Connection, room_id: &str, event_id: &str) -> StoreResult<i64> {
-        db.prepare_cached("SELECT position FROM events WHERE id = $1 AND room_id = $2")
-            .map_err(sql)?
+        db.prepare_cached(sql::EVENT_POSITION)
+            .map_err(backend)?
             .query_row(params![event_id, room_id], |row| row.get(0))
             .optional()
-            .map_err(sql)?
+            .map_err(backend)?
             .ok_or_else(|| StoreError::EventNotFound(event_id.to_owned()))
     }
 
@@ -526,10 +528,9 @@ mod queries {
         user_id: &str,
     ) -> StoreResult<Option<(i64, Cursor)>> {
         db.prepare_cached(
-            "SELECT event_position, event_id, moved_at FROM cursors
-             WHERE room_id = $1 AND kind = $2 AND user_id = $3",
+            sql::CURSOR,
         )
-        .map_err(sql)?
+        .map_err(backend)?
         .query_row(params![room_id, kind, user_id], |row| {
             Ok((
                 row.get(0)?,
@@ -543,7 +544,7 @@ mod queries {
             ))
         })
         .optional()
-        .map_err(sql)
+        .map_err(backend)
     }
 
     /// Gives the next number in `user_id`'s stream to the event at `position`.
@@ -557,25 +558,19 @@ mod queries {
     ) -> StoreResult<Vec<(String, Seq)>> {
         let numbered: Vec<(String, i64)> = db
             .prepare_cached(
-                "INSERT INTO heads (user_id, seq)
-                 SELECT user_id, 1 FROM members WHERE room_id = $1 ORDER BY position
-                 ON CONFLICT (user_id) DO UPDATE SET seq = heads.seq + 1
-                 RETURNING user_id, seq",
+                sql::NUMBER_ROOM,
             )
-            .map_err(sql)?
+            .map_err(backend)?
             .query_map([room_id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(sql)?
+            .map_err(backend)?
             .collect::<Result<_, _>>()
-            .map_err(sql)?;
+            .map_err(backend)?;
         db.prepare_cached(
-            // `?N` binds by number; SQLite numbers `$N` by first appearance.
-            "INSERT INTO inbox (user_id, seq, event_position)
-             SELECT h.user_id, h.seq, ?2 FROM members m JOIN heads h ON h.user_id = m.user_id
-             WHERE m.room_id = ?1",
+            sql::FILE_ROOM,
         )
-        .map_err(sql)?
-        .execute(params![room_id, position])
-        .map_err(sql)?;
+        .map_err(backend)?
+        .execute(params![position, room_id])
+        .map_err(backend)?;
         numbered
             .into_iter()
             .map(|(user_id, seq)| Ok((user_id, seq_of(seq)?)))
@@ -585,23 +580,21 @@ mod queries {
     fn number(db: &Connection, user_id: &str, position: i64) -> StoreResult<Seq> {
         let seq: i64 = db
             .prepare_cached(
-                "INSERT INTO heads (user_id, seq) VALUES ($1, 1)
-                 ON CONFLICT (user_id) DO UPDATE SET seq = heads.seq + 1
-                 RETURNING seq",
+                sql::NUMBER_USER,
             )
-            .map_err(sql)?
+            .map_err(backend)?
             .query_row([user_id], |row| row.get(0))
-            .map_err(sql)?;
-        db.prepare_cached("INSERT INTO inbox (user_id, seq, event_position) VALUES ($1, $2, $3)")
-            .map_err(sql)?
+            .map_err(backend)?;
+        db.prepare_cached(sql::FILE_USER)
+            .map_err(backend)?
             .execute(params![user_id, seq, position])
-            .map_err(sql)?;
+            .map_err(backend)?;
         seq_of(seq)
     }
 
     pub(super) fn publish(db: &mut Connection, publish: &Publish) -> StoreResult<Published> {
         // A savepoint: the store may already have the batch's transaction open.
-        let savepoint = db.savepoint().map_err(sql)?;
+        let savepoint = db.savepoint().map_err(backend)?;
         if let (Some(user_id), Some(room_id)) = (&publish.require_member, &publish.room_id) {
             require_member(&savepoint, room_id, user_id)?;
         }
@@ -624,25 +617,23 @@ mod queries {
             }
             moved_to = Some(position);
         }
-        let inserted = savepoint
-            .prepare_cached(
-                "INSERT INTO events (id, room_id, kind, sender_id, frame, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        let position: i64 = savepoint
+            .prepare_cached(sql::INSERT_EVENT)
+            .map_err(backend)?
+            .query_row(
+                params![
+                    publish.event_id,
+                    publish.room_id,
+                    publish.kind,
+                    publish.sender_id,
+                    publish.frame,
+                    publish.at,
+                ],
+                |row| row.get(0),
             )
-            .map_err(sql)?
-            .execute(params![
-                publish.event_id,
-                publish.room_id,
-                publish.kind,
-                publish.sender_id,
-                publish.frame,
-                publish.at,
-            ])
-            .map_err(sql)?;
-        if inserted == 0 {
-            return Err(StoreError::EventExists(publish.event_id.clone()));
-        }
-        let position = savepoint.last_insert_rowid();
+            .optional()
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::EventExists(publish.event_id.clone()))?;
         let recipients = match &publish.audience {
             Audience::Room(room_id) => number_room(&savepoint, room_id, position)?,
             Audience::Users(users) => {
@@ -659,14 +650,9 @@ mod queries {
         if let (Some(cursor_move), Some(position)) = (&publish.cursor, moved_to) {
             savepoint
                 .prepare_cached(
-                    "INSERT INTO cursors (room_id, kind, user_id, event_position, event_id, moved_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (room_id, kind, user_id) DO UPDATE SET
-                         event_position = excluded.event_position,
-                         event_id = excluded.event_id,
-                         moved_at = excluded.moved_at",
+                    sql::MOVE_CURSOR,
                 )
-                .map_err(sql)?
+                .map_err(backend)?
                 .execute(params![
                     cursor_move.room_id,
                     cursor_move.kind,
@@ -675,9 +661,9 @@ mod queries {
                     cursor_move.event_id,
                     publish.at,
                 ])
-                .map_err(sql)?;
+                .map_err(backend)?;
         }
-        savepoint.commit().map_err(sql)?;
+        savepoint.commit().map_err(backend)?;
         Ok(Published::Stored {
             event_id: publish.event_id.clone(),
             recipients,
@@ -695,25 +681,13 @@ mod queries {
         room_is_open(db, room_id)?;
         let fetch = count(limit).saturating_add(1);
         let (sql_text, anchor) = match cursor {
-            EventCursor::Latest => (
-                "SELECT id, room_id, kind, frame, created_at FROM events
-                 WHERE room_id = $1 AND kind = $2 AND position < $3 ORDER BY position DESC LIMIT $4",
-                i64::MAX,
-            ),
-            EventCursor::Before(id) => (
-                "SELECT id, room_id, kind, frame, created_at FROM events
-                 WHERE room_id = $1 AND kind = $2 AND position < $3 ORDER BY position DESC LIMIT $4",
-                event_position(db, room_id, id)?,
-            ),
-            EventCursor::After(id) => (
-                "SELECT id, room_id, kind, frame, created_at FROM events
-                 WHERE room_id = $1 AND kind = $2 AND position > $3 ORDER BY position ASC LIMIT $4",
-                event_position(db, room_id, id)?,
-            ),
+            EventCursor::Latest => (sql::EVENTS_BEFORE, i64::MAX),
+            EventCursor::Before(id) => (sql::EVENTS_BEFORE, event_position(db, room_id, id)?),
+            EventCursor::After(id) => (sql::EVENTS_AFTER, event_position(db, room_id, id)?),
         };
         let mut events: Vec<StoredEvent> = db
             .prepare_cached(sql_text)
-            .map_err(sql)?
+            .map_err(backend)?
             .query_map(params![room_id, kind, anchor, fetch], |row| {
                 Ok(StoredEvent {
                     id: row.get(0)?,
@@ -723,9 +697,9 @@ mod queries {
                     at: row.get(4)?,
                 })
             })
-            .map_err(sql)?
+            .map_err(backend)?
             .collect::<Result<_, _>>()
-            .map_err(sql)?;
+            .map_err(backend)?;
         let has_more = events.len() > limit;
         events.truncate(limit);
         if !matches!(cursor, EventCursor::After(_)) {
@@ -738,10 +712,9 @@ mod queries {
         room_is_open(db, room_id)?;
         let mut statement = db
             .prepare_cached(
-                "SELECT user_id, event_id, moved_at FROM cursors
-                 WHERE room_id = $1 AND kind = $2 ORDER BY user_id",
+                sql::CURSORS,
             )
-            .map_err(sql)?;
+            .map_err(backend)?;
         let cursors = statement
             .query_map(params![room_id, kind], |row| {
                 Ok(Cursor {
@@ -752,9 +725,9 @@ mod queries {
                     at: row.get(2)?,
                 })
             })
-            .map_err(sql)?
+            .map_err(backend)?
             .collect::<Result<_, _>>()
-            .map_err(sql)?;
+            .map_err(backend)?;
         Ok(cursors)
     }
 }
@@ -810,9 +783,9 @@ impl Store for SqliteStore {
     fn create_room(&self, room: NewRoom) -> BoxFuture<'static, StoreResult<Room>> {
         self.read(move |db| {
             // A savepoint: creating the room and its members is one change.
-            let savepoint = db.savepoint().map_err(sql)?;
+            let savepoint = db.savepoint().map_err(backend)?;
             let created = queries::create_room(&savepoint, &room)?;
-            savepoint.commit().map_err(sql)?;
+            savepoint.commit().map_err(backend)?;
             Ok(created)
         })
     }
@@ -854,6 +827,18 @@ impl Store for SqliteStore {
         kind: String,
     ) -> BoxFuture<'static, StoreResult<Vec<Cursor>>> {
         self.read(move |db| queries::cursors(db, &room_id, &kind))
+    }
+
+    fn user_rooms(&self, user_id: String) -> BoxFuture<'static, StoreResult<Vec<String>>> {
+        self.read(move |db| queries::strings(db, sql::USER_ROOMS, &user_id))
+    }
+
+    fn peers(&self, user_id: String) -> BoxFuture<'static, StoreResult<Vec<String>>> {
+        self.read(move |db| queries::strings(db, sql::PEERS, &user_id))
+    }
+
+    fn ping(&self) -> BoxFuture<'static, StoreResult<()>> {
+        self.read(|_| Ok(()))
     }
 }
 

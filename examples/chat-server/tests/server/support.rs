@@ -20,11 +20,29 @@ pub(crate) const SECRET: &str = "test-secret-0123456789";
 pub(crate) const SERVICE_KEY: &str = "service-key-for-tests";
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A config for tests: HS256, in-memory store, a service key, the demo chats.
+/// A config for tests: HS256, a service key, the demo chats; an in-memory store, or
+/// with `RELAYWIRE_TEST_POSTGRES` (a PostgreSQL URL, which `cargo xtask test
+/// postgres` sets), a new empty PostgreSQL database of that server.
 pub(crate) fn config() -> Config {
     let mut config = Config::local(SECRET);
     config.service_keys = vec![SERVICE_KEY.to_owned()];
+    if let Ok(server) = std::env::var("RELAYWIRE_TEST_POSTGRES") {
+        config.database = Database::Postgres(fresh_database(&server));
+    }
     config
+}
+
+/// Creates an empty database on the PostgreSQL server of `url`; its URL.
+pub(crate) fn fresh_database(url: &str) -> String {
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let created = std::process::Command::new("psql")
+        .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .status()
+        .expect("psql runs");
+    assert!(created.success(), "creating database {name} on {url}");
+    let (server, _) = url.rsplit_once('/').expect("a URL with a database");
+    format!("{server}/{name}")
 }
 
 pub(crate) struct TestServer {
