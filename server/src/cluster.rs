@@ -636,7 +636,9 @@ async fn subscribe(
                 };
                 match tokio::time::timeout(COMMAND_TIMEOUT, again).await {
                     Ok(Ok(pubsub)) => {
-                        tracing::info!("subscribed to the other nodes again; catching up from the store");
+                        tracing::info!(
+                            "subscribed to the other nodes again; catching up from the store"
+                        );
                         bus.resync.store(true, Ordering::Relaxed);
                         bus.hub.catch_up_all();
                         pubsub
@@ -669,7 +671,7 @@ async fn subscribe(
                 }
                 _ = ping.tick() => {
                     // A connection that went silent without closing is found here.
-                    let alive = tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<String>()).await;
+                    let alive = tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await;
                     if !matches!(alive, Ok(Ok(_))) {
                         break;
                     }
@@ -710,7 +712,11 @@ async fn track_presence(bus: Arc<RedisBus>, mut queue: mpsc::UnboundedReceiver<P
 /// Renews this node, rewrites its presence when Redis may have lost it, asks every
 /// node to catch up when its publishes failed, and reaps dead nodes: their users who
 /// are connected nowhere else go offline.
-async fn heartbeat(bus: Arc<RedisBus>, store: Arc<dyn Store>, mut shutting_down: watch::Receiver<bool>) {
+async fn heartbeat(
+    bus: Arc<RedisBus>,
+    store: Arc<dyn Store>,
+    mut shutting_down: watch::Receiver<bool>,
+) {
     let mut ticks = tokio::time::interval(HEARTBEAT);
     loop {
         tokio::select! {

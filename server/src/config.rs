@@ -323,10 +323,7 @@ impl Config {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                 {
-                    return Err(env.invalid(
-                        "REDIS_KEY_PREFIX",
-                        "letters, digits, `-`, `_` or `.`",
-                    ));
+                    return Err(env.invalid("REDIS_KEY_PREFIX", "letters, digits, `-`, `_` or `.`"));
                 }
                 Some(Cluster {
                     redis_url: url.to_owned(),
@@ -670,10 +667,7 @@ mod tests {
             ("HEADER_READ_TIMEOUT", "0"),
             ("MAX_CONNECTIONS", "0"),
             ("MAX_CONNECTIONS", "many"),
-            (
-                "DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/postgres",
-            ),
+            ("DATABASE_URL", "mysql://127.0.0.1/chat"),
             ("DATABASE_URL", "redis://127.0.0.1"),
             ("SERVICE_KEYS", "a"),
             ("SERVICE_KEYS", "0123456789abcdef,short"),

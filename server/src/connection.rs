@@ -360,8 +360,8 @@ async fn register<P: Protocol>(
     // Where follow-ups are not in commit order, or other nodes publish, an event may
     // be committed after the session was read yet reach this node before the
     // connection is registered: one look at the store once registered finds it.
-    let catch_up = (relay.cluster().is_some() || !relay.store().orders_follow_ups())
-        .then(|| outbound.clone());
+    let catch_up =
+        (relay.cluster().is_some() || !relay.store().orders_follow_ups()).then(|| outbound.clone());
     let start = relay
         .store()
         .open_session(
@@ -555,7 +555,10 @@ impl<P: Protocol> Writer<P> {
                 if let Some((seq, _)) = missed.last() {
                     self.last_seq = *seq;
                 }
-                missed.into_iter().map(|(_, frame)| Frame::from(frame)).collect()
+                missed
+                    .into_iter()
+                    .map(|(_, frame)| Frame::from(frame))
+                    .collect()
             }
             Err(err) => {
                 tracing::warn!(error = %err, "catching a connection up failed; its client resumes later");
@@ -852,7 +855,11 @@ impl<A: App> Connection<A> {
             Ok(envelope) => envelope,
             Err(err) => {
                 self.relay.metrics().message_in("invalid");
-                self.answer(answers, id, Err(Failure::from_payload(err.to_error_payload())));
+                self.answer(
+                    answers,
+                    id,
+                    Err(Failure::from_payload(err.to_error_payload())),
+                );
                 return None;
             }
         };

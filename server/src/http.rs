@@ -391,8 +391,14 @@ async fn push_to_user<A: App>(
 ) -> ApiResult<Json<Delivery>> {
     let push: PushToUser<Server<A>> = push_body(request, &served).await?;
     pushable(&served, &push.message)?;
+    let reach = served
+        .relay
+        .send_to_users(std::slice::from_ref(&push.user_id), &push.message);
     Ok(delivery(
-        served.relay.send_to_users(&[push.user_id], &push.message),
+        served
+            .relay
+            .reach_everywhere(Some(&[push.user_id]), reach)
+            .await,
     ))
 }
 
@@ -406,8 +412,9 @@ async fn push_to_users<A: App>(
     let mut user_ids = push.user_ids;
     user_ids.sort();
     user_ids.dedup();
+    let reach = served.relay.send_to_users(&user_ids, &push.message);
     Ok(delivery(
-        served.relay.send_to_users(&user_ids, &push.message),
+        served.relay.reach_everywhere(Some(&user_ids), reach).await,
     ))
 }
 
@@ -418,7 +425,8 @@ async fn broadcast<A: App>(
 ) -> ApiResult<Json<Delivery>> {
     let push: Broadcast<Server<A>> = push_body(request, &served).await?;
     pushable(&served, &push.message)?;
-    Ok(delivery(served.relay.broadcast(&push.message)))
+    let reach = served.relay.broadcast(&push.message);
+    Ok(delivery(served.relay.reach_everywhere(None, reach).await))
 }
 
 async fn notify_user<A: App>(
@@ -431,7 +439,12 @@ async fn notify_user<A: App>(
         .app
         .notification(notify)
         .ok_or_else(|| Failure::new(ErrorCode::NotFound, "this server has no notifications"))?;
-    Ok(delivery(served.relay.send_to_users(&[user_id], &message)))
+    let reach = served
+        .relay
+        .send_to_users(std::slice::from_ref(&user_id), &message);
+    Ok(delivery(
+        served.relay.reach_everywhere(Some(&[user_id]), reach).await,
+    ))
 }
 
 async fn connected_users<A: App>(

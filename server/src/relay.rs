@@ -512,6 +512,27 @@ impl<P: Protocol> Relay<P> {
         }
     }
 
+    /// How far a live message sent to `users` (everyone, when `None`) got on every
+    /// node: on one node, what this node reached; in a cluster, the connections every
+    /// node holds for them (each node queues the message on all of them).
+    pub async fn reach_everywhere(&self, users: Option<&[String]>, here: Reach) -> Reach {
+        let Some(cluster) = &self.inner.cluster else {
+            return here;
+        };
+        let Ok(connected) = cluster.connected_users().await else {
+            return here;
+        };
+        let mut reach = Reach::default();
+        for status in connected
+            .iter()
+            .filter(|status| users.is_none_or(|users| users.contains(&status.user_id)))
+        {
+            reach.users += 1;
+            reach.connections += status.connections;
+        }
+        reach
+    }
+
     /// Which of these users are online, on any node.
     pub async fn online_among(&self, user_ids: &[String]) -> Vec<String> {
         let here = || -> Vec<String> {

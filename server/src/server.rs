@@ -11,10 +11,10 @@ use tokio::task::JoinHandle;
 
 use crate::accept::Bounds;
 use crate::app::App;
+use crate::cluster::Joining;
 use crate::config::{Config, Database};
 use crate::connection::Served;
 use crate::relay::Relay;
-use crate::cluster::Joining;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{Location, SqliteStore, StoreThread};
 use crate::store::{Store, StoreError};

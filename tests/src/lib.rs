@@ -5,8 +5,8 @@
 
 pub mod chaos;
 pub mod probe;
-pub mod services;
 mod raw;
+pub mod services;
 pub mod tasks;
 
 pub use raw::RawSocket;

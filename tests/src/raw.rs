@@ -59,6 +59,26 @@ impl RawSocket {
         }
     }
 
+    /// The close code the server ends the connection with, skipping frames before it;
+    /// `None` when it ends without a close frame.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.0.next())
+                .await
+                .expect("the connection ends within five seconds");
+            match frame {
+                Some(Ok(Message::Close(close))) => return close.map(|c| u16::from(c.code)),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    /// Whether a frame of type `kind` arrives within `wait`.
+    pub async fn sees_within(&mut self, kind: &str, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.next_of(kind)).await.is_ok()
+    }
+
     /// The next frame of type `kind`, skipping others.
     pub async fn next_of(&mut self, kind: &str) -> Value {
         loop {

@@ -43,7 +43,9 @@ fn wait_port(port: u16, what: &str) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("{what} did not listen on 127.0.0.1:{port} within 20 s"))
+    Err(format!(
+        "{what} did not listen on 127.0.0.1:{port} within 20 s"
+    ))
 }
 
 /// A private PostgreSQL server (trust authentication, user `postgres`).
@@ -75,11 +77,14 @@ impl Postgres {
             as_root,
         };
         let data = postgres.dir.join("data");
-        run(postgres
-            .command("initdb")
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]))?;
+        run(postgres.command("initdb").arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]))?;
         postgres.run_server()?;
         Ok(postgres)
     }
@@ -124,7 +129,14 @@ impl Postgres {
     /// Creates an empty database and returns its URL.
     pub fn create_database(&self, name: &str) -> Result<String, String> {
         run(Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
             .arg(format!("CREATE DATABASE \"{name}\"")))?;
         Ok(self.url(name))

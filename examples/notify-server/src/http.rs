@@ -111,7 +111,10 @@ async fn publish(
             recipients,
             ..
         } => {
-            let users: Vec<String> = recipients.iter().map(|(user_id, _)| user_id.clone()).collect();
+            let users: Vec<String> = recipients
+                .iter()
+                .map(|(user_id, _)| user_id.clone())
+                .collect();
             let online = relay.online_among(&users).await.len();
             Ok(Json(Sent {
                 message_id: Some(event_id),

@@ -20,10 +20,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use relaywire_protocol::Seq;
+use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio::sync::watch;
 
 use super::{
     AnswerKey, Audience, Cursor, EventCursor, EventPage, FollowUp, JoinRule, NewRoom, Publish,
@@ -169,7 +169,11 @@ macro_rules! transaction {
             match outcome {
                 Ok(value) => break Ok(value),
                 Err(Fail::Conflict(detail)) if attempt < CONFLICT_RETRIES => {
-                    tracing::debug!(detail, attempt, "a transaction lost a race; running it again");
+                    tracing::debug!(
+                        detail,
+                        attempt,
+                        "a transaction lost a race; running it again"
+                    );
                 }
                 Err(Fail::Conflict(detail)) => break Err(StoreError::Backend(detail)),
                 Err(Fail::Store(err)) => break Err(err),
@@ -224,7 +228,9 @@ mod queries {
     }
 
     async fn is_member(tx: &Transaction<'_>, room_id: &str, user_id: &str) -> Result<bool> {
-        Ok(row(tx, sql::IS_MEMBER, &[&room_id, &user_id]).await?.is_some())
+        Ok(row(tx, sql::IS_MEMBER, &[&room_id, &user_id])
+            .await?
+            .is_some())
     }
 
     async fn require_member(tx: &Transaction<'_>, room_id: &str, user_id: &str) -> Result<()> {
@@ -459,8 +465,7 @@ mod queries {
         }
         let mut moved_to = None;
         if let Some(cursor_move) = &publish.cursor {
-            let position =
-                event_position(tx, &cursor_move.room_id, &cursor_move.event_id).await?;
+            let position = event_position(tx, &cursor_move.room_id, &cursor_move.event_id).await?;
             if let Some((current, cursor)) = cursor(
                 tx,
                 &cursor_move.room_id,
@@ -681,7 +686,10 @@ impl Store for PostgresStore {
             if let Some((lines, sender, done, mine)) = finished {
                 let _ = done.send(true);
                 let mut lines = lines.lock().unwrap_or_else(|p| p.into_inner());
-                if lines.get(&sender).is_some_and(|last| last.same_channel(&mine)) {
+                if lines
+                    .get(&sender)
+                    .is_some_and(|last| last.same_channel(&mine))
+                {
                     lines.remove(&sender);
                 }
             }
@@ -697,8 +705,7 @@ impl Store for PostgresStore {
 
     fn forget_answers(&self, before: String) -> BoxFuture<'static, StoreResult<usize>> {
         let pool = self.pool.clone();
-        async move { transaction!(pool, |tx| queries::forget_answers(&tx, &before).await?) }
-            .boxed()
+        async move { transaction!(pool, |tx| queries::forget_answers(&tx, &before).await?) }.boxed()
     }
 
     fn record_answer(
@@ -708,8 +715,12 @@ impl Store for PostgresStore {
     ) -> BoxFuture<'static, StoreResult<()>> {
         let pool = self.pool.clone();
         async move {
-            transaction!(pool, |tx| queries::record_answer(&tx, &key, answer.as_deref())
-                .await?)
+            transaction!(pool, |tx| queries::record_answer(
+                &tx,
+                &key,
+                answer.as_deref()
+            )
+            .await?)
         }
         .boxed()
     }
@@ -726,8 +737,11 @@ impl Store for PostgresStore {
         rule: JoinRule,
     ) -> BoxFuture<'static, StoreResult<bool>> {
         let pool = self.pool.clone();
-        async move { transaction!(pool, |tx| queries::join(&tx, &room_id, &user_id, rule).await?) }
-            .boxed()
+        async move {
+            transaction!(pool, |tx| queries::join(&tx, &room_id, &user_id, rule)
+                .await?)
+        }
+        .boxed()
     }
 
     fn leave(&self, room_id: String, user_id: String) -> BoxFuture<'static, StoreResult<()>> {
@@ -755,8 +769,10 @@ impl Store for PostgresStore {
     ) -> BoxFuture<'static, StoreResult<EventPage>> {
         let pool = self.pool.clone();
         async move {
-            transaction!(pool, |tx| queries::events(&tx, &room_id, &kind, &cursor, limit)
-                .await?)
+            transaction!(pool, |tx| queries::events(
+                &tx, &room_id, &kind, &cursor, limit
+            )
+            .await?)
         }
         .boxed()
     }

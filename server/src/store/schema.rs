@@ -215,14 +215,19 @@ const POSTGRES_BOOKKEEPING: &str = "
 
 /// Applies every migration a PostgreSQL database has not seen yet, under an advisory
 /// lock so that nodes starting together migrate once; refuses a newer schema.
-pub(crate) async fn migrate_postgres(client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
+pub(crate) async fn migrate_postgres(
+    client: &mut tokio_postgres::Client,
+) -> Result<(), StoreError> {
     let sql = |err: tokio_postgres::Error| StoreError::Backend(err.to_string());
     let transaction = client.transaction().await.map_err(sql)?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&APPLICATION_ID])
         .await
         .map_err(sql)?;
-    transaction.batch_execute(POSTGRES_BOOKKEEPING).await.map_err(sql)?;
+    transaction
+        .batch_execute(POSTGRES_BOOKKEEPING)
+        .await
+        .map_err(sql)?;
     let found = transaction
         .query_opt("SELECT application, version FROM relaywire_schema", &[])
         .await
@@ -256,7 +261,10 @@ pub(crate) async fn migrate_postgres(client: &mut tokio_postgres::Client) -> Res
         )));
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
-        transaction.batch_execute(migration.postgres).await.map_err(sql)?;
+        transaction
+            .batch_execute(migration.postgres)
+            .await
+            .map_err(sql)?;
         transaction
             .execute(
                 "UPDATE relaywire_schema SET version = $1",

@@ -9,8 +9,7 @@ pub(crate) const ROOM_OPEN: &str = "SELECT open FROM rooms WHERE id = $1";
 
 pub(crate) const IS_MEMBER: &str = "SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2";
 
-pub(crate) const MEMBERS: &str =
-    "SELECT user_id FROM members WHERE room_id = $1 ORDER BY position";
+pub(crate) const MEMBERS: &str = "SELECT user_id FROM members WHERE room_id = $1 ORDER BY position";
 
 pub(crate) const ADD_MEMBER: &str =
     "INSERT INTO members (room_id, user_id, joined_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
@@ -37,7 +36,8 @@ pub(crate) const NUMBERED: &str = "SELECT i.seq, e.frame FROM inbox i
      WHERE i.user_id = $1 AND i.seq > $2 AND i.seq <= $3
      ORDER BY i.seq LIMIT $4";
 
-pub(crate) const UPSERT_USER: &str = "INSERT INTO users (id, name, last_seen_at) VALUES ($1, $2, $3)
+pub(crate) const UPSERT_USER: &str =
+    "INSERT INTO users (id, name, last_seen_at) VALUES ($1, $2, $3)
      ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at";
 
 pub(crate) const USER_ROOMS: &str =

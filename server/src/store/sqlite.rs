@@ -254,9 +254,7 @@ mod queries {
     }
 
     pub(super) fn members(db: &Connection, room_id: &str) -> StoreResult<Vec<String>> {
-        let mut statement = db
-            .prepare_cached(sql::MEMBERS)
-            .map_err(backend)?;
+        let mut statement = db.prepare_cached(sql::MEMBERS).map_err(backend)?;
         let ids = statement
             .query_map([room_id], |row| row.get(0))
             .map_err(backend)?
@@ -267,9 +265,7 @@ mod queries {
 
     pub(super) fn add_member(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<bool> {
         let inserted = db
-            .prepare_cached(
-                sql::ADD_MEMBER,
-            )
+            .prepare_cached(sql::ADD_MEMBER)
             .map_err(backend)?
             .execute(params![room_id, user_id, now_rfc3339()])
             .map_err(backend)?;
@@ -289,9 +285,7 @@ mod queries {
                 .collect::<Result<_, _>>()
                 .map_err(backend)?,
             RoomFilter::VisibleTo(user_id) => db
-                .prepare_cached(
-                    sql::VISIBLE_ROOMS,
-                )
+                .prepare_cached(sql::VISIBLE_ROOMS)
                 .map_err(backend)?
                 .query_map([user_id], map)
                 .map_err(backend)?
@@ -339,9 +333,7 @@ mod queries {
 
     pub(super) fn create_room(db: &Connection, room: &NewRoom) -> StoreResult<Room> {
         let inserted = db
-            .prepare_cached(
-                sql::CREATE_ROOM,
-            )
+            .prepare_cached(sql::CREATE_ROOM)
             .map_err(backend)?
             .execute(params![room.id, room.title, room.open, now_rfc3339()])
             .map_err(backend)?;
@@ -398,11 +390,7 @@ mod queries {
         limit: usize,
     ) -> StoreResult<Vec<(Seq, String)>> {
         let up_to = up_to.map_or(i64::MAX, |seq| count(seq.get() as usize));
-        let mut statement = db
-            .prepare_cached(
-                sql::NUMBERED,
-            )
-            .map_err(backend)?;
+        let mut statement = db.prepare_cached(sql::NUMBERED).map_err(backend)?;
         let rows: Vec<(i64, String)> = statement
             .query_map(
                 params![user_id, count(after.get() as usize), up_to, count(limit)],
@@ -426,15 +414,11 @@ mod queries {
         resume_after: Option<Seq>,
         replay_limit: usize,
     ) -> StoreResult<SessionStart> {
-        db.prepare_cached(
-            sql::UPSERT_USER,
-        )
-        .map_err(backend)?
-        .execute(params![user_id, name, now_rfc3339()])
-        .map_err(backend)?;
-        let mut statement = db
-            .prepare_cached(sql::USER_ROOMS)
+        db.prepare_cached(sql::UPSERT_USER)
+            .map_err(backend)?
+            .execute(params![user_id, name, now_rfc3339()])
             .map_err(backend)?;
+        let mut statement = db.prepare_cached(sql::USER_ROOMS).map_err(backend)?;
         let rooms = statement
             .query_map([user_id], |row| row.get(0))
             .map_err(backend)?
@@ -467,9 +451,7 @@ mod queries {
 
     pub(super) fn answer(db: &Connection, key: &AnswerKey) -> StoreResult<Option<Option<String>>> {
         let found: Option<(Option<String>, String)> = db
-            .prepare_cached(
-                sql::ANSWER,
-            )
+            .prepare_cached(sql::ANSWER)
             .map_err(backend)?
             .query_row(params![key.user_id, key.client_id], |row| {
                 Ok((row.get(0)?, row.get(1)?))
@@ -497,18 +479,16 @@ mod queries {
         key: &AnswerKey,
         answer: Option<&str>,
     ) -> StoreResult<()> {
-        db.prepare_cached(
-            sql::RECORD_ANSWER,
-        )
-        .map_err(backend)?
-        .execute(params![
-            key.user_id,
-            key.client_id,
-            key.fingerprint,
-            answer,
-            now_rfc3339()
-        ])
-        .map_err(backend)?;
+        db.prepare_cached(sql::RECORD_ANSWER)
+            .map_err(backend)?
+            .execute(params![
+                key.user_id,
+                key.client_id,
+                key.fingerprint,
+                answer,
+                now_rfc3339()
+            ])
+            .map_err(backend)?;
         Ok(())
     }
 
@@ -527,24 +507,22 @@ mod queries {
         kind: &str,
         user_id: &str,
     ) -> StoreResult<Option<(i64, Cursor)>> {
-        db.prepare_cached(
-            sql::CURSOR,
-        )
-        .map_err(backend)?
-        .query_row(params![room_id, kind, user_id], |row| {
-            Ok((
-                row.get(0)?,
-                Cursor {
-                    room_id: room_id.to_owned(),
-                    user_id: user_id.to_owned(),
-                    kind: kind.to_owned(),
-                    event_id: row.get(1)?,
-                    at: row.get(2)?,
-                },
-            ))
-        })
-        .optional()
-        .map_err(backend)
+        db.prepare_cached(sql::CURSOR)
+            .map_err(backend)?
+            .query_row(params![room_id, kind, user_id], |row| {
+                Ok((
+                    row.get(0)?,
+                    Cursor {
+                        room_id: room_id.to_owned(),
+                        user_id: user_id.to_owned(),
+                        kind: kind.to_owned(),
+                        event_id: row.get(1)?,
+                        at: row.get(2)?,
+                    },
+                ))
+            })
+            .optional()
+            .map_err(backend)
     }
 
     /// Gives the next number in `user_id`'s stream to the event at `position`.
@@ -557,20 +535,16 @@ mod queries {
         position: i64,
     ) -> StoreResult<Vec<(String, Seq)>> {
         let numbered: Vec<(String, i64)> = db
-            .prepare_cached(
-                sql::NUMBER_ROOM,
-            )
+            .prepare_cached(sql::NUMBER_ROOM)
             .map_err(backend)?
             .query_map([room_id], |row| Ok((row.get(0)?, row.get(1)?)))
             .map_err(backend)?
             .collect::<Result<_, _>>()
             .map_err(backend)?;
-        db.prepare_cached(
-            sql::FILE_ROOM,
-        )
-        .map_err(backend)?
-        .execute(params![position, room_id])
-        .map_err(backend)?;
+        db.prepare_cached(sql::FILE_ROOM)
+            .map_err(backend)?
+            .execute(params![position, room_id])
+            .map_err(backend)?;
         numbered
             .into_iter()
             .map(|(user_id, seq)| Ok((user_id, seq_of(seq)?)))
@@ -579,9 +553,7 @@ mod queries {
 
     fn number(db: &Connection, user_id: &str, position: i64) -> StoreResult<Seq> {
         let seq: i64 = db
-            .prepare_cached(
-                sql::NUMBER_USER,
-            )
+            .prepare_cached(sql::NUMBER_USER)
             .map_err(backend)?
             .query_row([user_id], |row| row.get(0))
             .map_err(backend)?;
@@ -649,9 +621,7 @@ mod queries {
         }
         if let (Some(cursor_move), Some(position)) = (&publish.cursor, moved_to) {
             savepoint
-                .prepare_cached(
-                    sql::MOVE_CURSOR,
-                )
+                .prepare_cached(sql::MOVE_CURSOR)
                 .map_err(backend)?
                 .execute(params![
                     cursor_move.room_id,
@@ -710,11 +680,7 @@ mod queries {
 
     pub(super) fn cursors(db: &Connection, room_id: &str, kind: &str) -> StoreResult<Vec<Cursor>> {
         room_is_open(db, room_id)?;
-        let mut statement = db
-            .prepare_cached(
-                sql::CURSORS,
-            )
-            .map_err(backend)?;
+        let mut statement = db.prepare_cached(sql::CURSORS).map_err(backend)?;
         let cursors = statement
             .query_map(params![room_id, kind], |row| {
                 Ok(Cursor {

@@ -119,10 +119,8 @@ fn bad_configuration_fails_at_start_naming_the_variable() {
         ("USER_CONNECTION_LIMIT", "0"),
         ("DEDUP_WINDOW", "forever"),
         ("OUTBOUND_QUEUE", "0"),
-        (
-            "DATABASE_URL",
-            "postgres://postgres@127.0.0.1:5432/postgres",
-        ),
+        ("DATABASE_URL", "mysql://127.0.0.1/chat"),
+        ("REDIS_URL", "localhost:6379"),
         ("STATIC_DIR", "/nonexistent/relaywire"),
         ("TEST_HOOKS", "perhaps"),
         ("LOG_LEVEL", "loud=["),
@@ -143,6 +141,23 @@ fn bad_configuration_fails_at_start_naming_the_variable() {
         })
         .collect();
     cases.push((vec![], "JWT_SECRET"));
+    // A cluster shares one store: Redis beside a SQLite file is refused.
+    cases.push((
+        vec![
+            ("JWT_SECRET", SECRET),
+            ("REDIS_URL", "redis://127.0.0.1:9/"),
+        ],
+        "REDIS_URL",
+    ));
+    cases.push((
+        vec![
+            ("JWT_SECRET", SECRET),
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:9/chat"),
+            ("REDIS_URL", "redis://127.0.0.1:9/"),
+            ("REDIS_KEY_PREFIX", "my app"),
+        ],
+        "REDIS_KEY_PREFIX",
+    ));
     cases.push((
         vec![
             ("JWT_SECRET", SECRET),
