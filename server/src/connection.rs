@@ -303,6 +303,7 @@ async fn run<A: App>(served: Served<A>, socket: WebSocket, handshake: Handshake)
             ),
             user_limiter,
         ),
+        line: None,
     }
     .read_loop(&mut stream, closing)
     .await;
@@ -640,6 +641,9 @@ pub(crate) struct Connection<A: App> {
     replies: mpsc::Sender<Outbound>,
     close: Arc<watch::Sender<Option<CloseCode>>>,
     limits: Limits,
+    /// The end of the line of this connection's handlers, where the store runs
+    /// operations concurrently: a client's messages are stored in the order sent.
+    line: Option<watch::Receiver<bool>>,
 }
 
 /// How one client message was answered.
@@ -773,6 +777,29 @@ impl<A: App> Connection<A> {
         }
     }
 
+    /// `handler`, run after the handlers before it where the store would run them
+    /// concurrently (PostgreSQL's pool); as it is where it runs them in order (SQLite's
+    /// one writer), so reading ahead keeps its speed there.
+    fn in_line(&mut self, handler: BoxFuture<'static, Reply>) -> BoxFuture<'static, Reply> {
+        if self.relay.store().orders_follow_ups() {
+            return handler;
+        }
+        // The place is taken now, as the message is read, whatever order the
+        // futures are polled in.
+        let (done, mine) = watch::channel(false);
+        let ahead = self.line.replace(mine);
+        async move {
+            if let Some(mut ahead) = ahead {
+                // Also ends when the one ahead is dropped.
+                let _ = ahead.wait_for(|done| *done).await;
+            }
+            let reply = handler.await;
+            let _ = done.send(true);
+            reply
+        }
+        .boxed()
+    }
+
     /// Sends an answer now when nothing is pending before it, else queues it behind.
     fn answer(&self, answers: &mut Answers, id: Option<String>, reply: Reply) {
         let pending = Pending { id, reply };
@@ -869,6 +896,7 @@ impl<A: App> Connection<A> {
         match self.handle(envelope, token_deadline).await {
             Handled::Now(reply) => self.answer(answers, id, reply),
             Handled::Later(reply) => {
+                let reply = self.in_line(reply);
                 answers.push_back(reply.map(move |reply| Pending { id, reply }).boxed());
             }
         }
@@ -1034,6 +1062,7 @@ impl<A: App> FrameHarness<A> {
                 replies: outbound_tx,
                 close: Arc::clone(&close),
                 limits,
+                line: None,
             },
             outbound,
             token_deadline: None,

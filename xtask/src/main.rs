@@ -7,6 +7,11 @@ mod codegen;
 mod demo;
 mod fuzz;
 mod package;
+// The tests' private PostgreSQL and Redis, shared as one file (std only) rather than
+// through the test crate, which would make the xtask build the whole server.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../tests/src/services.rs"]
+mod services;
 mod supervisor;
 mod test;
 mod tools;

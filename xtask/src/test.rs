@@ -35,6 +35,11 @@ const CHECKS: &[Check] = &[
         run: native_tests,
     },
     Check {
+        name: "postgres",
+        title: "the chat server's integration tests again, on a private PostgreSQL",
+        run: postgres_tests,
+    },
+    Check {
         name: "wasm",
         title: "wasm32 build of the protocol and the browser client package",
         run: wasm_build,
@@ -170,6 +175,23 @@ fn native_tests() -> Result {
     cargo(&["test", "--workspace", "--quiet"])?;
     // The protocol without its `typescript` feature, as Rust services build it.
     cargo(&["check", "--quiet", "-p", "relaywire-protocol", "--lib"])
+}
+
+/// The server's integration suite with every test on its own new PostgreSQL database
+/// (the suite reads `RELAYWIRE_TEST_POSTGRES`), so both stores pass the same tests.
+fn postgres_tests() -> Result {
+    let postgres = crate::services::Postgres::start()?;
+    Cmd::new("cargo", &project_root())
+        .args([
+            "test",
+            "--quiet",
+            "-p",
+            "relaywire-chat-server",
+            "--test",
+            "server",
+        ])
+        .env("RELAYWIRE_TEST_POSTGRES", postgres.url("postgres"))
+        .run()
 }
 
 fn wasm_build() -> Result {

@@ -11,16 +11,13 @@
 //! in any order: a connection puts its stream back in order by `seq`, fetching from
 //! the store what it has not seen (see the bus).
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use relaywire_protocol::Seq;
-use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -91,10 +88,6 @@ fn count(value: usize) -> i64 {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
-    /// Per sender, the end of the line of their publishes: a sender's messages are
-    /// stored in the order they were handed over, though the pool runs others'
-    /// concurrently.
-    lines: Arc<Mutex<HashMap<String, watch::Receiver<bool>>>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -127,10 +120,7 @@ impl PostgresStore {
             .map_err(|err| StoreError::Backend(err.to_string()))?;
         let mut client = pool.get().await.map_err(pool_error)?;
         schema::migrate_postgres(&mut client).await?;
-        Ok(Self {
-            pool,
-            lines: Arc::default(),
-        })
+        Ok(Self { pool })
     }
 
     /// Runs `SELECT 1`: whether the database answers now.
@@ -662,38 +652,10 @@ impl Store for PostgresStore {
         then: FollowUp<Published>,
     ) -> BoxFuture<'static, StoreResult<Published>> {
         let pool = self.pool.clone();
-        // Taking a place in the sender's line now, when the call is made, keeps their
-        // order whatever order the futures are polled in.
-        let line = publish.sender_id.clone().map(|sender| {
-            let (done, mine) = watch::channel(false);
-            let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-            let ahead = lines.insert(sender.clone(), mine.clone());
-            (Arc::clone(&self.lines), sender, done, mine, ahead)
-        });
         async move {
-            let mut finished = None;
-            if let Some((lines, sender, done, mine, ahead)) = line {
-                if let Some(mut ahead) = ahead {
-                    // Ends when the one ahead is done or gone (its sender dropped).
-                    let _ = ahead.wait_for(|done| *done).await;
-                }
-                finished = Some((lines, sender, done, mine));
-            }
-            let published = transaction!(pool, |tx| queries::publish(&tx, &publish).await?);
-            if let Ok(published) = &published {
-                then(published);
-            }
-            if let Some((lines, sender, done, mine)) = finished {
-                let _ = done.send(true);
-                let mut lines = lines.lock().unwrap_or_else(|p| p.into_inner());
-                if lines
-                    .get(&sender)
-                    .is_some_and(|last| last.same_channel(&mine))
-                {
-                    lines.remove(&sender);
-                }
-            }
-            published
+            let published = transaction!(pool, |tx| queries::publish(&tx, &publish).await?)?;
+            then(&published);
+            Ok(published)
         }
         .boxed()
     }
