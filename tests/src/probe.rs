@@ -72,6 +72,7 @@ enum Kind {
     TokensNotLogged,
     BadConfig,
     OtherDatabase,
+    ClusterWithoutSharedStore,
     HooksOffLoopback,
     Warnings,
     BlockedStdout,
@@ -305,10 +306,16 @@ pub const PROBES: &[Probe] = &[
         Kind::BadConfig,
     ),
     probe(
-        "`DATABASE_URL=postgres://...` in a build that stores in SQLite",
+        "`DATABASE_URL` of an engine the server cannot store in (`mysql://...`)",
         "exit `2`, naming `DATABASE_URL` and the forms it takes; no file created",
         "same",
         Kind::OtherDatabase,
+    ),
+    probe(
+        "`REDIS_URL` (many nodes) beside a SQLite file (one process's)",
+        "exit `2`, naming `REDIS_URL`: a cluster shares a PostgreSQL store",
+        "same",
+        Kind::ClusterWithoutSharedStore,
     ),
     probe(
         "`TEST_HOOKS=true` with `BIND_ADDR=0.0.0.0`",
@@ -1229,13 +1236,19 @@ impl Bench {
                 refused_start(
                     &self.binary,
                     &self.dir,
-                    &[(
-                        "DATABASE_URL",
-                        "postgres://postgres@127.0.0.1:5432/postgres",
-                    )],
+                    &[("DATABASE_URL", "mysql://127.0.0.1/chat")],
                     "DATABASE_URL",
                 )?;
                 Ok("exit 2 naming DATABASE_URL".into())
+            }
+            Kind::ClusterWithoutSharedStore => {
+                refused_start(
+                    &self.binary,
+                    &self.dir,
+                    &[("REDIS_URL", "redis://127.0.0.1:9/")],
+                    "REDIS_URL",
+                )?;
+                Ok("exit 2 naming REDIS_URL".into())
             }
             Kind::HooksOffLoopback => {
                 refused_start(
