@@ -79,6 +79,13 @@ pub struct ChaosProxy {
 impl ChaosProxy {
     /// Listens on 127.0.0.1 and forwards to `upstream`, misbehaving while chaos is on.
     pub async fn start(upstream: SocketAddr, seed: u64) -> std::io::Result<ChaosProxy> {
+        Self::balancing(vec![upstream], seed).await
+    }
+
+    /// Like [`ChaosProxy::start`], spreading connections over `upstreams` in turn as a
+    /// load balancer does; a connection whose upstream is down goes to the next one.
+    pub async fn balancing(upstreams: Vec<SocketAddr>, seed: u64) -> std::io::Result<ChaosProxy> {
+        let upstreams: Arc<[SocketAddr]> = Arc::from(upstreams);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let chaos = Arc::new(AtomicBool::new(true));
@@ -102,9 +109,11 @@ impl ChaosProxy {
                     Fate::Healthy
                 };
                 let connection_seed = rng.next_u64();
+                let first =
+                    usize::try_from(accept_stats.connections.load(Ordering::Relaxed)).unwrap_or(0);
                 tokio::spawn(relay(
                     client,
-                    upstream,
+                    (Arc::clone(&upstreams), first),
                     fate,
                     connection_seed,
                     Arc::clone(&accept_chaos),
@@ -145,7 +154,7 @@ impl ChaosProxy {
 
 async fn relay(
     client: TcpStream,
-    upstream: SocketAddr,
+    (upstreams, first): (Arc<[SocketAddr]>, usize),
     fate: Fate,
     seed: u64,
     chaos: Arc<AtomicBool>,
@@ -154,7 +163,15 @@ async fn relay(
 ) {
     // Only cuts ordered after this connection began concern it.
     stop.borrow_and_update();
-    let Ok(server) = TcpStream::connect(upstream).await else {
+    let mut server = None;
+    for offset in 0..upstreams.len() {
+        let upstream = upstreams[(first + offset) % upstreams.len()];
+        if let Ok(connected) = TcpStream::connect(upstream).await {
+            server = Some(connected);
+            break;
+        }
+    }
+    let Some(server) = server else {
         return;
     };
     let _ = client.set_nodelay(true);

@@ -32,6 +32,8 @@ tasks:
   bench     size, browser speed and server load beside socket.io and the native
             WebSocket; writes target/bench/report.md [size] [browser] [server]
   fuzz      fuzz the decoders and the server's frame handling [seconds each, 300]
+  chaos     the chaos run on three nodes (node kills, Redis and PostgreSQL
+            restarts); `--long` sends 10,000 messages through two minutes of it
   help      this text
 
 Every task installs what it needs and is missing (the wasm32 target, Node packages)
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Some("codegen") => codegen::run(),
         Some("package") => package::run(rest),
         Some("fuzz") => fuzz::run(rest),
+        Some("chaos") => test::chaos_command(rest),
         Some("bench") => bench::run(rest),
         Some("help" | "--help" | "-h") | None => {
             println!("{HELP}");

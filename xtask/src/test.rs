@@ -484,6 +484,30 @@ fn probe() -> Result {
 }
 
 fn chaos() -> Result {
+    run_chaos(&[])?;
+    step("chaos on three nodes, with node kills and Redis and PostgreSQL restarts");
+    run_chaos(&[("CHAOS_CLUSTER", "3"), ("CHAOS_SECONDS", "20")])
+}
+
+/// `cargo xtask chaos [--long]`: the cluster chaos run on its own; `--long` sends
+/// 10,000 messages (2,500 from each of four clients) through two minutes of chaos.
+pub(crate) fn chaos_command(args: &[String]) -> Result {
+    let long = match args {
+        [] => false,
+        [flag] if flag == "--long" => true,
+        _ => return Err("usage: cargo xtask chaos [--long]".to_owned()),
+    };
+    let mut settings = vec![("CHAOS_CLUSTER", "3")];
+    if long {
+        settings.extend([("CHAOS_MESSAGES", "2500"), ("CHAOS_SECONDS", "120")]);
+    } else {
+        settings.push(("CHAOS_SECONDS", "20"));
+    }
+    run_chaos(&settings)
+}
+
+/// Builds the chaos run's parts and runs it with `settings` (`CHAOS_*`).
+fn run_chaos(settings: &[(&str, &str)]) -> Result {
     let chromium = ensure_chromium()?;
     package::build()?;
     let e2e = project_root().join("tests/e2e");
@@ -504,18 +528,21 @@ fn chaos() -> Result {
     }
     std::fs::copy(e2e.join("chaos.html"), site.join("chaos.html"))
         .map_err(|err| err.to_string())?;
-    Cmd::new(
-        &target_dir().join("debug/chaos").display().to_string(),
-        &project_root(),
-    )
-    .env("RELAYWIRE_SERVER_BIN", server.display().to_string())
-    .env("RELAYWIRE_CHAOS_BROWSER", e2e.display().to_string())
-    .env("RELAYWIRE_CHAOS_STATIC", site.display().to_string())
-    .env(
-        "CHROMIUM",
-        chromium.with_file_name("chromium").display().to_string(),
-    )
-    .run()
+    let program = target_dir().join("debug/chaos").display().to_string();
+    let root = project_root();
+    let mut command = Cmd::new(&program, &root);
+    for (name, value) in settings {
+        command = command.env(name, *value);
+    }
+    command
+        .env("RELAYWIRE_SERVER_BIN", server.display().to_string())
+        .env("RELAYWIRE_CHAOS_BROWSER", e2e.display().to_string())
+        .env("RELAYWIRE_CHAOS_STATIC", site.display().to_string())
+        .env(
+            "CHROMIUM",
+            chromium.with_file_name("chromium").display().to_string(),
+        )
+        .run()
 }
 
 fn fuzz_briefly() -> Result {

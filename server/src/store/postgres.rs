@@ -1,5 +1,8 @@
 //! The shared store: PostgreSQL, for many nodes behind one load balancer.
 //!
+//! A room's publishes take its row's lock first, so its events are positioned, and
+//! numbered for every member, in one order: the order of its history.
+//!
 //! Every operation runs in its own transaction on a pooled connection
 //! (`deadpool-postgres`, statements prepared once per connection). Numbering is the
 //! per-user `heads` row, incremented inside the publishing transaction: its row lock
@@ -445,6 +448,9 @@ mod queries {
     }
 
     pub(super) async fn publish(tx: &Transaction<'_>, publish: &Publish) -> Result<Published> {
+        if let Some(room_id) = &publish.room_id {
+            row(tx, sql::LOCK_ROOM, &[room_id]).await?;
+        }
         if let (Some(user_id), Some(room_id)) = (&publish.require_member, &publish.room_id) {
             require_member(tx, room_id, user_id).await?;
         }

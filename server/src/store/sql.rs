@@ -5,6 +5,12 @@
 //! common subset (TEXT, BIGINT, booleans compared as truth values); `RETURNING` and
 //! `ON CONFLICT` are spelled the same in both.
 
+/// PostgreSQL only: serializes a room's publishes, so its history (by position) and
+/// every member's stream (by `seq`) have one order. `NO KEY UPDATE` leaves the row's
+/// key free for the foreign-key checks of new members and events. SQLite's single
+/// writer needs no lock.
+pub(crate) const LOCK_ROOM: &str = "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE";
+
 pub(crate) const ROOM_OPEN: &str = "SELECT open FROM rooms WHERE id = $1";
 
 pub(crate) const IS_MEMBER: &str = "SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2";

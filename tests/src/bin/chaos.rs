@@ -4,8 +4,13 @@
 //! once each, in the order sent, and every participant must have received every stored
 //! message once, in order.
 //!
-//! `cargo xtask test chaos` builds what it needs and runs it; `CHAOS_SEED` replays a
-//! schedule, `CHAOS_SECONDS` sets how long the chaos lasts.
+//! With `CHAOS_CLUSTER=n`, the server is `n` nodes on a private PostgreSQL and Redis,
+//! behind the proxy as behind a load balancer, and the chaos kills nodes (SIGKILL),
+//! restarts Redis (which loses everything: no persistence) and restarts PostgreSQL.
+//!
+//! `cargo xtask test chaos` builds what it needs and runs it, on one node and on three;
+//! `CHAOS_SEED` replays a schedule, `CHAOS_SECONDS` sets how long the chaos lasts and
+//! `CHAOS_MESSAGES` how many messages each client sends (`cargo xtask chaos --long`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -19,9 +24,11 @@ use relaywire_chat::{ChatProtocol, ClientMessage, SendMessage, ServerMessage};
 use relaywire_client::core::{Auth, HeartbeatPolicy, ReconnectPolicy, Status};
 use relaywire_client::native::{Client, Options};
 use relaywire_tests::chaos::{ChaosProxy, Rng};
+use relaywire_tests::services::{Postgres, Redis};
 use relaywire_tests::{SECRET, token, wait_healthy};
 
 const NATIVE_CLIENTS: usize = 3;
+/// Messages each client sends, unless `CHAOS_MESSAGES` says otherwise.
 const MESSAGES_PER_CLIENT: usize = 120;
 const SEND_INTERVAL: Duration = Duration::from_millis(40);
 const SERVICE_KEY: &str = "chaos-service-key";
@@ -41,6 +48,9 @@ struct ServerProcess {
     port: u16,
     data_dir: PathBuf,
     static_dir: Option<PathBuf>,
+    /// `DATABASE_URL`, and `REDIS_URL` for a node of a cluster.
+    database: String,
+    redis: Option<String>,
     child: Option<Child>,
 }
 
@@ -56,7 +66,7 @@ impl ServerProcess {
             .env("JWT_SECRET", SECRET)
             .env("WS_PORT", self.port.to_string())
             .env("DATA_DIR", &self.data_dir)
-            .env("DATABASE_URL", self.data_dir.join("chat.db"))
+            .env("DATABASE_URL", &self.database)
             .env("SERVICE_KEYS", SERVICE_KEY)
             .env("HEARTBEAT_INTERVAL", "1000")
             .env("CONNECTION_TIMEOUT", "10000")
@@ -72,6 +82,11 @@ impl ServerProcess {
             .stdout(Stdio::null());
         if let Some(dir) = &self.static_dir {
             command.env("STATIC_DIR", dir);
+        }
+        if let Some(redis) = &self.redis {
+            command
+                .env("REDIS_URL", redis)
+                .env("REDIS_KEY_PREFIX", "chaos");
         }
         self.child = Some(
             command
@@ -93,6 +108,28 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Waits until every node's store answers again (`/readyz`).
+async fn wait_ready(http: &reqwest::Client, servers: &[ServerProcess]) -> Result {
+    let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
+    for server in servers {
+        loop {
+            let ready = http
+                .get(format!("{}/readyz", server.url()))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success());
+            if ready {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("{} is not ready again", server.url()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
 }
 
 /// What one client did.
@@ -252,24 +289,51 @@ async fn run() -> Result {
     let static_dir = env("RELAYWIRE_CHAOS_STATIC").map(PathBuf::from);
     println!("chaos: seed {seed}, {seconds} s of chaos");
 
+    let nodes: usize = env("CHAOS_CLUSTER")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let messages_per_client: usize = env("CHAOS_MESSAGES")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(MESSAGES_PER_CLIENT);
     let data_dir = std::env::temp_dir().join(format!("relaywire-chaos-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let mut server = ServerProcess {
-        binary: PathBuf::from(binary),
-        port,
-        data_dir: data_dir.clone(),
-        static_dir,
-        child: None,
+    // A cluster's shared parts, private to this run.
+    let (postgres, mut redis) = if nodes > 0 {
+        (Some(Postgres::start()?), Some(Redis::start()?))
+    } else {
+        (None, None)
     };
-    server.start()?;
+    let database = match &postgres {
+        Some(postgres) => postgres.create_database("chaos")?,
+        None => data_dir.join("chat.db").display().to_string(),
+    };
+    let mut servers = Vec::new();
+    for _ in 0..nodes.max(1) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let mut server = ServerProcess {
+            binary: PathBuf::from(&binary),
+            port,
+            data_dir: data_dir.clone(),
+            static_dir: static_dir.clone(),
+            database: database.clone(),
+            redis: redis.as_ref().map(Redis::url),
+            child: None,
+        };
+        server.start()?;
+        servers.push(server);
+    }
     let http = reqwest::Client::new();
-    let url = server.url();
-    wait_healthy(&http, &url, HEALTHY_WITHIN).await?;
+    for server in &servers {
+        wait_healthy(&http, &server.url(), HEALTHY_WITHIN).await?;
+    }
+    let url = servers[0].url();
+    if nodes > 0 {
+        println!("chaos: {nodes} nodes on PostgreSQL and Redis");
+    }
 
     let native_users: Vec<String> = (1..=NATIVE_CLIENTS)
         .map(|i| format!("native-{i}"))
@@ -285,12 +349,17 @@ async fn run() -> Result {
         .and_then(reqwest::Response::error_for_status)
         .map_err(|e| format!("cannot create the chat: {e}"))?;
 
-    let proxy = ChaosProxy::start(
-        format!("127.0.0.1:{port}").parse().map_err(|_| "address")?,
-        seed,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let upstreams = servers
+        .iter()
+        .map(|server| {
+            format!("127.0.0.1:{}", server.port)
+                .parse()
+                .map_err(|_| "address")
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let proxy = ChaosProxy::balancing(upstreams, seed)
+        .await
+        .map_err(|e| e.to_string())?;
     let ws_url = format!("ws://{}/ws", proxy.addr());
 
     // The clients, each recording what it sends and receives.
@@ -327,7 +396,7 @@ async fn run() -> Result {
             .map_err(|s| format!("{user} did not connect: {s:?}"))?;
         natives.push((user.clone(), client, record));
     }
-    let mut browser = match (&browser_dir, &server.static_dir) {
+    let mut browser = match (&browser_dir, &static_dir) {
         (Some(dir), Some(_)) => {
             let page = format!(
                 "{url}/chaos.html?ws={ws_url}&token={}",
@@ -349,7 +418,7 @@ async fn run() -> Result {
         .map(|(user, client, record)| {
             let (user, client, record) = (user.clone(), client.clone(), Arc::clone(record));
             tokio::spawn(async move {
-                for n in 0..MESSAGES_PER_CLIENT {
+                for n in 0..messages_per_client {
                     let content = format!("{user}#{n}");
                     let message = ClientMessage::from(SendMessage {
                         chat_id: CHAT.to_owned(),
@@ -367,23 +436,47 @@ async fn run() -> Result {
         .collect();
     if let Some(browser) = &mut browser {
         browser.say(&format!(
-            "SEND {MESSAGES_PER_CLIENT} {}",
+            "SEND {messages_per_client} {}",
             SEND_INTERVAL.as_millis()
         ))?;
     }
     let mut schedule = Rng::new(seed ^ 0x5EED);
     let mut restarts = 0;
+    let (mut redis_restarts, mut postgres_restarts) = (0, 0);
     let chaos_end = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    let mut tick = 0;
     while tokio::time::Instant::now() < chaos_end {
         tokio::time::sleep(Duration::from_millis(3_000 + schedule.below(3_000))).await;
         if tokio::time::Instant::now() >= chaos_end {
             break;
         }
-        server.kill();
-        tokio::time::sleep(Duration::from_millis(300 + schedule.below(1_200))).await;
-        server.start()?;
-        wait_healthy(&http, &url, HEALTHY_WITHIN).await?;
-        restarts += 1;
+        tick += 1;
+        let outage = Duration::from_millis(300 + schedule.below(1_200));
+        match (&postgres, &mut redis, tick % 3) {
+            // A cluster's second event restarts Redis, its third PostgreSQL.
+            (Some(_), Some(redis), 2) => {
+                redis.stop();
+                tokio::time::sleep(outage).await;
+                redis.restart()?;
+                redis_restarts += 1;
+            }
+            (Some(postgres), Some(_), 0) => {
+                postgres.stop()?;
+                tokio::time::sleep(outage).await;
+                postgres.restart()?;
+                wait_ready(&http, &servers).await?;
+                postgres_restarts += 1;
+            }
+            _ => {
+                let victim = usize::try_from(schedule.below(servers.len() as u64)).unwrap_or(0);
+                let server = &mut servers[victim];
+                server.kill();
+                tokio::time::sleep(outage).await;
+                server.start()?;
+                wait_healthy(&http, &server.url(), HEALTHY_WITHIN).await?;
+                restarts += 1;
+            }
+        }
     }
     for sender in senders {
         sender.await.map_err(|e| e.to_string())??;
@@ -401,7 +494,7 @@ async fn run() -> Result {
         .map(|(_, _, r)| r.lock().unwrap().sent.len())
         .sum::<usize>()
         + browser_sent;
-    let settle_end = tokio::time::Instant::now() + Duration::from_secs(60);
+    let settle_end = tokio::time::Instant::now() + Duration::from_secs(60 + seconds);
     for (user, client, record) in &natives {
         loop {
             let snapshot = client.snapshot();
@@ -491,7 +584,11 @@ async fn run() -> Result {
     println!("chaos: cut mid-stream     {}", stats.cuts.load(Relaxed));
     println!("chaos: stalled half-open  {}", stats.stalls.load(Relaxed));
     println!("chaos: delayed chunks     {}", stats.delays.load(Relaxed));
-    println!("chaos: server restarts    {restarts}");
+    println!("chaos: server restarts    {restarts} (SIGKILL)");
+    if nodes > 0 {
+        println!("chaos: Redis restarts     {redis_restarts}");
+        println!("chaos: PostgreSQL restarts {postgres_restarts}");
+    }
     println!("chaos: reconnects         {reconnects}");
     println!("chaos: lost               {lost}");
     println!("chaos: duplicated         {duplicated}");
@@ -511,6 +608,14 @@ async fn run() -> Result {
     if restarts == 0 || stats.cuts.load(Relaxed) == 0 {
         return Err("the schedule caused no restart or no cut: the run proves nothing".to_owned());
     }
+    if nodes > 0 && (redis_restarts == 0 || postgres_restarts == 0) {
+        return Err(
+            "the run was too short for a Redis and a PostgreSQL restart: raise CHAOS_SECONDS"
+                .to_owned(),
+        );
+    }
+    drop(servers);
+    drop(postgres);
     println!("chaos: passed: 0 lost, 0 duplicated, every sender's order kept");
     Ok(())
 }
