@@ -27,7 +27,12 @@ impl RawSocket {
         user: &str,
         query: &str,
     ) -> (RawSocket, Value) {
-        let url = format!("{}?token={}{query}", server.ws_url(), token(user));
+        Self::open_url(&server.ws_url(), user, query).await
+    }
+
+    /// Like [`RawSocket::open`], to the server at `ws_url`.
+    pub async fn open_url(ws_url: &str, user: &str, query: &str) -> (RawSocket, Value) {
+        let url = format!("{ws_url}?token={}{query}", token(user));
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("the handshake succeeds");
@@ -76,7 +81,24 @@ impl RawSocket {
 
     /// Whether a frame of type `kind` arrives within `wait`.
     pub async fn sees_within(&mut self, kind: &str, wait: Duration) -> bool {
-        tokio::time::timeout(wait, self.next_of(kind)).await.is_ok()
+        self.next_of_within(kind, wait).await.is_some()
+    }
+
+    /// The next frame of type `kind` if one arrives within `wait`, skipping others.
+    pub async fn next_of_within(&mut self, kind: &str, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.0.next())
+                .await
+                .ok()?;
+            let Some(Ok(Message::Text(text))) = frame else {
+                continue;
+            };
+            let frame: Value = serde_json::from_str(&text).expect("the server sends JSON");
+            if frame["type"] == kind {
+                return Some(frame);
+            }
+        }
     }
 
     /// The next frame of type `kind`, skipping others.

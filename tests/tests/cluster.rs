@@ -239,6 +239,53 @@ async fn presence_typing_and_the_admin_api_work_whichever_node_is_asked() {
 }
 
 #[tokio::test]
+async fn a_node_killed_without_a_goodbye_has_its_users_go_offline_within_the_bound() {
+    let cluster = cluster(1, |_| {}).await;
+    let database = cluster.postgres.url("chat");
+    let port = relaywire_tests::free_port().expect("a port");
+    let mut doomed = std::process::Command::new(env!("CARGO_BIN_EXE_chat-node"))
+        .env_clear()
+        .env("JWT_SECRET", relaywire_tests::SECRET)
+        .env("WS_PORT", port.to_string())
+        .env("DATABASE_URL", &database)
+        .env("REDIS_URL", cluster.redis.url())
+        .env("REDIS_KEY_PREFIX", "cluster-test")
+        .env("LOG_LEVEL", "warn")
+        .spawn()
+        .expect("the node process starts");
+    let http = reqwest::Client::new();
+    relaywire_tests::wait_healthy(
+        &http,
+        &format!("http://127.0.0.1:{port}"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the node answers");
+    let (mut alice, _) = RawSocket::open(&cluster.nodes[0], "alice", "").await;
+    let (_bob, _) = RawSocket::open_url(&format!("ws://127.0.0.1:{port}/ws"), "bob", "").await;
+    let online = alice.next_of("user:online").await;
+    assert_eq!(online["payload"], json!({"userId": "bob", "online": true}));
+
+    doomed.kill().expect("SIGKILL");
+    let _ = doomed.wait();
+    // The documented bound: the node's entry expires (6 s), and the next heartbeat of
+    // a live node (every 2 s) reaps it.
+    let killed = tokio::time::Instant::now();
+    let offline = alice
+        .next_of_within("user:online", Duration::from_secs(10))
+        .await
+        .expect("bob goes offline within the bound");
+    assert_eq!(
+        offline["payload"],
+        json!({"userId": "bob", "online": false})
+    );
+    assert!(
+        killed.elapsed() >= Duration::from_secs(3),
+        "only once the node expired"
+    );
+}
+
+#[tokio::test]
 async fn a_connection_on_one_node_replaces_the_one_on_another_with_the_single_policy() {
     let cluster = cluster(2, |config| {
         config.connection_policy = ConnectionPolicy::Single
