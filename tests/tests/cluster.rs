@@ -236,6 +236,19 @@ async fn presence_typing_and_the_admin_api_work_whichever_node_is_asked() {
     );
     let event = bob.next_of("event").await;
     assert_eq!(event["payload"]["name"], "ping");
+    let broadcast = http
+        .post(format!("{}/api/messages/broadcast", c.http_url()))
+        .bearer_auth(SERVICE_KEY)
+        .json(&json!({"message": {"type": "event", "payload": {"name": "all", "data": 2}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(broadcast.status().is_success());
+    let event = bob.next_of("event").await;
+    assert_eq!(
+        event["payload"]["name"], "all",
+        "a broadcast through node C reaches node B"
+    );
 }
 
 #[tokio::test]
@@ -307,6 +320,7 @@ async fn a_redis_restart_loses_nothing_stored() {
     alice.request("m0", message("general", "before")).await;
     assert_eq!(contents(&mut bob, 1).await.0, ["before"]);
 
+    let (mut bob_on_a, _) = RawSocket::open(&cluster.nodes[0], "bob", "").await;
     cluster.redis.stop();
     for i in 0..5 {
         let ack = alice
@@ -317,6 +331,12 @@ async fn a_redis_restart_loses_nothing_stored() {
             "stored and acknowledged without Redis: {ack}"
         );
     }
+    let (local, _) = contents(&mut bob_on_a, 5).await;
+    assert_eq!(
+        local,
+        numbered("during", 0..5),
+        "local delivery goes on without Redis"
+    );
     cluster.redis.restart().expect("Redis starts again");
     // Node B subscribes again and catches bob up from the store.
     let (caught_up, _) = contents(&mut bob, 5).await;
@@ -326,6 +346,47 @@ async fn a_redis_restart_loses_nothing_stored() {
         contents(&mut bob, 1).await.0,
         ["after"],
         "live again, nothing twice"
+    );
+}
+
+#[tokio::test]
+async fn a_rolling_restart_drains_a_node_and_its_clients_resume_on_another() {
+    let mut cluster = cluster(2, |_| {}).await;
+    let (mut alice, _) = RawSocket::open(&cluster.nodes[0], "alice", "").await;
+    let (mut bob, _) = RawSocket::open(&cluster.nodes[1], "bob", "").await;
+    alice.request("m0", message("general", "one")).await;
+    let (_, seen) = contents(&mut bob, 1).await;
+
+    // SIGTERM's path: the node stops accepting and closes its sockets with 1001.
+    let mut draining = cluster.nodes.remove(1);
+    let stopping = tokio::spawn(async move {
+        draining.stop().await;
+        draining
+    });
+    assert_eq!(bob.close_code().await, Some(CloseCode::GoingAway.code()));
+    alice.request("m1", message("general", "two")).await;
+    let (mut bob, connected) =
+        RawSocket::open(&cluster.nodes[0], "bob", &format!("&lastSeq={seen}")).await;
+    assert_eq!(connected["payload"]["replayed"], 1, "{connected}");
+    assert_eq!(
+        contents(&mut bob, 1).await.0,
+        ["two"],
+        "nothing lost across the drain"
+    );
+    let mut restarted = stopping.await.expect("the node stopped");
+    restarted.restart().await;
+    let (mut carol, _) = RawSocket::open(&restarted, "carol", "").await;
+    carol
+        .request(
+            "j",
+            json!({"type": "chat:join", "payload": {"chatId": "general"}}),
+        )
+        .await;
+    alice.request("m2", message("general", "three")).await;
+    assert_eq!(
+        contents(&mut carol, 1).await.0,
+        ["three"],
+        "the restarted node is back in"
     );
 }
 

@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: builds the client, the npm package and the React app, and serves
-//! the app from the reference chat server at one URL.
+//! the app from the reference chat server at one URL. `--cluster` serves it from three
+//! nodes on a private PostgreSQL and Redis instead, one URL each.
 
 use std::process::{Command, Stdio};
 
@@ -9,10 +10,17 @@ use crate::cmd::{Cmd, step};
 use crate::tools::{free_port, project_root, target_dir};
 
 pub(crate) fn run(args: &[String]) -> Result {
-    if let Some(arg) = args.first() {
-        return Err(format!(
-            "`cargo xtask demo` takes no arguments, got `{arg}`"
-        ));
+    let cluster = match args {
+        [] => false,
+        [flag] if flag == "--cluster" => true,
+        [arg, ..] => {
+            return Err(format!(
+                "`cargo xtask demo` takes only `--cluster`, got `{arg}`"
+            ));
+        }
+    };
+    if cluster {
+        return run_cluster();
     }
     let dist = app::build(app::REACT_CHAT)?;
     step("building the reference chat server");
@@ -51,4 +59,80 @@ pub(crate) fn run(args: &[String]) -> Result {
     } else {
         Err(format!("the server stopped: {status}"))
     }
+}
+
+/// Nodes of the demo cluster.
+const DEMO_NODES: u16 = 3;
+
+/// Three nodes of the chat server with the React app, on a private PostgreSQL and
+/// Redis that stop with the demo: sign in on one node's URL and chat with a user on
+/// another's.
+fn run_cluster() -> Result {
+    let dist = app::build(app::REACT_CHAT)?;
+    step("building the reference chat server");
+    Cmd::new("cargo", &project_root())
+        .args(["build", "--quiet", "-p", "relaywire-chat-server"])
+        .run()?;
+    step("starting PostgreSQL and Redis");
+    let postgres = crate::services::Postgres::start()?;
+    let database = postgres.create_database("demo")?;
+    let redis = crate::services::Redis::start()?;
+    // One secret for every node, so a session from any node is good on all.
+    let secret = random_secret()?;
+    let server = target_dir().join("debug/relaywire-chat-server");
+    let first = free_port(8080)?;
+    let mut nodes = Vec::new();
+    let mut stdins = Vec::new();
+    step("starting three nodes");
+    for index in 0..DEMO_NODES {
+        let port = free_port(first + index)?;
+        let url = format!("http://127.0.0.1:{port}");
+        let mut child = Command::new(&server)
+            .stdin(Stdio::piped())
+            .env("EXIT_ON_STDIN_CLOSE", "true")
+            .env("WS_PORT", port.to_string())
+            .env("JWT_SECRET", &secret)
+            .env("DEV_LOGIN", "true")
+            .env("SEED_DEMO", "true")
+            .env(
+                "DATA_DIR",
+                target_dir().join(format!("demo-cluster-{index}")),
+            )
+            .env("DATABASE_URL", &database)
+            .env("REDIS_URL", redis.url())
+            .env("STATIC_DIR", &dist)
+            .env("CORS_ORIGIN", format!("{url},http://localhost:{port}"))
+            .env("LOG_LEVEL", "info")
+            .spawn()
+            .map_err(|err| format!("cannot start {}: {err}", server.display()))?;
+        stdins.push(child.stdin.take());
+        println!("demo: node {} at {url}", index + 1);
+        nodes.push(child);
+    }
+    println!(
+        "demo: sign in as one user on one node and as another on a second (a private \
+         window); stop a node and its users reconnect to what they load; Ctrl-C stops all"
+    );
+    let mut failed = None;
+    for mut node in nodes {
+        let status = node.wait().map_err(|err| err.to_string())?;
+        if !status.success() {
+            failed = Some(status);
+        }
+    }
+    drop(stdins);
+    match failed {
+        None => Ok(()),
+        Some(status) => Err(format!("a node stopped: {status}")),
+    }
+}
+
+/// 32 random hex digits from the kernel, for the demo's shared `JWT_SECRET`.
+fn random_secret() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .map_err(|err| format!("cannot read /dev/urandom: {err}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -27,6 +27,7 @@ tasks:
             generated-file freshness, the TypeScript checks and the browser tests
             (`cargo xtask test <check>...` runs some; `cargo xtask test --list`)
   demo      build and start the reference chat server with the example app
+            (`--cluster`: three nodes on a private PostgreSQL and Redis)
   codegen   regenerate the generated TypeScript (bindings/) and the README tables
   package   build the npm package into target/npm/ (relaywire-<version>.tgz)
   bench     size, browser speed and server load beside socket.io and the native

@@ -3,6 +3,8 @@
 // included) with an acknowledgement, and `ping` answered with `pong`. It stores
 // nothing, where the reference server writes every message to SQLite first.
 // Listens on 127.0.0.1:$PORT (websocket transport only); exits when stdin closes.
+// With $REDIS_URL it is one node of several: `@socket.io/redis-adapter` carries each
+// room broadcast to the other nodes over Redis pub/sub, as Socket.IO scales out.
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { Server } from "socket.io";
@@ -24,6 +26,14 @@ function verify(token) {
 
 const http = createServer((_, response) => response.writeHead(404).end());
 const io = new Server(http, { transports: ["websocket"], serveClient: false, cors: { origin: true } });
+if (process.env.REDIS_URL) {
+  const { createAdapter } = await import("@socket.io/redis-adapter");
+  const { createClient } = await import("redis");
+  const pub = createClient({ url: process.env.REDIS_URL });
+  const sub = pub.duplicate();
+  await Promise.all([pub.connect(), sub.connect()]);
+  io.adapter(createAdapter(pub, sub));
+}
 
 io.use((socket, next) => {
   const claims = verify(socket.handshake.auth?.token);

@@ -165,22 +165,29 @@ async fn send_all(
     Ok(sink)
 }
 
-/// One run: `receivers` participants, `messages` sent with `window` in flight.
+/// One run: `receivers` participants, `messages` sent with `window` in flight. With
+/// several `nodes` (one deployment), participants are spread over them in turn, as a
+/// load balancer would; the sender is on the first.
 pub(crate) async fn run(
-    server: &Server,
+    nodes: &[Server],
     run: usize,
     receivers: usize,
     messages: usize,
     window: usize,
 ) -> Result<Fanout> {
+    let server = nodes.first().ok_or("no server to run against")?;
     let chat = format!("fanout-{run}");
     let users: Vec<String> = (0..=receivers).map(|i| format!("fan-{run}-{i}")).collect();
     create_chat(server, &chat, &users).await?;
     let chats = [chat.clone()];
     let mut sockets = Vec::with_capacity(users.len());
-    let mut opening =
-        futures_util::stream::iter(users.iter().map(|user| open(server, user, &chats)))
-            .buffered(CONCURRENCY);
+    let mut opening = futures_util::stream::iter(
+        users
+            .iter()
+            .enumerate()
+            .map(|(i, user)| open(&nodes[i % nodes.len()], user, &chats)),
+    )
+    .buffered(CONCURRENCY);
     while let Some(socket) = opening.next().await {
         sockets.push(socket?);
     }
@@ -192,8 +199,9 @@ pub(crate) async fn run(
         tasks.spawn(receive(socket, messages));
     }
 
-    let pid = server.pid()?;
-    let (server_before, generator_before) = (cpu::snapshot(pid), cpu::snapshot(std::process::id()));
+    let pids = nodes.iter().map(Server::pid).collect::<Result<Vec<_>>>()?;
+    let server_before: Vec<_> = pids.iter().map(|pid| cpu::snapshot(*pid)).collect();
+    let generator_before = cpu::snapshot(std::process::id());
     let started = Instant::now();
     let (sink, stream) = sender.split();
     let slots = Arc::new(Semaphore::new(window));
@@ -212,7 +220,11 @@ pub(crate) async fn run(
     let (latencies, seconds) = tokio::time::timeout(RUN_TIMEOUT, everything)
         .await
         .map_err(|_| format!("the fan-out did not finish within {RUN_TIMEOUT:?}"))??;
-    let server_cpu = cpu::used(&server_before, &cpu::snapshot(pid));
+    let server_cpu = pids
+        .iter()
+        .zip(&server_before)
+        .flat_map(|(pid, before)| cpu::used(before, &cpu::snapshot(*pid)))
+        .collect();
     let generator_cpu_seconds = cpu::used(&generator_before, &cpu::snapshot(std::process::id()))
         .iter()
         .map(|t| t.seconds)

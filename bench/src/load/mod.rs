@@ -54,6 +54,25 @@ pub(crate) struct ServerLoad {
     pub(crate) p99_ms: f64,
 }
 
+/// One deployment's fan-out, for the scale-out rows.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DeploymentLoad {
+    /// What ran: the server, its store and bus.
+    pub(crate) deployment: &'static str,
+    /// Server processes the participants were spread over.
+    pub(crate) nodes: usize,
+    /// Every fan-out run.
+    pub(crate) fanout: Vec<Fanout>,
+    /// Median deliveries per second.
+    pub(crate) per_second: f64,
+    /// Median of the runs' p50 latency.
+    pub(crate) p50_ms: f64,
+    /// Median of the runs' p99 latency.
+    pub(crate) p99_ms: f64,
+    /// Median CPU seconds of all its processes per 1,000 deliveries.
+    pub(crate) cpu_ms_per_1000: f64,
+}
+
 /// Both servers' figures.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct LoadReport {
@@ -61,6 +80,92 @@ pub(crate) struct LoadReport {
     pub(crate) settings: Settings,
     /// The reference server, then Socket.IO.
     pub(crate) servers: Vec<ServerLoad>,
+    /// The fan-out on PostgreSQL and on three nodes of each server (one machine:
+    /// what a delivery costs there, not added capacity).
+    pub(crate) scale_out: Vec<DeploymentLoad>,
+}
+
+/// Nodes of each cluster row.
+const CLUSTER_NODES: usize = 3;
+
+/// The scale-out rows: Relaywire on PostgreSQL (one node, then three over Redis) and
+/// Socket.IO on three nodes over its Redis adapter, on a private PostgreSQL and
+/// Redis, in turns as the single-node rows are.
+async fn scale_out(
+    server_binary: &Path,
+    js_dir: &Path,
+    settings: &Settings,
+) -> Result<Vec<DeploymentLoad>> {
+    let postgres = relaywire_tests::services::Postgres::start()?;
+    let redis = relaywire_tests::services::Redis::start()?;
+    let max = settings.receivers * 2 + DESCRIPTOR_HEADROOM as usize;
+    let single = postgres.create_database("bench_single")?;
+    let shared = postgres.create_database("bench_cluster")?;
+    let redis_url = redis.url();
+    let mut deployments: Vec<(&'static str, Vec<Server>)> = Vec::new();
+    deployments.push((
+        "Relaywire, PostgreSQL, 1 node",
+        vec![Server::relaywire_on(server_binary, max, &[("DATABASE_URL", &single)]).await?],
+    ));
+    let mut relaywire_nodes = Vec::new();
+    for _ in 0..CLUSTER_NODES {
+        relaywire_nodes.push(
+            Server::relaywire_on(
+                server_binary,
+                max,
+                &[("DATABASE_URL", &shared), ("REDIS_URL", &redis_url)],
+            )
+            .await?,
+        );
+    }
+    deployments.push(("Relaywire, PostgreSQL + Redis, 3 nodes", relaywire_nodes));
+    let mut socketio_nodes = Vec::new();
+    for _ in 0..CLUSTER_NODES {
+        socketio_nodes.push(Server::socketio(js_dir, Some(&redis_url)).await?);
+    }
+    deployments.push(("Socket.IO 4, Redis adapter, 3 nodes", socketio_nodes));
+
+    let mut runs: Vec<Vec<Fanout>> = vec![Vec::new(); deployments.len()];
+    for run in 1..=settings.runs {
+        for ((name, nodes), results) in deployments.iter().zip(&mut runs) {
+            // Chat ids apart from the single-node rows' (the same store is not shared,
+            // but the numbering of runs is).
+            let result = fanout::run(
+                nodes,
+                100 + run,
+                settings.receivers,
+                settings.messages,
+                settings.window,
+            )
+            .await?;
+            eprintln!(
+                "bench: {name}: fan-out run {run}: {:.0} deliveries/s, p50 {:.2} ms, p99 {:.2} ms",
+                result.per_second, result.p50_ms, result.p99_ms
+            );
+            results.push(result);
+        }
+    }
+    Ok(deployments
+        .iter()
+        .zip(runs)
+        .map(|((name, nodes), fanout)| {
+            let of = |f: &dyn Fn(&Fanout) -> f64| {
+                median(&fanout.iter().map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN)
+            };
+            DeploymentLoad {
+                deployment: name,
+                nodes: nodes.len(),
+                per_second: of(&|r| r.per_second),
+                p50_ms: of(&|r| r.p50_ms),
+                p99_ms: of(&|r| r.p99_ms),
+                cpu_ms_per_1000: of(&|r| {
+                    r.server_cpu.iter().map(|t| t.seconds).sum::<f64>() * 1e6
+                        / r.delivered.max(1) as f64
+                }),
+                fanout,
+            }
+        })
+        .collect())
 }
 
 /// Runs the idle and fan-out scenarios against both servers.
@@ -81,12 +186,12 @@ pub(crate) async fn run(
         ));
     }
     let max_connections = settings.idle + DESCRIPTOR_HEADROOM as usize;
-    let servers = [
+    let processes = [
         Server::relaywire(server_binary, max_connections).await?,
-        Server::socketio(js_dir).await?,
+        Server::socketio(js_dir, None).await?,
     ];
     let mut idle = Vec::new();
-    for server in &servers {
+    for server in &processes {
         let result = idle::measure(server, settings.idle).await?;
         eprintln!(
             "bench: {}: {} idle connections held of {}, {:.1} KiB each",
@@ -98,11 +203,11 @@ pub(crate) async fn run(
         idle.push(result);
     }
     // Runs alternate between the servers, so drift on a shared machine hits both.
-    let mut fanouts: Vec<Vec<Fanout>> = vec![Vec::new(); servers.len()];
+    let mut fanouts: Vec<Vec<Fanout>> = vec![Vec::new(); processes.len()];
     for run in 1..=settings.runs {
-        for (server, results) in servers.iter().zip(&mut fanouts) {
+        for (server, results) in processes.iter().zip(&mut fanouts) {
             let result = fanout::run(
-                server,
+                std::slice::from_ref(server),
                 run,
                 settings.receivers,
                 settings.messages,
@@ -119,7 +224,7 @@ pub(crate) async fn run(
             results.push(result);
         }
     }
-    let servers = servers
+    let servers = processes
         .iter()
         .zip(idle)
         .zip(fanouts)
@@ -137,5 +242,11 @@ pub(crate) async fn run(
             }
         })
         .collect();
-    Ok(LoadReport { settings, servers })
+    drop(processes);
+    let scale_out = scale_out(server_binary, js_dir, &settings).await?;
+    Ok(LoadReport {
+        settings,
+        servers,
+        scale_out,
+    })
 }

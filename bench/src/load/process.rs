@@ -48,6 +48,16 @@ impl Server {
     /// Starts the reference server from its release binary, taking up to
     /// `max_connections` at once (`MAX_CONNECTIONS`).
     pub(crate) async fn relaywire(binary: &Path, max_connections: usize) -> Result<Server> {
+        Self::relaywire_on(binary, max_connections, &[]).await
+    }
+
+    /// Like [`Server::relaywire`], with more settings (`DATABASE_URL`, `REDIS_URL`, ...)
+    /// over the defaults.
+    pub(crate) async fn relaywire_on(
+        binary: &Path,
+        max_connections: usize,
+        settings: &[(&str, &str)],
+    ) -> Result<Server> {
         let port = free_port()?;
         let data_dir =
             std::env::temp_dir().join(format!("relaywire-load-{}-{port}", std::process::id()));
@@ -69,17 +79,24 @@ impl Server {
             .env("MAX_CONNECTIONS", max_connections.to_string())
             .env("LOG_LEVEL", "warn")
             .env("EXIT_ON_STDIN_CLOSE", "true");
+        for (name, value) in settings {
+            command.env(name, value);
+        }
         Self::spawn(Kind::Relaywire, command, port, Some(data_dir)).await
     }
 
-    /// Starts the Socket.IO server.
-    pub(crate) async fn socketio(js_dir: &Path) -> Result<Server> {
+    /// Starts the Socket.IO server; with `redis`, as one node of several on its
+    /// Redis adapter.
+    pub(crate) async fn socketio(js_dir: &Path, redis: Option<&str>) -> Result<Server> {
         let port = free_port()?;
         let mut command = Command::new("node");
         command
             .arg(js_dir.join("servers/socketio.mjs"))
             .env("PORT", port.to_string())
             .env("JWT_SECRET", SECRET);
+        if let Some(redis) = redis {
+            command.env("REDIS_URL", redis);
+        }
         Self::spawn(Kind::SocketIo, command, port, None).await
     }
 
