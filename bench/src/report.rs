@@ -446,6 +446,30 @@ fn scale_out_section(server: &LoadReport, out: &mut String) {
         ]);
     }
     out.push_str(&table.done());
+    let profile = &server.store_profile;
+    if !profile.top.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nWhat PostgreSQL executed for the two Relaywire rows (`pg_stat_statements`): \
+             {} statements for {} messages ({:.1} per message), {:.0} ms of execution in all \
+             ({:.2} ms per message). The statements that took longest:\n",
+            thousands(profile.calls),
+            thousands(profile.messages),
+            profile.calls as f64 / profile.messages.max(1) as f64,
+            profile.total_ms,
+            profile.total_ms / profile.messages.max(1) as f64,
+        );
+        let mut table = Table::new(&["statement", "calls", "ms in all", "ms per call"], 1, 0);
+        for statement in &profile.top {
+            table.row(&[
+                format!("`{}`", statement.statement.replace('|', "\\|")),
+                thousands(statement.calls),
+                format!("{:.0}", statement.total_ms),
+                format!("{:.3}", statement.total_ms / statement.calls.max(1) as f64),
+            ]);
+        }
+        out.push_str(&table.done());
+    }
     let _ = writeln!(
         out,
         "\nWhere cluster mode costs more, and why: every message is a PostgreSQL transaction \

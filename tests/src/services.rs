@@ -54,12 +54,20 @@ pub struct Postgres {
     dir: PathBuf,
     port: u16,
     as_root: bool,
+    /// Server settings beyond the defaults, as `name=value`.
+    settings: Vec<String>,
 }
 
 impl Postgres {
     /// Initializes a cluster in a temporary folder and starts it. As root, the server
     /// runs as the `postgres` user, which PostgreSQL requires.
     pub fn start() -> Result<Self, String> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Postgres::start`], with server settings (`name=value`), e.g.
+    /// `shared_preload_libraries=pg_stat_statements`.
+    pub fn start_with(settings: &[&str]) -> Result<Self, String> {
         let bin = Path::new(POSTGRES_BIN);
         if !bin.join("initdb").exists() {
             return Err(format!(
@@ -75,6 +83,7 @@ impl Postgres {
             port: free_port()?,
             dir,
             as_root,
+            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
         };
         let data = postgres.dir.join("data");
         run(postgres.command("initdb").arg("-D").arg(&data).args([
@@ -101,11 +110,15 @@ impl Postgres {
     }
 
     fn run_server(&self) -> Result<(), String> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             self.port,
             self.dir.display()
         );
+        for setting in &self.settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         run(self
             .command("pg_ctl")
             .arg("-D")
@@ -140,6 +153,41 @@ impl Postgres {
             .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
             .arg(format!("CREATE DATABASE \"{name}\"")))?;
         Ok(self.url(name))
+    }
+
+    /// Runs `sql` in database `name` and returns what it printed, unaligned, one row
+    /// per line and `|` between columns.
+    pub fn query(&self, name: &str, sql: &str) -> Result<String, String> {
+        let output = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args([
+                "-d",
+                name,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-A",
+                "-t",
+                "-c",
+                sql,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|err| format!("psql: {err}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "psql failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Stops the server at once (clients see their connections drop).

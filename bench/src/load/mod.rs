@@ -73,6 +73,30 @@ pub(crate) struct DeploymentLoad {
     pub(crate) cpu_ms_per_1000: f64,
 }
 
+/// A statement PostgreSQL ran during the scale-out rows (`pg_stat_statements`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StatementTime {
+    /// The statement, whitespace folded, cut short.
+    pub(crate) statement: String,
+    /// Times it ran.
+    pub(crate) calls: u64,
+    /// Milliseconds spent executing it, in all.
+    pub(crate) total_ms: f64,
+}
+
+/// Where PostgreSQL's time went in the scale-out rows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct StoreProfile {
+    /// The statements that took the most execution time.
+    pub(crate) top: Vec<StatementTime>,
+    /// Statements run, in all.
+    pub(crate) calls: u64,
+    /// Milliseconds spent executing statements, in all.
+    pub(crate) total_ms: f64,
+    /// Chat messages stored.
+    pub(crate) messages: u64,
+}
+
 /// Both servers' figures.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct LoadReport {
@@ -83,6 +107,8 @@ pub(crate) struct LoadReport {
     /// The fan-out on PostgreSQL and on three nodes of each server (one machine:
     /// what a delivery costs there, not added capacity).
     pub(crate) scale_out: Vec<DeploymentLoad>,
+    /// What PostgreSQL executed for them.
+    pub(crate) store_profile: StoreProfile,
 }
 
 /// Nodes of each cluster row.
@@ -91,12 +117,52 @@ const CLUSTER_NODES: usize = 3;
 /// The scale-out rows: Relaywire on PostgreSQL (one node, then three over Redis) and
 /// Socket.IO on three nodes over its Redis adapter, on a private PostgreSQL and
 /// Redis, in turns as the single-node rows are.
+/// Reads `pg_stat_statements` after the scale-out runs.
+fn store_profile(
+    postgres: &relaywire_tests::services::Postgres,
+    messages: u64,
+) -> Result<StoreProfile> {
+    let rows = postgres.query(
+        "postgres",
+        "SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 100)
+         FROM pg_stat_statements ORDER BY total_exec_time DESC",
+    )?;
+    let mut profile = StoreProfile {
+        messages,
+        ..StoreProfile::default()
+    };
+    for line in rows.lines() {
+        let mut fields = line.splitn(3, '|');
+        let (Some(calls), Some(total), Some(statement)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let calls: u64 = calls.parse().unwrap_or(0);
+        let total_ms: f64 = total.parse().unwrap_or(0.0);
+        profile.calls += calls;
+        profile.total_ms += total_ms;
+        if profile.top.len() < 8 {
+            profile.top.push(StatementTime {
+                statement: statement.to_owned(),
+                calls,
+                total_ms,
+            });
+        }
+    }
+    Ok(profile)
+}
+
 async fn scale_out(
     server_binary: &Path,
     js_dir: &Path,
     settings: &Settings,
-) -> Result<Vec<DeploymentLoad>> {
-    let postgres = relaywire_tests::services::Postgres::start()?;
+) -> Result<(Vec<DeploymentLoad>, StoreProfile)> {
+    // Statement statistics are the store's profile: what it executed, and how long.
+    let postgres = relaywire_tests::services::Postgres::start_with(&[
+        "shared_preload_libraries=pg_stat_statements",
+    ])?;
+    postgres.query("postgres", "CREATE EXTENSION pg_stat_statements")?;
     let redis = relaywire_tests::services::Redis::start()?;
     let max = settings.receivers * 2 + DESCRIPTOR_HEADROOM as usize;
     let single = postgres.create_database("bench_single")?;
@@ -125,6 +191,8 @@ async fn scale_out(
     }
     deployments.push(("Socket.IO 4, Redis adapter, 3 nodes", socketio_nodes));
 
+    // Only the runs count, not the nodes' start-up and migrations.
+    postgres.query("postgres", "SELECT pg_stat_statements_reset()")?;
     let mut runs: Vec<Vec<Fanout>> = vec![Vec::new(); deployments.len()];
     for run in 1..=settings.runs {
         for ((name, nodes), results) in deployments.iter().zip(&mut runs) {
@@ -145,7 +213,10 @@ async fn scale_out(
             results.push(result);
         }
     }
-    Ok(deployments
+    // The PostgreSQL rows' messages: two Relaywire deployments, every run.
+    let messages = (2 * settings.runs * settings.messages) as u64;
+    let profile = store_profile(&postgres, messages)?;
+    let loads = deployments
         .iter()
         .zip(runs)
         .map(|((name, nodes), fanout)| {
@@ -165,7 +236,8 @@ async fn scale_out(
                 fanout,
             }
         })
-        .collect())
+        .collect();
+    Ok((loads, profile))
 }
 
 /// Runs the idle and fan-out scenarios against both servers.
@@ -243,10 +315,11 @@ pub(crate) async fn run(
         })
         .collect();
     drop(processes);
-    let scale_out = scale_out(server_binary, js_dir, &settings).await?;
+    let (scale_out, store_profile) = scale_out(server_binary, js_dir, &settings).await?;
     Ok(LoadReport {
         settings,
         servers,
         scale_out,
+        store_profile,
     })
 }

@@ -500,8 +500,7 @@ mod queries {
         let position: i64 = get(&inserted, 0)?;
         let recipients = match &publish.audience {
             Audience::Room(room_id) => {
-                let numbered = rows(tx, sql::NUMBER_ROOM, &[room_id]).await?;
-                execute(tx, sql::FILE_ROOM, &[&position, room_id]).await?;
+                let numbered = rows(tx, sql::NUMBER_AND_FILE_ROOM, &[room_id, &position]).await?;
                 numbered
                     .iter()
                     .map(|found| Ok((get::<String>(found, 0)?, seq_of(get(found, 1)?)?)))
