@@ -206,26 +206,40 @@ impl Keys {
 }
 
 /// Presence scripts: each runs atomically in Redis, so two nodes connecting the same
-/// user at once cannot both see them as new. `ARGV[1]` is the key prefix and `ARGV[2]`
-/// the time in milliseconds; a node is live while its score is above it.
+/// user at once cannot both see them as new. `ARGV[1]` is the key prefix. A node is
+/// live while its score, an expiry time, is above Redis's clock (`TIME`): only one
+/// clock decides, so nodes whose clocks disagree still agree on who is live.
 mod scripts {
+    /// Redis's time in milliseconds, as `now`; every script starts with it.
+    const NOW: &str = "local t = redis.call('TIME')
+        local now = t[1] * 1000 + math.floor(t[2] / 1000)";
+
+    /// A script: [`NOW`], then `body`.
+    pub(super) fn with_now(body: &str) -> String {
+        format!("{NOW}\n{body}")
+    }
+
+    /// Renews a node (`ARGV[2]`) for `ARGV[3]` ms; returns 1 when it was not live.
+    pub(super) const RENEW: &str = r"
+        return redis.call('ZADD', ARGV[1]..':nodes', now + tonumber(ARGV[3]), ARGV[2])";
+
     /// Records a user on a node; returns how many other live nodes hold them.
     pub(super) const CONNECT: &str = r"
         local others = 0
-        for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..ARGV[2], '+inf')) do
-            if n ~= ARGV[3] and redis.call('HEXISTS', ARGV[1]..':node:'..n, ARGV[4]) == 1 then
+        for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')) do
+            if n ~= ARGV[2] and redis.call('HEXISTS', ARGV[1]..':node:'..n, ARGV[3]) == 1 then
                 others = others + 1
             end
         end
-        redis.call('HSET', ARGV[1]..':node:'..ARGV[3], ARGV[4], ARGV[5])
+        redis.call('HSET', ARGV[1]..':node:'..ARGV[2], ARGV[3], ARGV[4])
         return others";
 
     /// Removes a user from a node; returns how many other live nodes hold them.
     pub(super) const DISCONNECT: &str = r"
-        redis.call('HDEL', ARGV[1]..':node:'..ARGV[3], ARGV[4])
+        redis.call('HDEL', ARGV[1]..':node:'..ARGV[2], ARGV[3])
         local others = 0
-        for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..ARGV[2], '+inf')) do
-            if redis.call('HEXISTS', ARGV[1]..':node:'..n, ARGV[4]) == 1 then
+        for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')) do
+            if redis.call('HEXISTS', ARGV[1]..':node:'..n, ARGV[3]) == 1 then
                 others = others + 1
             end
         end
@@ -234,7 +248,7 @@ mod scripts {
     /// Every live node's users: node, user, value, node, user, value, ...
     pub(super) const CONNECTED: &str = r"
         local out = {}
-        for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..ARGV[2], '+inf')) do
+        for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')) do
             local fields = redis.call('HGETALL', ARGV[1]..':node:'..n)
             for i = 1, #fields, 2 do
                 out[#out + 1] = n
@@ -244,11 +258,11 @@ mod scripts {
         end
         return out";
 
-    /// Which of the users `ARGV[3..]` a live node holds.
+    /// Which of the users `ARGV[2..]` a live node holds.
     pub(super) const ONLINE_AMONG: &str = r"
-        local live = redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..ARGV[2], '+inf')
+        local live = redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')
         local out = {}
-        for i = 3, #ARGV do
+        for i = 2, #ARGV do
             for _, n in ipairs(live) do
                 if redis.call('HEXISTS', ARGV[1]..':node:'..n, ARGV[i]) == 1 then
                     out[#out + 1] = ARGV[i]
@@ -260,9 +274,9 @@ mod scripts {
 
     /// Removes the nodes that expired; returns their users that no live node holds.
     pub(super) const REAP: &str = r"
-        local dead = redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '-inf', ARGV[2])
+        local dead = redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '-inf', now)
         if #dead == 0 then return {} end
-        local live = redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..ARGV[2], '+inf')
+        local live = redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')
         local out = {}
         for _, d in ipairs(dead) do
             local users = redis.call('HKEYS', ARGV[1]..':node:'..d)
@@ -291,10 +305,6 @@ async fn stopping(shutting_down: &mut watch::Receiver<bool>) {
 fn millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn now_ms() -> u64 {
-    millis(SystemTime::now())
 }
 
 /// A presence hash value: connections and since when (ms), as `"3:1733000000000"`.
@@ -345,19 +355,11 @@ impl Joining {
             keys,
             node,
         };
-        joining.renew().await.map_err(redis_error)?;
+        renew(&joining.commands, &joining.keys, &joining.node)
+            .await
+            .map_err(redis_error)?;
         tracing::info!(node = %joining.node, "joined the cluster");
         Ok(joining)
-    }
-
-    async fn renew(&self) -> redis::RedisResult<()> {
-        let expires = now_ms() + u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
-        redis::cmd("ZADD")
-            .arg(self.keys.nodes())
-            .arg(expires)
-            .arg(&self.node)
-            .exec_async(&mut self.commands.clone())
-            .await
     }
 
     /// Starts the node's bus on `hub`: the publisher, the subscriber, presence and
@@ -394,6 +396,18 @@ impl Joining {
         tokio::spawn(heartbeat(Arc::clone(&bus), store, shutting_down));
         bus
     }
+}
+
+/// Renews `node` in the live set for [`NODE_TTL`] by Redis's clock; 1 when it was
+/// not in it (new, reaped, or Redis restarted).
+async fn renew(commands: &ConnectionManager, keys: &Keys, node: &str) -> redis::RedisResult<i64> {
+    let ttl = NODE_TTL.as_millis().to_string();
+    redis::Script::new(&scripts::with_now(scripts::RENEW))
+        .arg(&keys.prefix)
+        .arg(node)
+        .arg(ttl)
+        .invoke_async(&mut commands.clone())
+        .await
 }
 
 /// Something for the presence task, in order.
@@ -445,10 +459,9 @@ impl RedisBus {
         script: &str,
         args: &[&str],
     ) -> redis::RedisResult<T> {
-        let now = now_ms().to_string();
-        let script = redis::Script::new(script);
+        let script = redis::Script::new(&scripts::with_now(script));
         let mut invocation = script.prepare_invoke();
-        invocation.arg(&self.keys.prefix).arg(now);
+        invocation.arg(&self.keys.prefix);
         for arg in args {
             invocation.arg(*arg);
         }
@@ -723,14 +736,7 @@ async fn heartbeat(
             _ = ticks.tick() => {}
             _ = stopping(&mut shutting_down) => return,
         }
-        let expires = now_ms() + u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
-        let renewed: redis::RedisResult<i64> = redis::cmd("ZADD")
-            .arg(bus.keys.nodes())
-            .arg(expires)
-            .arg(&bus.node)
-            .query_async(&mut bus.commands.clone())
-            .await;
-        match renewed {
+        match renew(&bus.commands, &bus.keys, &bus.node).await {
             // Added anew: Redis restarted, or this node was reaped while it stalled.
             Ok(1) => bus.resync.store(true, Ordering::Relaxed),
             Ok(_) => {}
