@@ -141,17 +141,7 @@ impl Postgres {
 
     /// Creates an empty database and returns its URL.
     pub fn create_database(&self, name: &str) -> Result<String, String> {
-        run(Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
-            .arg(format!("CREATE DATABASE \"{name}\"")))?;
+        self.query("postgres", &format!("CREATE DATABASE \"{name}\""))?;
         Ok(self.url(name))
     }
 

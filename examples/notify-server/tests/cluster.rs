@@ -3,43 +3,20 @@
 //! sent through one node reach users on the other, numbered by the shared store; the
 //! connected list covers both nodes; one connection per user holds across them.
 
-// The tests' private PostgreSQL and Redis, one file shared with the test crate.
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../../tests/src/services.rs"]
-mod services;
-
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
 use relaywire_notify_server::{NotifyApp, apply_defaults};
 use relaywire_protocol::CloseCode;
 use relaywire_server::config::{Cluster, Database, Env};
 use relaywire_server::{Config, RunningServer};
+use relaywire_tests::RawSocket;
+use relaywire_tests::services::{Postgres, Redis};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
-const SECRET: &str = "notify-cluster-secret-0123456789";
 const SERVICE_KEY: &str = "notify-cluster-service-key";
-const WAIT: Duration = Duration::from_secs(5);
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn token(user: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({ "sub": user, "name": user, "iat": now, "exp": now + 3600 }),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .expect("HS256 signing cannot fail")
-}
-
-async fn node(database: &str, redis: &services::Redis) -> RunningServer {
-    let mut config = Config::local(SECRET);
+async fn node(database: &str, redis: &Redis) -> RunningServer {
+    let mut config = Config::local(relaywire_tests::SECRET);
     config.service_keys = vec![SERVICE_KEY.to_owned()];
     apply_defaults(&Env::new(HashMap::new()), &mut config);
     config.database = Database::Postgres(database.to_owned());
@@ -52,40 +29,8 @@ async fn node(database: &str, redis: &services::Redis) -> RunningServer {
         .expect("the node starts")
 }
 
-async fn open(node: &RunningServer, user: &str) -> (Socket, Value) {
-    let url = format!("ws://{}/ws?token={}", node.addr(), token(user));
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("handshake");
-    let connected = next(&mut socket).await;
-    assert_eq!(connected["type"], "connected", "{connected}");
-    (socket, connected)
-}
-
-async fn next(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("a frame within five seconds")
-            .expect("open")
-            .expect("a frame");
-        if let Message::Text(text) = frame {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
-}
-
-async fn close_code(socket: &mut Socket) -> Option<u16> {
-    loop {
-        match tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Close(close))) => return close.map(|c| u16::from(c.code)),
-            Some(Ok(_)) => {}
-            _ => return None,
-        }
-    }
+async fn open(node: &RunningServer, user: &str) -> (RawSocket, Value) {
+    RawSocket::open_url(&format!("ws://{}/ws", node.addr()), user, "").await
 }
 
 async fn call(
@@ -111,8 +56,8 @@ async fn call(
 
 #[tokio::test]
 async fn the_notification_service_runs_on_two_nodes() {
-    let postgres = services::Postgres::start().expect("PostgreSQL starts");
-    let redis = services::Redis::start().expect("Redis starts");
+    let postgres = Postgres::start().expect("PostgreSQL starts");
+    let redis = Redis::start().expect("Redis starts");
     let database = postgres.create_database("notify").expect("a database");
     let a = node(&database, &redis).await;
     let b = node(&database, &redis).await;
@@ -131,7 +76,7 @@ async fn the_notification_service_runs_on_two_nodes() {
         (Some(1), Some(1)),
         "{sent}"
     );
-    let message = next(&mut erin).await;
+    let message = erin.next().await;
     assert_eq!(message["type"], "message", "{message}");
     assert_eq!(message["payload"]["id"], sent["messageId"]);
     assert_eq!(message["payload"]["seq"], 1, "numbered by the shared store");
@@ -142,7 +87,7 @@ async fn the_notification_service_runs_on_two_nodes() {
         Some(json!({"userId": "erin", "title": "Welcome", "body": "Glad you are here"})),
     )
     .await;
-    let notification = next(&mut erin).await;
+    let notification = erin.next().await;
     assert_eq!(notification["type"], "notification");
     assert_eq!(notification["payload"]["seq"], 2);
 
@@ -158,7 +103,7 @@ async fn the_notification_service_runs_on_two_nodes() {
     // One connection per user, whichever node it opens on.
     let (_erin_on_b, _) = open(&b, "erin").await;
     assert_eq!(
-        close_code(&mut erin).await,
+        erin.close_code().await,
         Some(CloseCode::SessionReplaced.code())
     );
 }
