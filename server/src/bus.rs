@@ -73,8 +73,11 @@ pub enum BusMessage {
         user: String,
         /// Online or not.
         online: bool,
-        /// Their rooms.
+        /// Their rooms, whose online members are told.
         rooms: Vec<String>,
+        /// Rooms whose members knew already (the user's other rooms, when they joined
+        /// one): they are not told again.
+        already: Vec<String>,
     },
     /// Every connection checks the store for events it has not had: the bus may have
     /// lost some.
@@ -131,8 +134,9 @@ pub(crate) fn apply(hub: &Hub, message: BusMessage) -> Reach {
             user,
             online,
             rooms,
+            already,
         } => {
-            hub.deliver_presence(&user, online, &rooms);
+            hub.deliver_presence(&user, online, &rooms, &already);
             Reach::default()
         }
         BusMessage::CatchUp => {

@@ -92,6 +92,7 @@ enum Wire {
         user: String,
         online: bool,
         rooms: Vec<String>,
+        already: Vec<String>,
     },
     CatchUp,
 }
@@ -129,10 +130,12 @@ impl From<&BusMessage> for Wire {
                 user,
                 online,
                 rooms,
+                already,
             } => Wire::Presence {
                 user,
                 online,
                 rooms,
+                already,
             },
             BusMessage::CatchUp => Wire::CatchUp,
         }
@@ -177,10 +180,12 @@ impl Wire {
                 user,
                 online,
                 rooms,
+                already,
             } => BusMessage::Presence {
                 user,
                 online,
                 rooms,
+                already,
             },
             Wire::CatchUp => BusMessage::CatchUp,
         })
@@ -531,6 +536,7 @@ impl RedisBus {
                         user,
                         online: true,
                         rooms,
+                        already: Vec::new(),
                     });
                 } else if self.policy == ConnectionPolicy::Single {
                     // The newest connection wins, on whichever node it opened.
@@ -561,6 +567,7 @@ impl RedisBus {
                         user,
                         online: false,
                         rooms,
+                        already: Vec::new(),
                     });
                 }
             }
@@ -766,6 +773,7 @@ async fn heartbeat(
                 user,
                 online: false,
                 rooms,
+                already: Vec::new(),
             });
         }
     }

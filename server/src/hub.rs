@@ -508,15 +508,28 @@ impl Hub {
         self.forward_room_frames(&user_id, stopped);
     }
 
-    /// Tells this node's online members of `rooms` (but the user) that the user came
-    /// online or went offline in the cluster.
-    pub(crate) fn deliver_presence(&self, user_id: &str, online: bool, rooms: &[String]) {
+    /// Tells this node's online members of `rooms` (but the user, and those in one of
+    /// the rooms `already`, who knew) that the user came online or went offline in the
+    /// cluster.
+    pub(crate) fn deliver_presence(
+        &self,
+        user_id: &str,
+        online: bool,
+        rooms: &[String],
+        already: &[String],
+    ) {
         let state = self.state();
+        let knew = |peer: &String| {
+            state
+                .users
+                .get(peer)
+                .is_some_and(|user| already.iter().any(|room| user.rooms.contains(room)))
+        };
         let peers: BTreeSet<&String> = rooms
             .iter()
             .filter_map(|room| state.rooms.get(room))
             .flatten()
-            .filter(|peer| peer.as_str() != user_id)
+            .filter(|peer| peer.as_str() != user_id && !knew(peer))
             .collect();
         let frame = Outbound::Frame((self.presence)(user_id, online));
         for peer in peers {
@@ -601,10 +614,15 @@ impl Hub {
     }
 
     /// Records that an online user joined a room, and exchanges presence with the
-    /// room's online members they did not share a room with.
+    /// room's online members they did not share a room with. (In a cluster the relay
+    /// exchanges it, across nodes.)
     pub(crate) fn joined_room(&self, user_id: &str, room_id: &str) {
         let mut state = self.state();
         if !state.users.contains_key(user_id) {
+            return;
+        }
+        if self.remote().is_some() {
+            state.add_to_room(user_id, room_id);
             return;
         }
         let before = state.peers(user_id);

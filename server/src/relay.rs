@@ -368,6 +368,29 @@ impl<P: Protocol> Relay<P> {
         for user_id in &room.members {
             self.joined(user_id, &room.id);
         }
+        if let Some(cluster) = &self.inner.cluster {
+            // Every online member tells the others, on every node, who shared no other
+            // room with them.
+            let online = cluster
+                .online_among(&room.members)
+                .await
+                .unwrap_or_default();
+            for member in online {
+                let mut others = self
+                    .inner
+                    .store
+                    .user_rooms(member.clone())
+                    .await
+                    .unwrap_or_default();
+                others.retain(|other| *other != room.id);
+                self.inner.bus.send(BusMessage::Presence {
+                    user: member,
+                    online: true,
+                    rooms: vec![room.id.clone()],
+                    already: others,
+                });
+            }
+        }
         Ok(room)
     }
 
@@ -381,13 +404,65 @@ impl<P: Protocol> Relay<P> {
     /// Adds a user to a room (`rule` says whether the room must be open); online, they
     /// start receiving it at once. Whether they were new.
     pub async fn join(&self, user_id: &str, room_id: &str, rule: JoinRule) -> StoreResult<bool> {
+        // In a cluster, who knew of whom before the join decides who is told now.
+        let before = match &self.inner.cluster {
+            Some(_) => Some((
+                self.inner.store.user_rooms(user_id.to_owned()).await?,
+                self.inner.store.peers(user_id.to_owned()).await?,
+            )),
+            None => None,
+        };
         let joined = self
             .inner
             .store
             .join(room_id.to_owned(), user_id.to_owned(), rule)
             .await?;
         self.joined(user_id, room_id);
+        if let (Some(cluster), Some((rooms, peers)), true) = (&self.inner.cluster, before, joined) {
+            self.exchange_presence(cluster, user_id, room_id, rooms, peers)
+                .await;
+        }
         Ok(joined)
+    }
+
+    /// A user joined a room, in a cluster: the room's online members who shared no room
+    /// with them learn they are online, on every node, and they learn which of those
+    /// members are.
+    async fn exchange_presence(
+        &self,
+        cluster: &RedisBus,
+        user_id: &str,
+        room_id: &str,
+        rooms_before: Vec<String>,
+        peers_before: Vec<String>,
+    ) {
+        let Ok(room) = self.room(room_id).await else {
+            return;
+        };
+        let mut asked: Vec<String> = room
+            .members
+            .into_iter()
+            .filter(|member| member != user_id && !peers_before.contains(member))
+            .collect();
+        asked.push(user_id.to_owned());
+        let Ok(online) = cluster.online_among(&asked).await else {
+            return;
+        };
+        if online.iter().any(|online| online == user_id) {
+            self.inner.bus.send(BusMessage::Presence {
+                user: user_id.to_owned(),
+                online: true,
+                rooms: vec![room_id.to_owned()],
+                already: rooms_before,
+            });
+        }
+        for peer in online.iter().filter(|online| *online != user_id) {
+            let message = P::Server::from(PresenceChange {
+                user_id: peer.clone(),
+                online: true,
+            });
+            self.send_to_users(&[user_id.to_owned()], &message);
+        }
     }
 
     /// Removes a member from a room; their ephemeral states there end.

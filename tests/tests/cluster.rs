@@ -75,6 +75,13 @@ async fn contents(socket: &mut RawSocket, count: usize) -> (Vec<String>, u64) {
     (seen, last)
 }
 
+/// The user of the next `user:online` frame that says someone came online.
+async fn presence_of(socket: &mut RawSocket) -> String {
+    let frame = socket.next_of("user:online").await;
+    assert_eq!(frame["payload"]["online"], true, "{frame}");
+    frame["payload"]["userId"].as_str().unwrap().to_owned()
+}
+
 fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("{prefix} {i}")).collect()
 }
@@ -88,13 +95,26 @@ async fn what_one_node_stores_reaches_every_node_in_order_and_resumes_anywhere()
     let (mut alice, _) = RawSocket::open(a, "alice", "").await;
     let (mut bob, _) = RawSocket::open(b, "bob", "").await;
     let (mut carol, _) = RawSocket::open(c, "carol", "").await;
-    let joined = carol
-        .request(
-            "j",
-            json!({"type": "chat:join", "payload": {"chatId": "general"}}),
-        )
+    // Joining, carol and the chat's members on other nodes learn of each other (her
+    // presence news comes with the join's answer, so both are read together).
+    carol
+        .send(json!({"type": "chat:join", "id": "j", "payload": {"chatId": "general"}}))
         .await;
-    assert_eq!(joined["type"], "ack", "{joined}");
+    let (mut acked, mut seen) = (false, Vec::new());
+    while !acked || seen.len() < 2 {
+        let frame = carol.next().await;
+        match frame["type"].as_str() {
+            Some("ack") => acked = true,
+            Some("user:online") => {
+                seen.push(frame["payload"]["userId"].as_str().unwrap().to_owned())
+            }
+            Some("error") => panic!("the join failed: {frame}"),
+            _ => {}
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["alice", "bob"]);
+    while presence_of(&mut alice).await != "carol" {}
 
     for i in 0..20 {
         let ack = alice
@@ -296,6 +316,23 @@ async fn a_node_killed_without_a_goodbye_has_its_users_go_offline_within_the_bou
         killed.elapsed() >= Duration::from_secs(3),
         "only once the node expired"
     );
+}
+
+#[tokio::test]
+async fn members_of_a_new_chat_on_different_nodes_learn_they_are_online() {
+    let cluster = cluster(2, |_| {}).await;
+    let (mut dave, _) = RawSocket::open(&cluster.nodes[0], "dave", "").await;
+    let (mut erin, _) = RawSocket::open(&cluster.nodes[1], "erin", "").await;
+    let created = reqwest::Client::new()
+        .post(format!("{}/api/chats", cluster.nodes[1].http_url()))
+        .bearer_auth(SERVICE_KEY)
+        .json(&json!({"id": "pair", "title": "Pair", "participantIds": ["dave", "erin"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    assert_eq!(presence_of(&mut dave).await, "erin");
+    assert_eq!(presence_of(&mut erin).await, "dave");
 }
 
 #[tokio::test]
