@@ -14,6 +14,8 @@ pub mod postgres;
 pub(crate) mod schema;
 mod sql;
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use futures_util::future::BoxFuture;
 use relaywire_protocol::{ErrorCode, Seq};
