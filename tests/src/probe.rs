@@ -538,6 +538,20 @@ fn say(chat: &str, content: &str) -> Value {
     json!({"type": "chat:message", "payload": {"chatId": chat, "content": content}})
 }
 
+/// The connection ends with close `code`.
+async fn closes_with(ws: &mut Socket, code: CloseCode) -> Result<(), String> {
+    let end = ending(ws).await;
+    expect(end == Ending::Closed(code.code()), &format!("{end:?}"))
+}
+
+/// The next frame is an `error` with `error_code`, then the connection closes with
+/// `close`.
+async fn refused(ws: &mut Socket, error_code: ErrorCode, close: CloseCode) -> Result<(), String> {
+    let error = next(ws).await?;
+    expect(code(&error) == Some(error_code), &error)?;
+    closes_with(ws, close).await
+}
+
 fn expect(ok: bool, seen: &impl std::fmt::Display) -> Result<(), String> {
     if ok {
         Ok(())
@@ -639,11 +653,7 @@ impl Bench {
             Kind::FrameFarTooLarge => {
                 let (mut ws, _) = member(server, "huge").await?;
                 let _ = ws.send(Message::text("y".repeat(1_000_000))).await;
-                let end = ending(&mut ws).await;
-                expect(
-                    end == Ending::Closed(CloseCode::MessageTooBig.code()),
-                    &format!("{end:?}"),
-                )?;
+                closes_with(&mut ws, CloseCode::MessageTooBig).await?;
                 Ok("closed 1009".into())
             }
             Kind::BinaryFrame => {
@@ -736,13 +746,7 @@ impl Bench {
                     held.push(ws);
                 }
                 let mut extra = open(&url, &[]).await.map_err(|err| err.to_string())?;
-                let error = next(&mut extra).await?;
-                expect(code(&error) == Some(ErrorCode::RateLimited), &error)?;
-                let end = ending(&mut extra).await;
-                expect(
-                    end == Ending::Closed(CloseCode::TryAgainLater.code()),
-                    &format!("{end:?}"),
-                )?;
+                refused(&mut extra, ErrorCode::RateLimited, CloseCode::TryAgainLater).await?;
                 Ok("the 4th: error RATE_LIMITED, close 1013".into())
             }
             Kind::SlowReader => {
@@ -767,22 +771,14 @@ impl Bench {
                     }
                     pushed += 1;
                 }
-                let end = ending(&mut slow).await;
-                expect(
-                    end == Ending::Closed(CloseCode::SlowConsumer.code()),
-                    &format!("{end:?}"),
-                )?;
+                closes_with(&mut slow, CloseCode::SlowConsumer).await?;
                 Ok(format!("closed 4006 after {pushed} pushed frames"))
             }
             Kind::Silence => {
                 let (mut ws, _) = member(server, "silent").await?;
                 // Not reading: the server's pings go unanswered.
                 tokio::time::sleep(Duration::from_millis(3_200)).await;
-                let end = ending(&mut ws).await;
-                expect(
-                    end == Ending::Closed(CloseCode::IdleTimeout.code()),
-                    &format!("{end:?}"),
-                )?;
+                closes_with(&mut ws, CloseCode::IdleTimeout).await?;
                 Ok("closed 4007".into())
             }
             Kind::SilentTcp => {
@@ -880,13 +876,7 @@ impl Bench {
                 let mut ws = open(&server.ws(""), &[])
                     .await
                     .map_err(|err| err.to_string())?;
-                let error = next(&mut ws).await?;
-                expect(code(&error) == Some(ErrorCode::AuthFailed), &error)?;
-                let end = ending(&mut ws).await;
-                expect(
-                    end == Ending::Closed(CloseCode::AuthFailed.code()),
-                    &format!("{end:?}"),
-                )?;
+                refused(&mut ws, ErrorCode::AuthFailed, CloseCode::AuthFailed).await?;
                 Ok("error AUTH_FAILED, close 4001".into())
             }
             Kind::BeforeAuth => {
@@ -895,13 +885,7 @@ impl Bench {
                     .map_err(|err| err.to_string())?;
                 let marker = unique("before-auth");
                 send(&mut ws, &say("random", &marker)).await?;
-                let error = next(&mut ws).await?;
-                expect(code(&error) == Some(ErrorCode::AuthFailed), &error)?;
-                let end = ending(&mut ws).await;
-                expect(
-                    end == Ending::Closed(CloseCode::AuthFailed.code()),
-                    &format!("{end:?}"),
-                )?;
+                refused(&mut ws, ErrorCode::AuthFailed, CloseCode::AuthFailed).await?;
                 let (_, history) =
                     admin_json(http.get(server.http("/api/chats/random/messages?limit=100")))
                         .await?;
@@ -1055,11 +1039,7 @@ impl Bench {
                     .map_err(|err| err.to_string())?;
                 let error = next(&mut ws).await?;
                 expect(error["type"] == "error", &error)?;
-                let end = ending(&mut ws).await;
-                expect(
-                    end == Ending::Closed(CloseCode::UnsupportedVersion.code()),
-                    &format!("{end:?}"),
-                )?;
+                closes_with(&mut ws, CloseCode::UnsupportedVersion).await?;
                 Ok("error, close 4005".into())
             }
             Kind::NotParticipant => {
