@@ -10,11 +10,14 @@
 use std::sync::Arc;
 
 use relaywire_protocol::{CloseCode, Seq};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::hub::{Frame, Hub, Reach};
 
-/// Something every node applies to its own connections.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something every node applies to its own connections. Between nodes it travels as
+/// JSON, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum BusMessage {
     /// A stored event: each recipient with their number, and the frame without `seq`.
@@ -64,6 +67,7 @@ pub enum BusMessage {
         /// The user.
         user: String,
         /// The close code.
+        #[serde(with = "close_code_number")]
         code: CloseCode,
     },
     /// A user came online or went offline in the whole cluster: the online members
@@ -82,6 +86,19 @@ pub enum BusMessage {
     /// Every connection checks the store for events it has not had: the bus may have
     /// lost some.
     CatchUp,
+}
+
+/// A close code as its number on the wire between nodes.
+mod close_code_number {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(code: &CloseCode, to: S) -> Result<S::Ok, S::Error> {
+        code.code().serialize(to)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<CloseCode, D::Error> {
+        u16::deserialize(from).map(CloseCode::from)
+    }
 }
 
 /// A bus backend.

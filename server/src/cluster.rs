@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use relaywire_protocol::CloseCode;
 use relaywire_protocol::http::UserStatus;
-use relaywire_protocol::{CloseCode, Seq};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -49,147 +49,20 @@ fn redis_error(err: redis::RedisError) -> ClusterError {
     ClusterError(err.to_string())
 }
 
-/// What travels on the channel: the message and the node that sent it.
-#[derive(Debug, Serialize, Deserialize)]
+/// What travels on the channel: the message and the node that sent it. A message
+/// that does not read (a number out of range, say) is dropped: a gap it leaves is
+/// caught up from the store.
+#[derive(Debug, Deserialize)]
 struct Envelope {
     node: String,
-    message: Wire,
+    message: BusMessage,
 }
 
-/// A [`BusMessage`] as it travels between nodes.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Wire {
-    Event {
-        recipients: Vec<(String, u64)>,
-        frame: String,
-    },
-    ToUsers {
-        users: Vec<String>,
-        frame: String,
-    },
-    ToRoom {
-        room: String,
-        frame: String,
-        except: Option<String>,
-    },
-    Broadcast {
-        frame: String,
-    },
-    Joined {
-        user: String,
-        room: String,
-    },
-    Left {
-        user: String,
-        room: String,
-    },
-    CloseUser {
-        user: String,
-        code: u16,
-    },
-    Presence {
-        user: String,
-        online: bool,
-        rooms: Vec<String>,
-        already: Vec<String>,
-    },
-    CatchUp,
-}
-
-impl From<&BusMessage> for Wire {
-    fn from(message: &BusMessage) -> Self {
-        match message.clone() {
-            BusMessage::Event { recipients, frame } => Wire::Event {
-                recipients: recipients.into_iter().map(|(u, s)| (u, s.get())).collect(),
-                frame: frame.to_string(),
-            },
-            BusMessage::ToUsers { users, frame } => Wire::ToUsers {
-                users,
-                frame: frame.to_string(),
-            },
-            BusMessage::ToRoom {
-                room,
-                frame,
-                except,
-            } => Wire::ToRoom {
-                room,
-                frame: frame.to_string(),
-                except,
-            },
-            BusMessage::Broadcast { frame } => Wire::Broadcast {
-                frame: frame.to_string(),
-            },
-            BusMessage::Joined { user, room } => Wire::Joined { user, room },
-            BusMessage::Left { user, room } => Wire::Left { user, room },
-            BusMessage::CloseUser { user, code } => Wire::CloseUser {
-                user,
-                code: code.code(),
-            },
-            BusMessage::Presence {
-                user,
-                online,
-                rooms,
-                already,
-            } => Wire::Presence {
-                user,
-                online,
-                rooms,
-                already,
-            },
-            BusMessage::CatchUp => Wire::CatchUp,
-        }
-    }
-}
-
-impl Wire {
-    /// The bus message; `None` for one that does not hold together (a number out of
-    /// range), which is dropped: a gap it leaves is caught up from the store.
-    fn into_message(self) -> Option<BusMessage> {
-        Some(match self {
-            Wire::Event { recipients, frame } => BusMessage::Event {
-                recipients: recipients
-                    .into_iter()
-                    .map(|(user, seq)| Seq::new(seq).ok().map(|seq| (user, seq)))
-                    .collect::<Option<_>>()?,
-                frame: Arc::from(frame),
-            },
-            Wire::ToUsers { users, frame } => BusMessage::ToUsers {
-                users,
-                frame: Arc::from(frame),
-            },
-            Wire::ToRoom {
-                room,
-                frame,
-                except,
-            } => BusMessage::ToRoom {
-                room,
-                frame: Arc::from(frame),
-                except,
-            },
-            Wire::Broadcast { frame } => BusMessage::Broadcast {
-                frame: Arc::from(frame),
-            },
-            Wire::Joined { user, room } => BusMessage::Joined { user, room },
-            Wire::Left { user, room } => BusMessage::Left { user, room },
-            Wire::CloseUser { user, code } => BusMessage::CloseUser {
-                user,
-                code: CloseCode::from(code),
-            },
-            Wire::Presence {
-                user,
-                online,
-                rooms,
-                already,
-            } => BusMessage::Presence {
-                user,
-                online,
-                rooms,
-                already,
-            },
-            Wire::CatchUp => BusMessage::CatchUp,
-        })
-    }
+/// An [`Envelope`] as this node writes it, borrowing the message.
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    node: &'a str,
+    message: &'a BusMessage,
 }
 
 /// The Redis names of one app (`REDIS_KEY_PREFIX`).
@@ -215,21 +88,25 @@ impl Keys {
 /// live while its score, an expiry time, is above Redis's clock (`TIME`): only one
 /// clock decides, so nodes whose clocks disagree still agree on who is live.
 mod scripts {
+    use std::sync::LazyLock;
+
+    use redis::Script;
+
     /// Redis's time in milliseconds, as `now`; every script starts with it.
     const NOW: &str = "local t = redis.call('TIME')
         local now = t[1] * 1000 + math.floor(t[2] / 1000)";
 
-    /// A script: [`NOW`], then `body`.
-    pub(super) fn with_now(body: &str) -> String {
-        format!("{NOW}\n{body}")
+    /// A script of [`NOW`], then `body`, hashed once for the process.
+    fn compiled(body: &str) -> Script {
+        Script::new(&format!("{NOW}\n{body}"))
     }
 
     /// Renews a node (`ARGV[2]`) for `ARGV[3]` ms; returns 1 when it was not live.
-    pub(super) const RENEW: &str = r"
+    const RENEW_LUA: &str = r"
         return redis.call('ZADD', ARGV[1]..':nodes', now + tonumber(ARGV[3]), ARGV[2])";
 
     /// Records a user on a node; returns how many other live nodes hold them.
-    pub(super) const CONNECT: &str = r"
+    const CONNECT_LUA: &str = r"
         local others = 0
         for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')) do
             if n ~= ARGV[2] and redis.call('HEXISTS', ARGV[1]..':node:'..n, ARGV[3]) == 1 then
@@ -240,7 +117,7 @@ mod scripts {
         return others";
 
     /// Removes a user from a node; returns how many other live nodes hold them.
-    pub(super) const DISCONNECT: &str = r"
+    const DISCONNECT_LUA: &str = r"
         redis.call('HDEL', ARGV[1]..':node:'..ARGV[2], ARGV[3])
         local others = 0
         for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')) do
@@ -251,7 +128,7 @@ mod scripts {
         return others";
 
     /// Every live node's users: node, user, value, node, user, value, ...
-    pub(super) const CONNECTED: &str = r"
+    const CONNECTED_LUA: &str = r"
         local out = {}
         for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')) do
             local fields = redis.call('HGETALL', ARGV[1]..':node:'..n)
@@ -263,22 +140,24 @@ mod scripts {
         end
         return out";
 
-    /// Which of the users `ARGV[2..]` a live node holds.
-    pub(super) const ONLINE_AMONG: &str = r"
-        local live = redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')
+    /// The users `ARGV[2..]` on every live node that holds them: node, user, value,
+    /// node, user, value, ...
+    const HELD_LUA: &str = r"
         local out = {}
-        for i = 2, #ARGV do
-            for _, n in ipairs(live) do
-                if redis.call('HEXISTS', ARGV[1]..':node:'..n, ARGV[i]) == 1 then
+        for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')) do
+            for i = 2, #ARGV do
+                local value = redis.call('HGET', ARGV[1]..':node:'..n, ARGV[i])
+                if value then
+                    out[#out + 1] = n
                     out[#out + 1] = ARGV[i]
-                    break
+                    out[#out + 1] = value
                 end
             end
         end
         return out";
 
     /// Removes the nodes that expired; returns their users that no live node holds.
-    pub(super) const REAP: &str = r"
+    const REAP_LUA: &str = r"
         local dead = redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '-inf', now)
         if #dead == 0 then return {} end
         local live = redis.call('ZRANGEBYSCORE', ARGV[1]..':nodes', '('..now, '+inf')
@@ -299,6 +178,13 @@ mod scripts {
             end
         end
         return out";
+
+    pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| compiled(RENEW_LUA));
+    pub(super) static CONNECT: LazyLock<Script> = LazyLock::new(|| compiled(CONNECT_LUA));
+    pub(super) static DISCONNECT: LazyLock<Script> = LazyLock::new(|| compiled(DISCONNECT_LUA));
+    pub(super) static CONNECTED: LazyLock<Script> = LazyLock::new(|| compiled(CONNECTED_LUA));
+    pub(super) static HELD: LazyLock<Script> = LazyLock::new(|| compiled(HELD_LUA));
+    pub(super) static REAP: LazyLock<Script> = LazyLock::new(|| compiled(REAP_LUA));
 }
 
 /// Resolves once the server starts shutting down (the guard `wait_for` returns is not
@@ -320,6 +206,29 @@ fn presence_value(connections: u32, since: SystemTime) -> String {
 fn parse_value(value: &str) -> Option<(u32, u64)> {
     let (connections, since) = value.split_once(':')?;
     Some((connections.parse().ok()?, since.parse().ok()?))
+}
+
+/// Users' statuses from what the live nodes hold of them (node, user, value, ...):
+/// connections summed, connected since the earliest.
+fn statuses(held: Vec<String>) -> Vec<UserStatus> {
+    let mut users: std::collections::BTreeMap<String, (u32, u64)> = Default::default();
+    for chunk in held.chunks_exact(3) {
+        let Some((connections, since)) = parse_value(&chunk[2]) else {
+            continue;
+        };
+        let entry = users.entry(chunk[1].clone()).or_insert((0, u64::MAX));
+        entry.0 = entry.0.saturating_add(connections);
+        entry.1 = entry.1.min(since);
+    }
+    users
+        .into_iter()
+        .map(|(user_id, (connections, since))| UserStatus {
+            user_id,
+            online: connections > 0,
+            connections,
+            connected_since: Some(rfc3339(UNIX_EPOCH + Duration::from_millis(since))),
+        })
+        .collect()
 }
 
 /// A connection to Redis made before the server starts: the subscription is in place
@@ -407,7 +316,7 @@ impl Joining {
 /// not in it (new, reaped, or Redis restarted).
 async fn renew(commands: &ConnectionManager, keys: &Keys, node: &str) -> redis::RedisResult<i64> {
     let ttl = NODE_TTL.as_millis().to_string();
-    redis::Script::new(&scripts::with_now(scripts::RENEW))
+    scripts::RENEW
         .arg(&keys.prefix)
         .arg(node)
         .arg(ttl)
@@ -447,9 +356,9 @@ impl std::fmt::Debug for RedisBus {
 
 impl RedisBus {
     fn publish_to_others(&self, message: &BusMessage) {
-        let envelope = Envelope {
-            node: self.node.clone(),
-            message: Wire::from(message),
+        let envelope = Outgoing {
+            node: &self.node,
+            message,
         };
         match serde_json::to_string(&envelope) {
             Ok(text) => {
@@ -461,10 +370,9 @@ impl RedisBus {
 
     async fn script<T: redis::FromRedisValue>(
         &self,
-        script: &str,
+        script: &redis::Script,
         args: &[&str],
     ) -> redis::RedisResult<T> {
-        let script = redis::Script::new(&scripts::with_now(script));
         let mut invocation = script.prepare_invoke();
         invocation.arg(&self.keys.prefix);
         for arg in args {
@@ -475,39 +383,35 @@ impl RedisBus {
 
     /// Every user connected on any live node, by user id.
     pub(crate) async fn connected_users(&self) -> Result<Vec<UserStatus>, ClusterError> {
-        let flat: Vec<String> = self
-            .script(scripts::CONNECTED, &[])
+        let held = self
+            .script(&scripts::CONNECTED, &[])
             .await
             .map_err(redis_error)?;
-        let mut users: std::collections::BTreeMap<String, (u32, u64)> = Default::default();
-        for chunk in flat.chunks_exact(3) {
-            let Some((connections, since)) = parse_value(&chunk[2]) else {
-                continue;
-            };
-            let entry = users.entry(chunk[1].clone()).or_insert((0, u64::MAX));
-            entry.0 = entry.0.saturating_add(connections);
-            entry.1 = entry.1.min(since);
-        }
-        Ok(users
-            .into_iter()
-            .map(|(user_id, (connections, since))| UserStatus {
-                user_id,
-                online: connections > 0,
-                connections,
-                connected_since: Some(rfc3339(UNIX_EPOCH + Duration::from_millis(since))),
-            })
-            .collect())
+        Ok(statuses(held))
     }
 
-    /// Which of these users are online anywhere.
-    pub(crate) async fn online_among(&self, users: &[String]) -> Result<Vec<String>, ClusterError> {
+    /// These users' statuses on every live node, by user id; those connected nowhere
+    /// are left out.
+    pub(crate) async fn statuses(&self, users: &[String]) -> Result<Vec<UserStatus>, ClusterError> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
         let args: Vec<&str> = users.iter().map(String::as_str).collect();
-        self.script(scripts::ONLINE_AMONG, &args)
+        let held = self
+            .script(&scripts::HELD, &args)
             .await
-            .map_err(redis_error)
+            .map_err(redis_error)?;
+        Ok(statuses(held))
+    }
+
+    /// Which of these users are online anywhere.
+    pub(crate) async fn online_among(&self, users: &[String]) -> Result<Vec<String>, ClusterError> {
+        Ok(self
+            .statuses(users)
+            .await?
+            .into_iter()
+            .map(|status| status.user_id)
+            .collect())
     }
 
     /// Waits until this node's presence changes are written, then takes the node out
@@ -529,7 +433,7 @@ impl RedisBus {
             } => {
                 let value = presence_value(connections, since);
                 let others: u32 = self
-                    .script(scripts::CONNECT, &[&self.node, &user, &value])
+                    .script(&scripts::CONNECT, &[&self.node, &user, &value])
                     .await?;
                 if others == 0 {
                     self.send(BusMessage::Presence {
@@ -560,7 +464,7 @@ impl RedisBus {
             }
             LocalPresence::Offline { user, rooms } => {
                 let others: u32 = self
-                    .script(scripts::DISCONNECT, &[&self.node, &user])
+                    .script(&scripts::DISCONNECT, &[&self.node, &user])
                     .await?;
                 if others == 0 {
                     self.send(BusMessage::Presence {
@@ -682,9 +586,7 @@ async fn subscribe(
                     match serde_json::from_str::<Envelope>(&text) {
                         Ok(envelope) if envelope.node == bus.node => {}
                         Ok(envelope) => {
-                            if let Some(message) = envelope.message.into_message() {
-                                apply(&bus.hub, message);
-                            }
+                            apply(&bus.hub, envelope.message);
                         }
                         Err(err) => tracing::warn!(error = %err, "a bus message could not be read"),
                     }
@@ -762,7 +664,7 @@ async fn heartbeat(
             tracing::info!("Redis answers again; asking every node to catch up from the store");
             bus.send(BusMessage::CatchUp);
         }
-        let gone: Vec<String> = match bus.script(scripts::REAP, &[]).await {
+        let gone: Vec<String> = match bus.script(&scripts::REAP, &[]).await {
             Ok(gone) => gone,
             Err(_) => continue,
         };
