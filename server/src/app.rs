@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use relaywire_protocol::http::{ApiError, NotifyUser};
 use relaywire_protocol::{DecodeErrorKind, ErrorCode, ErrorPayload, Protocol, ServerMessages};
+use tokio::sync::watch;
 
 use crate::auth::{AuthError, Identity};
 use crate::relay::{Event, Relay, answered};
@@ -183,6 +184,46 @@ pub struct Context<P: Protocol> {
     user: Identity,
     answer_key: Option<AnswerKey>,
     answered: Arc<AtomicBool>,
+    turn: Turn,
+}
+
+/// A message's place in its connection's line: its publishes reach the store after
+/// those of the messages read before it, so a client's messages are stored in the
+/// order sent, while their handlers still run side by side.
+#[derive(Debug)]
+pub(crate) struct Turn {
+    /// Done once the message ahead has handed its events to the store in order, or
+    /// has ended (its sender dropped).
+    ahead: std::sync::Mutex<Option<watch::Receiver<bool>>>,
+    /// Tells the message behind that this one has.
+    done: watch::Sender<bool>,
+}
+
+impl Turn {
+    /// The next place after `last` (the connection's end of the line), which it
+    /// becomes.
+    pub(crate) fn after(last: &mut Option<watch::Receiver<bool>>) -> Self {
+        let (done, mine) = watch::channel(false);
+        Self {
+            ahead: std::sync::Mutex::new(last.replace(mine)),
+            done,
+        }
+    }
+
+    async fn wait(&self) {
+        let ahead = self
+            .ahead
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(mut ahead) = ahead {
+            let _ = ahead.wait_for(|done| *done).await;
+        }
+    }
+
+    fn pass(&self) {
+        self.done.send_replace(true);
+    }
 }
 
 impl<P: Protocol> std::fmt::Debug for Context<P> {
@@ -200,6 +241,7 @@ impl<P: Protocol> Context<P> {
         relay: Relay<P>,
         user: Identity,
         answer_key: Option<AnswerKey>,
+        turn: Turn,
     ) -> (Self, Arc<AtomicBool>) {
         let answered = Arc::new(AtomicBool::new(false));
         let context = Self {
@@ -207,6 +249,7 @@ impl<P: Protocol> Context<P> {
             user,
             answer_key,
             answered: Arc::clone(&answered),
+            turn,
         };
         (context, answered)
     }
@@ -232,7 +275,16 @@ impl<P: Protocol> Context<P> {
             self.answer_key.clone()
         };
         let keyed = key.is_some();
-        let published = self.relay.publish_keyed(event, key).await?;
+        self.turn.wait().await;
+        let stored = self.relay.publish_keyed(event, key);
+        // A store that commits in the order it is handed events (SQLite) lets the
+        // next message go on now; one that commits concurrently, once this commits.
+        if self.relay.store().orders_follow_ups() {
+            self.turn.pass();
+        }
+        let published = stored.await;
+        self.turn.pass();
+        let published = published?;
         if keyed && !matches!(published, Published::CursorUnchanged(_)) {
             self.answered.store(true, Ordering::Relaxed);
         }

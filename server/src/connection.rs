@@ -22,7 +22,7 @@ use relaywire_protocol::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::sleep_until;
 
-use crate::app::{Answer, App, Context, Failure};
+use crate::app::{Answer, App, Context, Failure, Turn};
 use crate::auth::{AuthError, Identity, token_from_handshake};
 use crate::hub::{ConnId, Frame, NotRegistered, Outbound, Registration};
 use crate::rate_limit::{Limits, RateLimiter, Refused, SharedLimiter};
@@ -513,39 +513,28 @@ impl<P: Protocol> Writer<P> {
         let (seq, template) = match item {
             Outbound::Frame(frame) => return vec![frame],
             Outbound::Event(seq, template) => (seq, template),
-            Outbound::CatchUp => return self.caught_up().await,
+            Outbound::CatchUp => {
+                return self
+                    .caught_up(Seq::new(Seq::MAX).unwrap_or(self.last_seq))
+                    .await;
+            }
         };
         if seq <= self.last_seq {
             return Vec::new();
         }
-        let mut frames = Vec::new();
-        if seq.get() > self.last_seq.get() + 1 {
-            let before = Seq::new(seq.get() - 1).unwrap_or(seq);
-            match self
-                .relay
-                .store()
-                .events_between(self.user_id.clone(), self.last_seq, before)
-                .await
-            {
-                Ok(missed) => {
-                    frames.extend(missed.into_iter().map(|(_, frame)| Frame::from(frame)))
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "catching a connection up failed; its client resumes later")
-                }
-            }
-        }
+        let mut frames = if seq.get() > self.last_seq.get() + 1 {
+            self.caught_up(Seq::new(seq.get() - 1).unwrap_or(seq)).await
+        } else {
+            Vec::new()
+        };
         frames.push(Frame::from(with_seq(&template, seq)));
         self.last_seq = seq;
         frames
     }
-}
 
-impl<P: Protocol> Writer<P> {
     /// What the store holds of the user's stream after the last event this connection
-    /// has had.
-    async fn caught_up(&mut self) -> Vec<Frame> {
-        let up_to = Seq::new(Seq::MAX).unwrap_or(self.last_seq);
+    /// has had, up to `up_to`; the connection has had it then.
+    async fn caught_up(&mut self, up_to: Seq) -> Vec<Frame> {
         match self
             .relay
             .store()
@@ -641,8 +630,7 @@ pub(crate) struct Connection<A: App> {
     replies: mpsc::Sender<Outbound>,
     close: Arc<watch::Sender<Option<CloseCode>>>,
     limits: Limits,
-    /// The end of the line of this connection's handlers, where the store runs
-    /// operations concurrently: a client's messages are stored in the order sent.
+    /// The end of the line of this connection's messages (see [`Turn`]).
     line: Option<watch::Receiver<bool>>,
 }
 
@@ -777,29 +765,6 @@ impl<A: App> Connection<A> {
         }
     }
 
-    /// `handler`, run after the handlers before it where the store would run them
-    /// concurrently (PostgreSQL's pool); as it is where it runs them in order (SQLite's
-    /// one writer), so reading ahead keeps its speed there.
-    fn in_line(&mut self, handler: BoxFuture<'static, Reply>) -> BoxFuture<'static, Reply> {
-        if self.relay.store().orders_follow_ups() {
-            return handler;
-        }
-        // The place is taken now, as the message is read, whatever order the
-        // futures are polled in.
-        let (done, mine) = watch::channel(false);
-        let ahead = self.line.replace(mine);
-        async move {
-            if let Some(mut ahead) = ahead {
-                // Also ends when the one ahead is dropped.
-                let _ = ahead.wait_for(|done| *done).await;
-            }
-            let reply = handler.await;
-            let _ = done.send(true);
-            reply
-        }
-        .boxed()
-    }
-
     /// Sends an answer now when nothing is pending before it, else queues it behind.
     fn answer(&self, answers: &mut Answers, id: Option<String>, reply: Reply) {
         let pending = Pending { id, reply };
@@ -896,7 +861,6 @@ impl<A: App> Connection<A> {
         match self.handle(envelope, token_deadline).await {
             Handled::Now(reply) => self.answer(answers, id, reply),
             Handled::Later(reply) => {
-                let reply = self.in_line(reply);
                 answers.push_back(reply.map(move |reply| Pending { id, reply }).boxed());
             }
         }
@@ -931,6 +895,8 @@ impl<A: App> Connection<A> {
         let app = Arc::clone(&self.app);
         let relay = self.relay.clone();
         let identity = self.identity.clone();
+        // Taken as the message is read, whatever order the handlers are polled in.
+        let turn = Turn::after(&mut self.line);
         Handled::Later(
             async move {
                 let answer_key =
@@ -947,7 +913,8 @@ impl<A: App> Connection<A> {
                 {
                     return Ok(Some(Answer { message_id: answer }));
                 }
-                let (ctx, answered) = Context::new(relay.clone(), identity, answer_key.clone());
+                let (ctx, answered) =
+                    Context::new(relay.clone(), identity, answer_key.clone(), turn);
                 let type_name = message.type_name().to_owned();
                 // A handler that panics is a bug in the app: its message is answered
                 // INTERNAL_ERROR and the connection, and every other, goes on.

@@ -245,7 +245,7 @@ impl State {
         sent
     }
 
-    /// A user's connections here: how many, and since when.
+    /// A user's connections here: how many, and since when (now, when none).
     fn local_count(&self, user_id: &str) -> (u32, SystemTime) {
         let conns: Vec<&Conn> = self
             .users
@@ -730,21 +730,12 @@ impl Hub {
     }
 
     fn status_of(state: &State, user_id: &str) -> UserStatus {
-        let conns: Vec<&Conn> = state
-            .users
-            .get(user_id)
-            .map(|u| {
-                u.conns
-                    .iter()
-                    .filter_map(|id| state.conns.get(id))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (connections, since) = state.local_count(user_id);
         UserStatus {
             user_id: user_id.to_owned(),
-            online: !conns.is_empty(),
-            connections: u32::try_from(conns.len()).unwrap_or(u32::MAX),
-            connected_since: conns.iter().map(|c| c.connected_at).min().map(rfc3339),
+            online: connections > 0,
+            connections,
+            connected_since: (connections > 0).then(|| rfc3339(since)),
         }
     }
 

@@ -271,11 +271,13 @@ impl<P: Protocol> Relay<P> {
         self.publish_keyed(event, None).await
     }
 
-    pub(crate) async fn publish_keyed(
+    /// Hands the event to the store now (SQLite queues it in call order) and returns
+    /// what waits for its commit.
+    pub(crate) fn publish_keyed(
         &self,
         event: Event<P::Server>,
         answer_key: Option<crate::store::AnswerKey>,
-    ) -> StoreResult<Published> {
+    ) -> futures_util::future::BoxFuture<'static, StoreResult<Published>> {
         let Event {
             id,
             message,
@@ -314,23 +316,20 @@ impl<P: Protocol> Relay<P> {
             cursor,
         };
         let bus = Arc::clone(&self.inner.bus);
-        self.inner
-            .store
-            .publish(
-                publish,
-                Box::new(move |published| {
-                    if let Published::Stored {
-                        recipients, frame, ..
-                    } = published
-                    {
-                        bus.send(BusMessage::Event {
-                            recipients: recipients.clone(),
-                            frame: Arc::from(frame.as_str()),
-                        });
-                    }
-                }),
-            )
-            .await
+        self.inner.store.publish(
+            publish,
+            Box::new(move |published| {
+                if let Published::Stored {
+                    recipients, frame, ..
+                } = published
+                {
+                    bus.send(BusMessage::Event {
+                        recipients: recipients.clone(),
+                        frame: Arc::from(frame.as_str()),
+                    });
+                }
+            }),
+        )
     }
 
     /// Sends a live message (not stored) to every connection of these users.
@@ -556,16 +555,13 @@ impl<P: Protocol> Relay<P> {
         let Some(cluster) = &self.inner.cluster else {
             return self.inner.hub.status(user_id);
         };
-        match cluster.connected_users().await {
-            Ok(users) => users
-                .into_iter()
-                .find(|status| status.user_id == user_id)
-                .unwrap_or_else(|| UserStatus {
-                    user_id: user_id.to_owned(),
-                    online: false,
-                    connections: 0,
-                    connected_since: None,
-                }),
+        match cluster.statuses(&[user_id.to_owned()]).await {
+            Ok(users) => users.into_iter().next().unwrap_or_else(|| UserStatus {
+                user_id: user_id.to_owned(),
+                online: false,
+                connections: 0,
+                connected_since: None,
+            }),
             Err(err) => {
                 tracing::warn!(error = %err, "reading presence from the cluster failed; answering for this node");
                 self.inner.hub.status(user_id)
@@ -594,14 +590,15 @@ impl<P: Protocol> Relay<P> {
         let Some(cluster) = &self.inner.cluster else {
             return here;
         };
-        let Ok(connected) = cluster.connected_users().await else {
+        let connected = match users {
+            Some(users) => cluster.statuses(users).await,
+            None => cluster.connected_users().await,
+        };
+        let Ok(connected) = connected else {
             return here;
         };
         let mut reach = Reach::default();
-        for status in connected
-            .iter()
-            .filter(|status| users.is_none_or(|users| users.contains(&status.user_id)))
-        {
+        for status in &connected {
             reach.users += 1;
             reach.connections += status.connections;
         }
