@@ -305,6 +305,12 @@ impl Config {
             }
         };
         let cluster = match env.get("REDIS_URL") {
+            // A prefix for a Redis that is not there: the setting would do nothing.
+            None if env.get("REDIS_KEY_PREFIX").is_some() => {
+                return Err(ConfigError::Conflict(
+                    "REDIS_KEY_PREFIX names the cluster's Redis keys: set REDIS_URL too, or unset it",
+                ));
+            }
             None => None,
             Some(url) => {
                 let usable = (url.starts_with("redis://") || url.starts_with("rediss://"))

@@ -70,15 +70,15 @@ pub(crate) const EVENT_POSITION: &str =
 pub(crate) const CURSOR: &str = "SELECT event_position, event_id, moved_at FROM cursors
      WHERE room_id = $1 AND kind = $2 AND user_id = $3";
 
-/// Gives every member of a room the next number in their stream. Rows are locked in
-/// user order, so that concurrent fan-outs (PostgreSQL) take the locks in one order
-/// and never deadlock.
+/// Gives every member of a room the next number in their stream (SQLite; PostgreSQL
+/// runs [`NUMBER_AND_FILE_ROOM`], which locks the rows in the same user order, so
+/// that concurrent fan-outs take the locks in one order and never deadlock).
 pub(crate) const NUMBER_ROOM: &str = "INSERT INTO heads (user_id, seq)
      SELECT user_id, 1 FROM members WHERE room_id = $1 ORDER BY user_id
      ON CONFLICT (user_id) DO UPDATE SET seq = heads.seq + 1
      RETURNING user_id, seq";
 
-/// Files the event at `$1` under every member's new number.
+/// Files the event at `$1` under every member's new number (SQLite).
 pub(crate) const FILE_ROOM: &str = "INSERT INTO inbox (user_id, seq, event_position)
      SELECT h.user_id, h.seq, CAST($1 AS BIGINT) FROM members m
      JOIN heads h ON h.user_id = m.user_id

@@ -141,6 +141,10 @@ fn bad_configuration_fails_at_start_naming_the_variable() {
         })
         .collect();
     cases.push((vec![], "JWT_SECRET"));
+    cases.push((
+        vec![("JWT_SECRET", SECRET), ("REDIS_KEY_PREFIX", "chat")],
+        "REDIS_KEY_PREFIX",
+    ));
     // A cluster shares one store: Redis beside a SQLite file is refused.
     cases.push((
         vec![
