@@ -1,3 +1,7 @@
+// A client module for React Server Components (Next.js App Router): the provider and
+// hooks render on the server, and run in the browser.
+"use client";
+
 /**
  * React bindings for Relaywire: one client per tree, its state through
  * `useSyncExternalStore`, and typed message subscriptions. Thin by design: the
@@ -84,7 +88,9 @@ export type RelaywireProviderProps<P extends Protocol = Protocol> =
 
 /**
  * Owns one client for the tree below: connects on mount, closes on unmount. `options`
- * are read once; give the provider a new `key` to connect differently.
+ * are read once; give the provider a new `key` to connect differently. Rendered on a
+ * server, it renders the `idle` snapshot and never connects: the browser connects in
+ * an effect after hydration.
  */
 export function RelaywireProvider<P extends Protocol>(props: RelaywireProviderProps<P>): ReactNode {
   const [client] = useState(

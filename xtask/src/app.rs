@@ -15,8 +15,19 @@ pub(crate) const NOTIFY_WEB: &str = "examples/notify-server/web";
 /// Builds the package, installs it into the app at `folder` from its tarball, and
 /// builds the app (its type check first); returns the folder to serve.
 pub(crate) fn build(folder: &str) -> Result<PathBuf> {
+    let app = install_package(folder)?;
+    Cmd::new("npm", &app)
+        .args(["run", "--silent", "build"])
+        .run()?;
+    Ok(app.join("dist"))
+}
+
+/// Builds the package and installs it, with the other dependencies, into the Node
+/// project at `folder` (which depends on `file:vendor/relaywire.tgz`), as a user
+/// installs it; returns the project's path.
+pub(crate) fn install_package(folder: &str) -> Result<PathBuf> {
     let tarball = package::build()?;
-    step(&format!("building {folder} against the package"));
+    step(&format!("installing the package into {folder}"));
     ensure_node()?;
     let app = project_root().join(folder);
     let vendor = app.join("vendor");
@@ -28,8 +39,5 @@ pub(crate) fn build(folder: &str) -> Result<PathBuf> {
     Cmd::new("npm", &app)
         .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
         .run()?;
-    Cmd::new("npm", &app)
-        .args(["run", "--silent", "build"])
-        .run()?;
-    Ok(app.join("dist"))
+    Ok(app)
 }

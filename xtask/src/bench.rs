@@ -14,8 +14,9 @@ use crate::tools::{ensure_chromium, ensure_npm_packages, project_root, target_di
 use crate::wasm::{self, Names};
 
 /// The most the browser payload may weigh, gzip -9 bytes: Relaywire's client bundled
-/// as an app imports it (`bench/js/size.mjs`). Raise it only for a feature worth it.
-pub(crate) const GZIP_BUDGET_BYTES: u64 = 38_000;
+/// as an app imports it (`bench/js/size.mjs`). Raise it only for a feature worth it
+/// (the last: connecting where there is no page, for server rendering and Node).
+pub(crate) const GZIP_BUDGET_BYTES: u64 = 38_400;
 
 /// One step of the size work: a build of the browser client with the profile settings
 /// of every step before it and its own.

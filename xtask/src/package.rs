@@ -69,6 +69,21 @@ fn without_wasm_url(glue: &str) -> Result<String> {
     ))
 }
 
+/// The glue's declarations without wasm-bindgen's own part (`initSync`, `InitOutput`
+/// and the rest, which `index.ts` uses and never exports, and which hold the only `any`s
+/// and the DOM-only `RequestInfo`): what the package ships is Relaywire's API alone.
+fn public_declarations(declarations: &str) -> Result<String> {
+    const INTERNALS: &str = "export type InitInput";
+    let end = declarations
+        .find(INTERNALS)
+        .ok_or("the wasm-bindgen declarations changed: no `InitInput` to cut at")?;
+    let public = declarations[..end].trim_end();
+    if public.contains("initSync") || public.contains(": any") {
+        return Err("wasm-bindgen internals before `InitInput` in the declarations".to_owned());
+    }
+    Ok(format!("{public}\n"))
+}
+
 /// Bytes written as themselves in [`ascii_string`]: printable ASCII but for the string
 /// delimiter, the backslash and the two escape characters.
 fn is_literal(byte: u8) -> bool {
@@ -155,9 +170,11 @@ pub(crate) fn build() -> Result<PathBuf> {
         &pkg.join("relaywire_client.d.ts"),
         &work.join("relaywire_client.d.ts"),
     )?;
-    copy(
-        &pkg.join("relaywire_client.d.ts"),
+    let declarations =
+        fs::read_to_string(pkg.join("relaywire_client.d.ts")).map_err(|e| e.to_string())?;
+    write(
         &staging.join("relaywire_client.d.ts"),
+        &public_declarations(&declarations)?,
     )?;
     let glue = fs::read_to_string(pkg.join("relaywire_client.js")).map_err(|e| e.to_string())?;
     let glue = without_wasm_url(&glue)?;

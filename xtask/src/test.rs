@@ -90,6 +90,16 @@ const CHECKS: &[Check] = &[
         run: tasks,
     },
     Check {
+        name: "node",
+        title: "the package in Node: its WebSocket or ws, server rendering, the provider under Vitest",
+        run: node,
+    },
+    Check {
+        name: "next",
+        title: "a Next.js app: the README quick start prerendered, hydrated and chatting in Chromium",
+        run: next,
+    },
+    Check {
         name: "e2e",
         title: "the React example app, two users in headless Chromium, with a server restart",
         run: e2e,
@@ -263,7 +273,7 @@ fn server_of(
     std::fs::create_dir_all(&data_dir).map_err(|err| format!("{}: {err}", data_dir.display()))?;
     let port = free_port(0)?;
     let mut env: BTreeMap<String, String> = [
-        ("JWT_SECRET", "browser-tests-secret-0123456789"),
+        ("JWT_SECRET", TEST_JWT_SECRET),
         ("DEV_LOGIN", "true"),
         ("LOG_LEVEL", "info"),
     ]
@@ -456,6 +466,106 @@ fn e2e() -> Result {
             ("RELAYWIRE_SCREENSHOTS", screenshots.display().to_string()),
         ],
     )
+}
+
+/// The secret the test servers sign and verify tokens with.
+const TEST_JWT_SECRET: &str = "browser-tests-secret-0123456789";
+
+/// `tests/node`: the package installed as a user installs it, run by Node against the
+/// chat server: the client with `ws` and with Node's own WebSocket, from CommonJS, the
+/// React provider under Vitest with happy-dom; and its declarations compiled with
+/// `skipLibCheck: false` under the Vite and Next.js templates' settings.
+fn node() -> Result {
+    let dir = app::install_package("tests/node")?;
+    let supervisor = Supervisor::start(test_server("node-tests", &[])?)?;
+    let run = |args: &[&str]| {
+        Cmd::new("node", &dir)
+            .args(args.iter().copied())
+            .env("RELAYWIRE_TEST_SERVER", supervisor.server_url())
+            .env("RELAYWIRE_TEST_JWT_SECRET", TEST_JWT_SECRET)
+            .run()
+    };
+    run(&["client.mjs"])?;
+    // Node 20's WebSocket is behind a flag; from 22 it is always there.
+    run(&["--experimental-websocket", "client.mjs"])?;
+    // So is `require()` of an ES module, before 22.12.
+    run(&["--experimental-require-module", "require.cjs"])?;
+    run(&["node_modules/vitest/vitest.mjs", "run"])?;
+    let tsc = "node_modules/typescript/bin/tsc";
+    run(&[tsc, "--project", "tsconfig.vite.json"])?;
+    run(&[tsc, "--project", "tsconfig.next.json"])
+}
+
+/// The README's React quick start: the first `tsx` block after its heading.
+fn readme_quick_start() -> Result<String> {
+    let readme = project_root().join("README.md");
+    let text =
+        std::fs::read_to_string(&readme).map_err(|err| format!("{}: {err}", readme.display()))?;
+    let section = text
+        .split_once("## Quick start: React")
+        .ok_or("README.md has no \"Quick start: React\"")?
+        .1;
+    let code = section
+        .split_once("```tsx\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .ok_or("README.md's React quick start has no tsx block")?
+        .0;
+    Ok(format!("{code}\n"))
+}
+
+/// A `next start` server, stopped when dropped.
+struct NextServer(std::process::Child);
+
+impl Drop for NextServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `tests/next-app`: the README's quick start and the Next-Auth token pattern in a
+/// Next.js App Router app, built by `next build`, served by `next start` with the chat
+/// server behind its rewrites, and driven in Chromium.
+fn next() -> Result {
+    let quick_start = project_root().join("tests/next-app/app/quickstart.tsx");
+    std::fs::write(&quick_start, readme_quick_start()?)
+        .map_err(|err| format!("{}: {err}", quick_start.display()))?;
+    let dir = app::install_package("tests/next-app")?;
+    let mut spec = test_server("next-app", &[])?;
+    let port = std::iter::repeat_with(|| free_port(0))
+        .find(|port| !matches!(port, Ok(port) if *port == spec.port))
+        .unwrap_or_else(|| Err("no free port".into()))?;
+    let origin = format!("http://127.0.0.1:{port}");
+    // The page's origin is the app's: the chat server sits behind its rewrites.
+    spec.env.insert("CORS_ORIGIN".to_owned(), origin.clone());
+    let supervisor = Supervisor::start(spec)?;
+    let next_bin = dir
+        .join("node_modules/next/dist/bin/next")
+        .display()
+        .to_string();
+    Cmd::new("node", &dir)
+        .args([next_bin.as_str(), "build"])
+        .env("RELAYWIRE_SERVER", supervisor.server_url())
+        .env("NEXT_TELEMETRY_DISABLED", "1")
+        .run()?;
+    let child = std::process::Command::new("node")
+        .args([next_bin.as_str(), "start", "-H", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .current_dir(&dir)
+        .env("RELAYWIRE_SERVER", supervisor.server_url())
+        .env("JWT_SECRET", TEST_JWT_SECRET)
+        .env("NEXT_TELEMETRY_DISABLED", "1")
+        .spawn()
+        .map_err(|err| format!("cannot start next: {err}"))?;
+    let _next = NextServer(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("next start did not listen on {origin} within 30 s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    page_script("next.mjs", &supervisor, &[("RELAYWIRE_NEXT", origin)])
 }
 
 /// Builds the chat server and the test crate's binaries (the probe suite, the chaos

@@ -126,21 +126,25 @@ impl RelaywireClient {
             driver: Driver::new(core, options),
         };
         if auto_connect {
-            client.connect();
+            client.connect()?;
         }
         Ok(client)
     }
 
     /// Connects, or retries at once when waiting to retry; after `close()` or a
-    /// terminal failure it starts over.
-    pub fn connect(&self) {
+    /// terminal failure it starts over. Throws `INVALID_OPTIONS` when there is nothing
+    /// to connect with: a path `url` with no page, or no WebSocket.
+    pub fn connect(&self) -> Result<(), JsValue> {
         with(&self.driver, |d| {
+            d.prepare()?;
             d.listen(true);
             if !js::online() {
                 d.handle(Event::Offline);
             }
             d.handle(Event::Connect);
-        });
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
     }
 
     /// Closes the connection for good: waiting messages and requests are rejected with

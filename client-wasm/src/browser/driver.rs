@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 use super::errors::{client_error, describe, error};
 use super::fields::JsFields;
 use super::js::{self, Socket, SocketEvent, field, get, get_string};
-use super::options::BrowserOptions;
+use super::options::{self, BrowserOptions};
 use super::snapshot;
 use crate::core::{self, Command, Core, Event, Frame, Millis, Rejection, SocketId, TokenOutcome};
 
@@ -88,6 +88,8 @@ pub(crate) struct Driver {
     pub(crate) core: Core<JsValue, Received>,
     pub(crate) options: BrowserOptions,
     socket: Option<(SocketId, Socket)>,
+    /// The WebSocket constructor, found by `connect()`.
+    websocket: Option<Function>,
     timer: Option<(Millis, JsValue)>,
     callbacks: Option<Callbacks>,
     listening: bool,
@@ -192,6 +194,7 @@ impl Driver {
             socket: None,
             timer: None,
             callbacks: None,
+            websocket: None,
             listening: false,
             subscriptions: Vec::new(),
             next_subscription: 0,
@@ -346,11 +349,16 @@ impl Driver {
         self.timer = Some((at, handle));
     }
 
+    /// Checks what connecting needs (see [`options::connectable`]) and keeps the
+    /// WebSocket constructor.
+    pub(crate) fn prepare(&mut self) -> Result<(), JsValue> {
+        self.websocket = Some(options::connectable(&self.options)?);
+        Ok(())
+    }
+
     /// The server's URL with the application's `params`, then the core's.
-    fn url(&self, core_params: &[(&'static str, String)]) -> String {
-        let Some(url) = super::options::resolve_url(&self.options.url) else {
-            return self.options.url.clone();
-        };
+    fn url(&self, core_params: &[(&'static str, String)]) -> Option<String> {
+        let url = options::resolve_url(&self.options.url)?;
         let params = if let Ok(function) = self.options.params.clone().dyn_into::<Function>() {
             function
                 .call0(&JsValue::UNDEFINED)
@@ -372,18 +380,25 @@ impl Driver {
         for (key, value) in core_params {
             search.set(key, value);
         }
-        url.href()
+        Some(url.href())
     }
 
     fn open(&mut self, socket: SocketId, params: &[(&'static str, String)]) {
         self.drop_socket(CloseCode::Normal, "replaced");
-        let url = self.url(params);
-        let (Ok(ws), Some(callbacks)) = (Socket::open(&url, SUBPROTOCOL), &self.callbacks) else {
+        let opened = match (&self.websocket, self.url(params)) {
+            (Some(constructor), Some(url)) => {
+                let args = js::string_array(&[url, SUBPROTOCOL.to_owned()]);
+                js_sys::Reflect::construct(constructor, &args).ok()
+            }
+            _ => None,
+        };
+        let (Some(ws), Some(callbacks)) = (opened, &self.callbacks) else {
             // The URL was checked up front; the browser refused anyway. Retry later.
             let code = CloseCode::Abnormal;
             self.core.handle(now(), Event::Closed { socket, code });
             return;
         };
+        let ws: Socket = ws.unchecked_into();
         ws.set_onopen(callbacks.open.as_ref());
         ws.set_onmessage(callbacks.message.as_ref());
         ws.set_onclose(callbacks.close.as_ref());
@@ -512,14 +527,12 @@ impl Driver {
         let online = callbacks.online.as_ref();
         let offline = callbacks.offline.as_ref();
         let visibility = callbacks.visibility.as_ref();
-        if on {
-            js::add_global_listener("online", online);
-            js::add_global_listener("offline", offline);
-        } else {
-            js::remove_global_listener("online", online);
-            js::remove_global_listener("offline", offline);
-        }
-        js::visibility_listener(visibility, on);
+        // Where there is no page (Node, a worker) the targets or their methods are
+        // missing, and there is nothing to listen to.
+        let window = js_sys::global().into();
+        js::listener(&window, "online", online, on);
+        js::listener(&window, "offline", offline, on);
+        js::listener(&js::global("document"), "visibilitychange", visibility, on);
     }
 
     /// Stops everything: the socket, the timer and the page listeners.

@@ -65,9 +65,6 @@ extern "C" {
     #[derive(Debug, Clone)]
     pub(crate) type Socket;
 
-    #[wasm_bindgen(constructor, js_class = "WebSocket", catch)]
-    pub(crate) fn open(url: &str, protocol: &str) -> Result<Socket, JsValue>;
-
     #[wasm_bindgen(method, catch, js_class = "WebSocket", js_name = send)]
     pub(crate) fn send(this: &Socket, data: &JsValue) -> Result<(), JsValue>;
 
@@ -169,12 +166,6 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = JSON, js_name = parse)]
     pub(crate) fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
 
-    #[wasm_bindgen(js_name = addEventListener, js_namespace = globalThis)]
-    pub(crate) fn add_global_listener(kind: &str, handler: &JsValue);
-
-    #[wasm_bindgen(js_name = removeEventListener, js_namespace = globalThis)]
-    pub(crate) fn remove_global_listener(kind: &str, handler: &JsValue);
-
 }
 
 /// `Reflect.get(target, key)`, `undefined` when it throws.
@@ -219,15 +210,14 @@ pub(crate) fn online() -> bool {
         .unwrap_or(true)
 }
 
-/// Adds or removes the `visibilitychange` listener on the document, if there is one.
-pub(crate) fn visibility_listener(handler: &JsValue, add: bool) {
-    let document = global("document");
+/// Adds or removes a listener of `kind` on `target`, when it is an event target.
+pub(crate) fn listener(target: &JsValue, kind: &str, handler: &JsValue, add: bool) {
     let method = if add {
         "addEventListener"
     } else {
         "removeEventListener"
     };
-    if let Ok(function) = get(&document, method).dyn_into::<Function>() {
-        let _ = function.call2(&document, &JsValue::from_str("visibilitychange"), handler);
+    if let Ok(function) = get(target, method).dyn_into::<Function>() {
+        let _ = function.call2(target, &JsValue::from_str(kind), handler);
     }
 }

@@ -14,8 +14,11 @@ use crate::core::{Auth, HeartbeatPolicy, Options, ReconnectPolicy, TokenTranspor
 /// Options that stay with the browser driver.
 #[derive(Debug)]
 pub(crate) struct BrowserOptions {
-    /// The absolute `ws:` or `wss:` URL.
+    /// `url` as given: resolved against the page when connecting, so a client can be
+    /// created where there is no page (server rendering).
     pub(crate) url: String,
+    /// The `WebSocket` option: a constructor to use instead of the global one.
+    pub(crate) websocket: JsValue,
     /// `params`: an object or a function returning one, read on every connect.
     pub(crate) params: JsValue,
     /// `auth.getToken`.
@@ -65,7 +68,8 @@ fn ratio(
     }
 }
 
-/// Resolves `url` against the page and turns `http(s):` into `ws(s):`.
+/// Resolves `url` against the page (where there is one) and turns `http(s):` into
+/// `ws(s):`.
 pub(crate) fn resolve_url(url: &str) -> Option<js::Url> {
     let base = get(&js::global("location"), "href");
     let parsed = js::Url::parse_url(url, &base).ok()?;
@@ -76,6 +80,22 @@ pub(crate) fn resolve_url(url: &str) -> Option<js::Url> {
         _ => return None,
     }
     Some(parsed)
+}
+
+/// What connecting needs, checked when connecting rather than before (a server
+/// renders clients it never connects): a URL it can resolve, and the WebSocket
+/// constructor to connect with, the `WebSocket` option or else the global one.
+pub(crate) fn connectable(options: &BrowserOptions) -> Result<Function, JsValue> {
+    resolve_url(&options.url)
+        .ok_or_else(|| invalid("`url` needs a page to resolve against here: pass a ws: URL"))?;
+    let constructor = if options.websocket.is_undefined() {
+        js::global("WebSocket")
+    } else {
+        options.websocket.clone()
+    };
+    constructor
+        .dyn_into::<Function>()
+        .map_err(|_| invalid("no WebSocket here: pass the `WebSocket` option (Node: from `ws`)"))
 }
 
 fn reconnect(options: &JsValue) -> Result<ReconnectPolicy, JsValue> {
@@ -266,9 +286,13 @@ pub(crate) fn parse(options: &JsValue) -> Result<(Options, BrowserOptions), JsVa
         return Err(invalid("options must be an object with at least `url`"));
     }
     let url = get_string(options, "url").ok_or_else(|| invalid("`url` is required"))?;
-    let url = resolve_url(&url)
-        .ok_or_else(|| invalid("`url` must be a ws:, wss:, http: or https: URL, or a path"))?
-        .href();
+    // Without a page (server rendering) a path waits until connecting.
+    if !js::global("location").is_undefined() && resolve_url(&url).is_none() {
+        return Err(invalid(
+            "`url` must be a ws:, wss:, http: or https: URL, or a path",
+        ));
+    }
+    let websocket = get(options, "WebSocket");
     let (auth, get_token) = auth(options)?;
     let token_transport = match get_string(options, "tokenTransport").as_deref() {
         None | Some("message") => TokenTransport::Message,
@@ -319,6 +343,7 @@ pub(crate) fn parse(options: &JsValue) -> Result<(Options, BrowserOptions), JsVa
         core,
         BrowserOptions {
             url,
+            websocket,
             params,
             get_token,
             auto_connect: get(options, "autoConnect").as_bool().unwrap_or(true),

@@ -64,7 +64,8 @@ export type PayloadOf<P extends Protocol, K extends ServerMessageType<P>> = Serv
 
 /** Options of `new RelaywireClient(options)`. Every field but `url` and `protocol` is optional. */
 export interface RelaywireOptions<P extends Protocol = Protocol> {
-  /** `wss://host/ws`, `https://host/ws`, or a path such as `/ws` on the page's host. */
+  /** `wss://host/ws`, `https://host/ws`, or a path such as `/ws` on the page's host
+   * (resolved when connecting, so a server may render a client it never connects). */
   url: string;
   /** The protocol's descriptor, from its generated TypeScript (e.g. `chatProtocol`). */
   protocol: ProtocolDescriptor<P>;
@@ -115,6 +116,9 @@ export interface RelaywireOptions<P extends Protocol = Protocol> {
    * the client starts at the server's newest event.
    */
   resumeFrom?: number | null;
+  /** The WebSocket class to connect with, where there is no global one (Node before
+   * 22: `WebSocket` from the `ws` package). The global `WebSocket` by default. */
+  WebSocket?: new (url: string, protocol: string) => object;
   /** Connect at once (true). */
   autoConnect?: boolean;
   /** Log status changes to the console (false). */
@@ -173,7 +177,8 @@ export class RelaywireClient<P extends Protocol = Protocol> {
    * `RelaywireError` with code `INVALID_OPTIONS` for bad options. */
   constructor(options: RelaywireOptions<P>);
   /** Connects, or retries at once when waiting to retry; after `close()` or a terminal
-   * failure it starts over. */
+   * failure it starts over. Throws `INVALID_OPTIONS` when there is nothing to connect
+   * with: a path `url` where there is no page, or no `WebSocket`. */
   connect(): void;
   /** Closes for good: waiting messages and requests are rejected with `CLIENT_CLOSED`,
    * and no socket, timer or page listener is left behind. */
