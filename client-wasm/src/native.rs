@@ -2,24 +2,35 @@
 //! the browser client, for any protocol. Rust services use it to talk to a Relaywire
 //! server; the load and chaos tests use it as many clients at once.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), relaywire_client::native::RequestError> {
+//! Join a chat, send to it, and read the stored message back (this runs as a test,
+//! against a chat server started by the hidden lines):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = relaywire_tests::Server::start("native-doc", |_| {}).await;
+//! # let (url, token) = (server.ws_url(), relaywire_tests::token("ada"));
 //! use relaywire_chat::{ChatProtocol, ClientMessage, JoinChat, SendMessage, ServerMessage};
 //! use relaywire_client::core::Auth;
-//! use relaywire_client::native::{Client, Options};
+//! use relaywire_client::native::{Client, Options, RequestError};
 //!
-//! let (client, mut messages) =
-//!     Client::<ChatProtocol>::connect(Options::new("ws://127.0.0.1:8080/ws", Auth::Token("eyJ...".into())));
+//! // `url` is the server's `ws://` or `wss://` endpoint, `token` a JWT it accepts.
+//! let (client, mut messages) = Client::<ChatProtocol>::connect(Options::new(url, Auth::Token(token)));
+//! // A chat's messages reach members only: join first.
 //! client.request(JoinChat { chat_id: "general".into() }.into()).await?;
-//! let ack = client
-//!     .request(ClientMessage::from(SendMessage { chat_id: "general".into(), content: "hi".into() }))
-//!     .await?;
-//! println!("stored as {:?}", ack.message_id);
+//! let hello = SendMessage { chat_id: "general".into(), content: "hi".into() };
+//! match client.request(ClientMessage::from(hello)).await {
+//!     Ok(ack) => println!("stored as {:?}", ack.message_id),
+//!     Err(RequestError::Server { code, .. }) => println!("refused: {code}"),
+//!     Err(other) => return Err(other.into()),
+//! }
 //! while let Some(message) = messages.recv().await {
 //!     if let ServerMessage::ChatMessage(created) = message {
 //!         println!("{}: {}", created.message.sender_name, created.message.content);
+//!         break;
 //!     }
 //! }
+//! client.close().await;
 //! # Ok(())
 //! # }
 //! ```

@@ -473,10 +473,12 @@ const TEST_JWT_SECRET: &str = "browser-tests-secret-0123456789";
 
 /// `tests/node`: the package installed as a user installs it, run by Node against the
 /// chat server: the client with `ws` and with Node's own WebSocket, from CommonJS, the
-/// React provider under Vitest with happy-dom; and its declarations compiled with
-/// `skipLibCheck: false` under the Vite and Next.js templates' settings.
+/// React provider under Vitest with happy-dom; its declarations compiled with
+/// `skipLibCheck: false` under the Vite and Next.js templates' settings, with every
+/// TypeScript example of the READMEs.
 fn node() -> Result {
     let dir = app::install_package("tests/node")?;
+    write_readme_examples(&dir)?;
     let supervisor = Supervisor::start(test_server("node-tests", &[])?)?;
     let run = |args: &[&str]| {
         Cmd::new("node", &dir)
@@ -496,21 +498,74 @@ fn node() -> Result {
     run(&[tsc, "--project", "tsconfig.next.json"])
 }
 
-/// The README's React quick start: the first `tsx` block after its heading.
-fn readme_quick_start() -> Result<String> {
-    let readme = project_root().join("README.md");
+/// The fenced code blocks of `lang` in the Markdown file at `path` (from the project
+/// root), in order.
+fn code_blocks(path: &str, lang: &str) -> Result<Vec<String>> {
+    let file = project_root().join(path);
     let text =
-        std::fs::read_to_string(&readme).map_err(|err| format!("{}: {err}", readme.display()))?;
-    let section = text
-        .split_once("## Quick start: React")
-        .ok_or("README.md has no \"Quick start: React\"")?
-        .1;
-    let code = section
-        .split_once("```tsx\n")
-        .and_then(|(_, rest)| rest.split_once("\n```"))
-        .ok_or("README.md's React quick start has no tsx block")?
-        .0;
-    Ok(format!("{code}\n"))
+        std::fs::read_to_string(&file).map_err(|err| format!("{}: {err}", file.display()))?;
+    let fence = format!("```{lang}");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match current.as_mut() {
+            None if line == fence => current = Some(String::new()),
+            None => {}
+            Some(_) if line == "```" => blocks.extend(current.take()),
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+        }
+    }
+    Ok(blocks)
+}
+
+/// The README's React quick start, its one `tsx` block.
+fn readme_quick_start() -> Result<String> {
+    match code_blocks("README.md", "tsx")?.as_slice() {
+        [quick_start] => Ok(quick_start.clone()),
+        blocks => Err(format!(
+            "README.md should have one tsx block, the React quick start; it has {}",
+            blocks.len()
+        )),
+    }
+}
+
+/// Writes every TypeScript example of the READMEs into `tests/node/readme/`, where
+/// `tsconfig.next.json` compiles them against the installed package (the root
+/// README's imports of `./bindings/chat` find a link to it there).
+fn write_readme_examples(dir: &std::path::Path) -> Result {
+    let out = dir.join("readme");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(out.join("bindings"))
+        .map_err(|err| format!("{}: {err}", out.display()))?;
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        project_root().join("bindings/chat.ts"),
+        out.join("bindings/chat.ts"),
+    )
+    .map_err(|err| format!("{}: {err}", out.display()))?;
+    let mut written = 0;
+    for (readme, stem) in [
+        ("README.md", "root"),
+        ("bindings/npm/README.md", "package"),
+        ("client-wasm/README.md", "client"),
+    ] {
+        for lang in ["ts", "tsx"] {
+            for (index, block) in code_blocks(readme, lang)?.iter().enumerate() {
+                let file = out.join(format!("{stem}-{index}.{lang}"));
+                std::fs::write(&file, block).map_err(|err| format!("{}: {err}", file.display()))?;
+                written += 1;
+            }
+        }
+    }
+    if written < 5 {
+        return Err(format!(
+            "only {written} TypeScript examples found in the READMEs"
+        ));
+    }
+    Ok(())
 }
 
 /// A `next start` server, stopped when dropped.
