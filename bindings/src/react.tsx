@@ -38,10 +38,10 @@ import {
   type PayloadOf,
   type Protocol,
   type ProtocolDescriptor,
-  type RelaywireOptions,
   type ServerMessageOf,
   type ServerMessageType,
 } from "./index.js";
+import { SharedRelaywireClient, type SharedRelaywireOptions } from "./shared.js";
 
 const ClientContext = createContext<RelaywireClient<Protocol> | null>(null);
 
@@ -81,10 +81,11 @@ function hold(client: RelaywireClient<Protocol>): () => void {
   };
 }
 
-/** Props of {@link RelaywireProvider}: options for a client it owns, or a client. */
+/** Props of {@link RelaywireProvider}: options for a client it owns (with `shared`, one
+ * whose connection the tabs share), or a client. */
 export type RelaywireProviderProps<P extends Protocol = Protocol> =
-  | { options: RelaywireOptions<P>; client?: never; children?: ReactNode }
-  | { client: RelaywireClient<P>; options?: never; children?: ReactNode };
+  | { options: SharedRelaywireOptions<P>; client?: never; children?: ReactNode }
+  | { client: RelaywireClient<P> | SharedRelaywireClient<P>; options?: never; children?: ReactNode };
 
 /**
  * Owns one client for the tree below: connects on mount, closes on unmount. `options`
@@ -93,11 +94,12 @@ export type RelaywireProviderProps<P extends Protocol = Protocol> =
  * an effect after hydration.
  */
 export function RelaywireProvider<P extends Protocol>(props: RelaywireProviderProps<P>): ReactNode {
-  const [client] = useState(
-    () =>
-      (props.client ??
-        new RelaywireClient<P>({ ...props.options, autoConnect: false })) as unknown as RelaywireClient<Protocol>,
-  );
+  const [client] = useState(() => {
+    if (props.client !== undefined) return props.client as unknown as RelaywireClient<Protocol>;
+    const options = { ...props.options, autoConnect: false };
+    const owned = options.shared === undefined ? new RelaywireClient<P>(options) : new SharedRelaywireClient<P>(options);
+    return owned as unknown as RelaywireClient<Protocol>;
+  });
   useEffect(() => hold(client), [client]);
   return <ClientContext.Provider value={client}>{props.children}</ClientContext.Provider>;
 }
@@ -158,8 +160,8 @@ export interface RelaywireBindings<P extends Protocol> {
   /** {@link RelaywireProvider} whose `options` need no `protocol`. */
   RelaywireProvider(
     props:
-      | { options: Omit<RelaywireOptions<P>, "protocol">; client?: never; children?: ReactNode }
-      | { client: RelaywireClient<P>; options?: never; children?: ReactNode },
+      | { options: Omit<SharedRelaywireOptions<P>, "protocol">; client?: never; children?: ReactNode }
+      | { client: RelaywireClient<P> | SharedRelaywireClient<P>; options?: never; children?: ReactNode },
   ): ReactNode;
   /** {@link useRelaywire}. */
   useRelaywire(): RelaywireClient<P>;
@@ -186,7 +188,7 @@ export function createRelaywire<P extends Protocol>(protocol: ProtocolDescriptor
       props.client !== undefined ? (
         <RelaywireProvider client={props.client}>{props.children}</RelaywireProvider>
       ) : (
-        <RelaywireProvider options={{ ...props.options, protocol } as RelaywireOptions<P>}>
+        <RelaywireProvider options={{ ...props.options, protocol } as SharedRelaywireOptions<P>}>
           {props.children}
         </RelaywireProvider>
       ),

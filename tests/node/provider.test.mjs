@@ -66,3 +66,37 @@ test("the provider connects once under StrictMode, delivers, and closes on unmou
   await until("the client to close", () => owned.getSnapshot().status === "closed");
   expect(opened).toBe(1);
 });
+
+test("with `shared`, where there are no Web Locks, the provider's client holds its own connection", async () => {
+  const received = [];
+  let client;
+  function Chat() {
+    client = useRelaywire();
+    const { status } = useConnection();
+    useMessage("chat:message", ({ message }) => {
+      if (message.senderId === "hedy") received.push(message.content);
+    });
+    return createElement("p", { id: "shared-status" }, status);
+  }
+  const container = document.createElement("div");
+  document.body.append(container);
+  const root = createRoot(container);
+  const before = opened;
+  root.render(
+    createElement(
+      RelaywireProvider,
+      { options: { url: wsUrl, auth: { token: tokenFor("hedy") }, WebSocket: CountingWebSocket, shared: true } },
+      createElement(Chat),
+    ),
+  );
+  const text = () => container.querySelector("#shared-status")?.textContent;
+  await until("the shared client to open", () => text() === "open");
+  expect(client.leading).toBe(true);
+  expect(opened - before).toBe(1);
+  await joinChat(client, "general");
+  await sendChatMessage(client, "general", "hello from a shared client");
+  await until("the message back", () => received.length === 1);
+  const owned = client;
+  root.unmount();
+  await until("the client to close", () => owned.getSnapshot().status === "closed");
+});

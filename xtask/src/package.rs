@@ -30,6 +30,8 @@ pub(crate) const FILES: &[&str] = &[
     "relaywire_client.js",
     "relaywire_client_wasm.d.ts",
     "relaywire_client_wasm.js",
+    "shared.d.ts",
+    "shared.js",
 ];
 
 pub(crate) fn run(args: &[String]) -> Result {

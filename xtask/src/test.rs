@@ -100,6 +100,11 @@ const CHECKS: &[Check] = &[
         run: next,
     },
     Check {
+        name: "shared",
+        title: "tabs sharing one connection in Chromium: one socket, a leader closed mid-burst, nothing lost",
+        run: shared,
+    },
+    Check {
         name: "e2e",
         title: "the React example app, two users in headless Chromium, with a server restart",
         run: e2e,
@@ -426,6 +431,43 @@ fn tasks() -> Result {
     )?;
     let supervisor = Supervisor::start(spec)?;
     page_script("tasks.mjs", &supervisor, &[])
+}
+
+/// `relaywire/shared` in Chromium: `tests/e2e/shared.html` next to the package as
+/// built, served by the chat server, opened in several tabs by `tests/e2e/shared.mjs`.
+fn shared() -> Result {
+    package::build()?;
+    let site = target_dir().join("shared-static");
+    let _ = std::fs::remove_dir_all(&site);
+    copy_dir(&target_dir().join("npm/relaywire"), &site.join("relaywire"))?;
+    let e2e = project_root().join("tests/e2e");
+    std::fs::copy(e2e.join("shared.html"), site.join("shared.html"))
+        .map_err(|err| format!("cannot copy shared.html: {err}"))?;
+    let site = site.display().to_string();
+    let spec = test_server(
+        "shared",
+        &[
+            ("SERVICE_KEYS", "shared-tests-service-key"),
+            ("STATIC_DIR", &site),
+            // One socket carries every tab's burst: the per-connection limit sees their sum.
+            ("RATE_LIMIT", "1000"),
+            ("RATE_LIMIT_BURST", "2000"),
+            ("USER_RATE_LIMIT", "1000"),
+            ("USER_RATE_LIMIT_BURST", "2000"),
+        ],
+    )?;
+    let supervisor = Supervisor::start(spec)?;
+    page_script(
+        "shared.mjs",
+        &supervisor,
+        &[
+            (
+                "RELAYWIRE_SERVICE_KEY",
+                "shared-tests-service-key".to_owned(),
+            ),
+            ("RELAYWIRE_TEST_JWT_SECRET", TEST_JWT_SECRET.to_owned()),
+        ],
+    )
 }
 
 /// Copies the files of `from` (not its folders) into `to`.

@@ -56,10 +56,18 @@ fn check(message: &JsValue) -> Result<JsMessage, JsValue> {
             "`payload` must be an object",
         ));
     };
+    let id = field(message, &js::ID);
+    if !(id.is_undefined() || id.is_string()) {
+        return Err(error(
+            ErrorCode::ValidationError.as_str(),
+            "`id` must be a string",
+        ));
+    }
     Ok(JsMessage {
         type_name,
         type_js,
         payload,
+        id,
     })
 }
 

@@ -53,6 +53,8 @@ pub(crate) struct JsMessage {
     pub(crate) type_name: String,
     pub(crate) type_js: JsValue,
     pub(crate) payload: JsValue,
+    /// The message's own `id`, when the application gave one.
+    pub(crate) id: JsValue,
 }
 
 impl Fields for JsMessage {
@@ -87,6 +89,10 @@ impl Outgoing<JsValue> for JsMessage {
 
     fn encode(&self, id: Option<&str>) -> Option<JsValue> {
         stringify(&self.type_js, id, &self.payload)
+    }
+
+    fn chosen_id(&self) -> Option<String> {
+        self.id.as_string()
     }
 
     fn encode_switched(&self, key: &str, value: bool) -> Option<JsValue> {

@@ -184,11 +184,13 @@ export class RelaywireClient<P extends Protocol = Protocol> {
    * and no socket, timer or page listener is left behind. */
   close(): void;
   /** Hands a message over; what happens to it is its type's policy. Throws a
-   * `RelaywireError` when it cannot be accepted. */
-  send(message: P["client"]): void;
+   * `RelaywireError` when it cannot be accepted. A tracked message keeps an `id` it is
+   * given (1 to 128 bytes, unique per user: the server stores one message per id);
+   * without one the client numbers it. */
+  send(message: P["client"] & { id?: string }): void;
   /** Sends a message and resolves with its `ack`; rejects with the server's `error`
    * code, `TIMEOUT`, or why it could not be sent. */
-  request(message: P["client"], options?: { timeoutMs?: number }): Promise<Ack>;
+  request(message: P["client"] & { id?: string }, options?: { timeoutMs?: number }): Promise<Ack>;
   /** Calls `handler(payload, message)` for every message of `type`; returns the
    * function that unsubscribes it. */
   on<K extends ServerMessageType<P>>(

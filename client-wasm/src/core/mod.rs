@@ -307,6 +307,12 @@ pub trait Outgoing<F>: Fields {
     /// The frame with the boolean payload field `field` set to `value`, without an id
     /// (how an ephemeral state is stopped).
     fn encode_switched(&self, field: &str, value: bool) -> Option<F>;
+    /// The id the application gave a tracked message, which it keeps instead of one
+    /// the core makes up: a message handed over twice with one id (by tabs sharing a
+    /// connection, when the tab holding it goes) is stored once. `None` by default.
+    fn chosen_id(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The size of an outgoing frame.
@@ -1349,7 +1355,16 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
             },
             None => None,
         };
-        let id = self.next_id();
+        let id = match message.chosen_id() {
+            Some(id) if id.is_empty() || id.len() > relaywire_protocol::MAX_ID_BYTES => {
+                return Err(SendError::Invalid {
+                    code: ErrorCode::ValidationError,
+                    reason: "`id` must be a string of 1 to 128 bytes",
+                });
+            }
+            Some(id) => id,
+            None => self.next_id(),
+        };
         let frame = self.encode_checked(message, Some(&id))?;
         let timeout_ms = match mode {
             SendMode::Send => None,

@@ -11,6 +11,7 @@ use super::*;
 struct Msg {
     type_name: &'static str,
     fields: Vec<(&'static str, Field)>,
+    id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +25,13 @@ impl Msg {
         Self {
             type_name,
             fields: Vec::new(),
+            id: None,
         }
+    }
+
+    fn with_id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_owned());
+        self
     }
 
     fn text(mut self, key: &'static str, value: &str) -> Self {
@@ -89,6 +96,9 @@ impl Outgoing<String> for Msg {
     }
     fn encode(&self, id: Option<&str>) -> Option<String> {
         Some(self.frame(id))
+    }
+    fn chosen_id(&self) -> Option<String> {
+        self.id.clone()
     }
     fn encode_switched(&self, field: &str, value: bool) -> Option<String> {
         let mut switched = self.clone();
@@ -882,6 +892,33 @@ fn unacknowledged_messages_are_sent_again_after_a_reconnect() {
     );
     let m4 = h.send(&say("m4")).unwrap();
     assert_eq!(sent(&h.commands()), [say("m4").frame(Some(&m4))]);
+}
+
+#[test]
+fn a_tracked_message_keeps_the_id_it_was_given_across_reconnects() {
+    let mut h = Harness::new(no_jitter());
+    let socket = h.connect();
+    assert_eq!(h.send(&say("m1").with_id("tab-7")), Ok("tab-7".to_owned()));
+    assert_eq!(sent(&h.commands()), [say("m1").frame(Some("tab-7"))]);
+    h.closed(socket, 1006);
+    let socket = Harness::expect_open(&h.advance(1_000));
+    assert_eq!(sent(&h.establish(socket)), [say("m1").frame(Some("tab-7"))]);
+    h.handle(ack(socket, "tab-7"));
+    assert_eq!(h.core.pending(), 0);
+    // An id the server would refuse is refused here, and nothing is queued.
+    for bad in [
+        String::new(),
+        "x".repeat(relaywire_protocol::MAX_ID_BYTES + 1),
+    ] {
+        assert!(matches!(
+            h.send(&say("m2").with_id(&bad)),
+            Err(SendError::Invalid {
+                code: ErrorCode::ValidationError,
+                ..
+            })
+        ));
+    }
+    assert_eq!(h.core.pending(), 0);
 }
 
 #[test]
