@@ -179,6 +179,45 @@ const servers = {
   ),
 };
 
+/** How many tabs the tabs measurement opens. */
+const TABS = 5;
+
+/**
+ * Opens TABS pages of one fresh context with a client each (`mode`: sharing one
+ * connection, or one each), and once all are open reads how many sockets the server
+ * holds for their user and the pages' JS heaps after a collection, summed.
+ */
+async function measureTabs(browser, mode, { user, token: userToken, url }, errors) {
+  const context = await browser.newContext();
+  try {
+    const pages = [];
+    for (let i = 0; i < TABS; i += 1) {
+      const page = await context.newPage();
+      page.on("pageerror", (error) => errors.push(error.message));
+      const query = new URLSearchParams({ mode, url, token: userToken });
+      await page.goto(`${origin}/page/tabs.html?${query}`);
+      pages.push(page);
+    }
+    for (const page of pages) await page.waitForFunction(() => window.tab?.status() === "open");
+    const status = await fetch(`http://127.0.0.1:${relaywirePort}/api/users/${user}/status`, {
+      headers: { authorization: `Bearer ${SERVICE_KEY}` },
+    });
+    if (!status.ok) throw new Error(`status of ${user}: ${status.status}`);
+    const { connections } = await status.json();
+    let heapBytes = 0;
+    for (const page of pages) {
+      const cdp = await context.newCDPSession(page);
+      await cdp.send("HeapProfiler.collectGarbage");
+      await cdp.send("Performance.enable");
+      const { metrics } = await cdp.send("Performance.getMetrics");
+      heapBytes += metrics.find((metric) => metric.name === "JSHeapUsedSize").value;
+    }
+    return { connections, heapBytes };
+  } finally {
+    await context.close();
+  }
+}
+
 async function cleanUp() {
   await Promise.all(Object.values(servers).map((server) => server.kill()));
   rmSync(dataDir, { recursive: true, force: true });
@@ -214,6 +253,13 @@ try {
     pingWarmup: 100,
     backoff: BACKOFF,
   };
+
+  // One user per way of holding the tabs' connection, so their sockets are counted apart.
+  const tabsConfig = {};
+  for (const mode of ["shared", "own"]) {
+    const user = `bench-tabs-${mode}`;
+    tabsConfig[mode] = { user, token: await token(user), url: `ws://127.0.0.1:${relaywirePort}/ws` };
+  }
 
   const vendor = { "/vendor/socket.io-client.js": await bundle({ entry: "export { io } from 'socket.io-client';" }) };
   const types = { ".js": "text/javascript", ".html": "text/html", ".json": "application/json", ".wasm": "application/wasm" };
@@ -276,6 +322,11 @@ try {
         await page.evaluate((l) => window.bench.reconnect.close(l), key);
         result.reconnect[library] = cycles;
         log(`  reconnect ${library}: acked after ${cycles.map((c) => c.ackedMs).join(", ")} ms`);
+      }
+      result.tabs = {};
+      for (const mode of ["shared", "own"]) {
+        result.tabs[mode] = await measureTabs(browser, mode, tabsConfig[mode], errors);
+        log(`  ${TABS} tabs, ${mode}: ${result.tabs[mode].connections} sockets, JS heap ${(result.tabs[mode].heapBytes / 1e6).toFixed(1)} MB`);
       }
       if (errors.length > 0) throw new Error(`the page failed: ${errors.join("; ")}`);
       runs.push(result);

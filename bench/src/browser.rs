@@ -47,11 +47,20 @@ struct Reconnect {
     acked_ms: f64,
 }
 
+/// Five tabs of one user, in one way of holding their connection.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Tabs {
+    connections: u32,
+    heap_bytes: f64,
+}
+
 #[derive(Debug, Deserialize)]
 struct Run {
     throughput: BTreeMap<String, Throughput>,
     latency: BTreeMap<String, Latency>,
     reconnect: BTreeMap<String, Vec<Reconnect>>,
+    tabs: BTreeMap<String, Tabs>,
 }
 
 /// One of the client's functions with the most self time in the profiled run.
@@ -121,6 +130,17 @@ pub(crate) struct ReconnectRow {
     pub(crate) samples: Vec<f64>,
 }
 
+/// Five tabs of one user: sharing one connection (`relaywire/shared`) or one each.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TabsRow {
+    /// `shared` or `own`.
+    pub(crate) mode: &'static str,
+    /// Median of the sockets the server held for the tabs.
+    pub(crate) connections: f64,
+    /// Median of the tabs' JS heaps after a collection, summed, bytes.
+    pub(crate) heap_bytes: f64,
+}
+
 /// Everything measured in the browser.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct BrowserReport {
@@ -130,6 +150,8 @@ pub(crate) struct BrowserReport {
     pub(crate) throughput: Vec<ThroughputRow>,
     pub(crate) latency: Vec<LatencyRow>,
     pub(crate) reconnect: Vec<ReconnectRow>,
+    /// The tabs measurement, shared first.
+    pub(crate) tabs: Vec<TabsRow>,
     /// Self time by category in one profiled throughput run per library.
     pub(crate) profile: Option<BTreeMap<String, Vec<ProfileShare>>>,
     /// The client's functions with the most self time in its profiled run.
@@ -290,6 +312,22 @@ fn summarise(text: &str) -> Result<BrowserReport> {
             samples: cycles.iter().map(|c| c.acked_ms).collect(),
         });
     }
+    let mut tabs = Vec::new();
+    for mode in ["shared", "own"] {
+        let figures: Vec<&Tabs> = output
+            .runs
+            .iter()
+            .filter_map(|run| run.tabs.get(mode))
+            .collect();
+        if figures.len() != output.runs.len() {
+            return Err(format!("no tabs figures ({mode}) in some run"));
+        }
+        tabs.push(TabsRow {
+            mode,
+            connections: med(figures.iter().map(|t| f64::from(t.connections))),
+            heap_bytes: med(figures.iter().map(|t| t.heap_bytes)),
+        });
+    }
     Ok(BrowserReport {
         runs: output.runs.len(),
         versions: output.versions,
@@ -297,6 +335,7 @@ fn summarise(text: &str) -> Result<BrowserReport> {
         throughput,
         latency,
         reconnect,
+        tabs,
         profile: (!output.profiles.is_empty()).then_some(output.profiles),
         hottest: output.hottest_functions,
     })
@@ -325,6 +364,10 @@ mod tests {
                 "reconnect": {
                     "relaywire": [{ "openMs": 100.0, "ackedMs": 110.0 }],
                     "socket.io": [{ "openMs": 200.0, "ackedMs": 205.0 }]
+                },
+                "tabs": {
+                    "shared": { "connections": 1, "heapBytes": relaywire },
+                    "own": { "connections": 5, "heapBytes": native }
                 }
             })
         };
@@ -347,12 +390,16 @@ mod tests {
             .expect("a row");
         assert!((latency.p50_ratio - 1.5).abs() < 1e-9);
         assert_eq!(report.reconnect[0].acked_ms, 110.0);
+        assert_eq!(report.tabs[0].mode, "shared");
+        assert_eq!(report.tabs[0].connections, 1.0);
+        assert_eq!(report.tabs[0].heap_bytes, 6_000.0);
+        assert_eq!(report.tabs[1].heap_bytes, 11_000.0);
     }
 
     #[test]
     fn malformed_echoes_fail_the_benchmark() {
         let output = serde_json::json!({
-            "runs": [{ "throughput": { "relaywire": { "perSecond": 1.0, "bad": 3 } }, "latency": {}, "reconnect": {} }],
+            "runs": [{ "throughput": { "relaywire": { "perSecond": 1.0, "bad": 3 } }, "latency": {}, "reconnect": {}, "tabs": {} }],
             "versions": {}, "settings": {}
         });
         let error = summarise(&output.to_string()).expect_err("bad echoes");

@@ -379,6 +379,29 @@ fn browser_section(browser: &BrowserReport, out: &mut String) {
         ]);
     }
     out.push_str(&table.done());
+    out.push_str(
+        "\n### Five tabs\n\nFive tabs of one browser context signed in as one user, once \
+         sharing one connection (`relaywire/shared`: one tab holds the socket, the others \
+         talk to it over a `BroadcastChannel`) and once with a client each; measured when \
+         every tab is open: the sockets the server holds for the user, and the tabs' JS \
+         heaps after a garbage collection, summed (Chrome DevTools protocol).\n\n",
+    );
+    let mut table = Table::new(
+        &["tabs", "server sockets", "JS heap of the five tabs"],
+        1,
+        0,
+    );
+    for row in &browser.tabs {
+        table.row(&[
+            match row.mode {
+                "shared" => "sharing one connection".to_owned(),
+                _ => "a connection each".to_owned(),
+            },
+            format!("{:.0}", row.connections),
+            format!("{:.1} MB", row.heap_bytes / 1e6),
+        ]);
+    }
+    out.push_str(&table.done());
     if let Some(profile) = browser.profile.as_ref() {
         out.push_str(
             "\n### Where the browser's time goes\n\nA CPU profile (Chrome DevTools protocol) \
