@@ -402,6 +402,13 @@ fn browser_section(browser: &BrowserReport, out: &mut String) {
         ]);
     }
     out.push_str(&table.done());
+    out.push_str(
+        "\nThe heaps hardly differ: every tab still loads the package and its WebAssembly, \
+         and a socket costs a tab little. Sharing saves what each connection costs beyond \
+         the tab: the server's sockets (and the memory each holds, measured under \
+         Idle connections), one heartbeat instead of five, and one copy of every message \
+         on the wire instead of five.\n",
+    );
     if let Some(profile) = browser.profile.as_ref() {
         out.push_str(
             "\n### Where the browser's time goes\n\nA CPU profile (Chrome DevTools protocol) \

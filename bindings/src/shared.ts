@@ -144,6 +144,13 @@ export class SharedRelaywireClient<P extends Protocol = Protocol> {
   readonly #unknown = new Set<(message: ServerMessage) => void>();
   readonly #listeners = new Set<() => void>();
   readonly #onPageHide = () => this.#resign(true);
+  /** Back from the back-forward cache: the page led before it went, or may lead now. */
+  readonly #onPageShow = (event: PageTransitionEvent) => {
+    if (event.persisted && this.#running && this.#client === null) {
+      this.#leader = null;
+      this.#queueForLock();
+    }
+  };
 
   /** Creates a client; it connects at once unless `autoConnect` is `false`. */
   constructor(options: SharedRelaywireOptions<P>) {
@@ -174,6 +181,15 @@ export class SharedRelaywireClient<P extends Protocol = Protocol> {
     }
     this.#channel = new BroadcastChannel(this.#name);
     this.#channel.onmessage = (event: MessageEvent<Wire>) => this.#receive(event.data);
+    addEventListener("pagehide", this.#onPageHide);
+    addEventListener("pageshow", this.#onPageShow);
+    this.#setSnapshot({ ...IDLE, status: "connecting" });
+    this.#queueForLock();
+  }
+
+  /** Waits for the lock (leading when it comes) and asks who leads meanwhile. */
+  #queueForLock(): void {
+    this.#abort?.abort();
     this.#abort = new AbortController();
     navigator.locks
       .request(this.#name, { signal: this.#abort.signal }, () => {
@@ -184,8 +200,6 @@ export class SharedRelaywireClient<P extends Protocol = Protocol> {
       .catch(() => {
         // The wait was abandoned by close().
       });
-    addEventListener("pagehide", this.#onPageHide);
-    this.#setSnapshot({ ...IDLE, status: "connecting" });
     this.#post({ kind: "who" });
   }
 
@@ -201,7 +215,10 @@ export class SharedRelaywireClient<P extends Protocol = Protocol> {
     this.#abort = null;
     this.#channel?.close();
     this.#channel = null;
-    if (typeof removeEventListener === "function") removeEventListener("pagehide", this.#onPageHide);
+    if (typeof removeEventListener === "function") {
+      removeEventListener("pagehide", this.#onPageHide);
+      removeEventListener("pageshow", this.#onPageShow);
+    }
     for (const [id, item] of this.#pending) {
       this.#pending.delete(id);
       item.reject?.(relaywireError("CLIENT_CLOSED", "the client was closed"));
@@ -308,10 +325,9 @@ export class SharedRelaywireClient<P extends Protocol = Protocol> {
     this.#client = null;
     const orphans: Outgoing[] = [];
     if (leaving) {
-      for (const [id, item] of this.#pending) {
-        orphans.push({ ...item.message, id });
-        this.#pending.delete(id);
-      }
+      // They stay pending here too: a page back from the back-forward cache sends them
+      // again (same ids) and hears their answers.
+      for (const [id, item] of this.#pending) orphans.push({ ...item.message, id });
     }
     this.#post({ kind: "resign", leader: this.#tab, orphans });
     client.close();
