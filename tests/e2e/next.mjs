@@ -9,19 +9,11 @@
 // Run by `cargo xtask test next`, which passes RELAYWIRE_NEXT (the app's URL).
 import { chromium } from "playwright-core";
 import { CHROMIUM_FLAGS, CHROMIUM_PATH } from "./chromium.mjs";
+import { check, required, step, steps } from "./script.mjs";
 
-const app = process.env.RELAYWIRE_NEXT;
-if (!app) throw new Error("RELAYWIRE_NEXT is not set: run this with `cargo xtask test next`");
+const app = required("RELAYWIRE_NEXT", "next");
 
-const steps = [];
-function step(name) {
-  steps.push(name);
-  console.log(`  ${steps.length}. ${name}`);
-}
 
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 /** A page that records errors and warnings (React reports hydration mismatches there). */
 async function open(context, path) {

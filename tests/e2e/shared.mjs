@@ -10,26 +10,14 @@
 import { createHmac } from "node:crypto";
 import { chromium } from "playwright-core";
 import { CHROMIUM_FLAGS, CHROMIUM_PATH } from "./chromium.mjs";
+import { check, required, step, steps } from "./script.mjs";
 
-const app = required("RELAYWIRE_APP");
-const serviceKey = required("RELAYWIRE_SERVICE_KEY");
-const secret = required("RELAYWIRE_TEST_JWT_SECRET");
+const app = required("RELAYWIRE_APP", "shared");
+const serviceKey = required("RELAYWIRE_SERVICE_KEY", "shared");
+const secret = required("RELAYWIRE_TEST_JWT_SECRET", "shared");
 
-function required(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run this with \`cargo xtask test shared\``);
-  return value;
-}
 
-const steps = [];
-function step(name) {
-  steps.push(name);
-  console.log(`  ${steps.length}. ${name}`);
-}
 
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 function token(user) {
   const encode = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
