@@ -395,8 +395,12 @@ export class SharedRelaywireClient<P extends Protocol = Protocol> {
     if (policy.delivery === "ephemeral") {
       if (request) return Promise.reject(relaywireError("INVALID_MESSAGE", "an ephemeral message gets no answer"));
       // Sent only while connected, as everywhere: dropped while no tab leads.
-      if (this.#client !== null) this.#client.send(message as P["client"]);
-      else if (this.#leader !== null) this.#post({ kind: "submit", tab: this.#tab, message, request: false });
+      try {
+        if (this.#client !== null) this.#client.send(message as P["client"]);
+        else if (this.#leader !== null) this.#post({ kind: "submit", tab: this.#tab, message, request: false });
+      } catch (error) {
+        return Promise.reject(error);
+      }
       return Promise.resolve({} as Ack);
     }
     const id = message.id ?? `${this.#tab}-${(this.#nextId += 1).toString(36)}`;
