@@ -1,10 +1,15 @@
 //! The browser client in headless Chromium against the real reference server.
 //!
 //! `cargo xtask test browser` starts the server and a supervisor that can kill and
-//! restart it, and passes their addresses at build time. The scenarios are written
-//! in JavaScript (`browser.js`) against the same API applications use; each test
-//! here runs one and fails with the error it throws.
-#![cfg(target_arch = "wasm32")]
+//! restart it, and passes their addresses at build time (`support/env.rs` says how
+//! they are found otherwise). The scenarios are written in JavaScript (`browser.js`)
+//! against the same API applications use; each test here runs one and fails with the
+//! error it throws.
+#![cfg(all(target_arch = "wasm32", feature = "js"))]
+
+#[allow(dead_code)]
+#[path = "support/env.rs"]
+mod env;
 
 use relaywire_client::RelaywireClient;
 use wasm_bindgen::prelude::*;
@@ -79,20 +84,20 @@ fn chat_protocol() -> JsValue {
     js_sys::JSON::parse(&text.to_string()).expect("a JSON object")
 }
 
-/// What the scenarios need: the server, the supervisor, and a way to make clients.
-fn env() -> JsValue {
-    // Read at build time: the browser has no environment. Without it the tests still
-    // compile (for clippy) but fail with the command that runs them properly.
-    let Some(server) = option_env!("RELAYWIRE_TEST_SERVER") else {
-        panic!("run the browser tests with `cargo xtask test browser`");
-    };
-    let supervisor = option_env!("RELAYWIRE_TEST_SUPERVISOR").unwrap_or_default();
+/// What the scenarios need: the server, the supervisor, and a way to make clients;
+/// `None` when there is no server (or no supervisor, for a scenario that needs one).
+async fn scenario_env(needs_supervisor: bool) -> Option<JsValue> {
+    let found = env::find().await?;
+    if needs_supervisor && found.supervisor.is_none() {
+        web_sys::console::warn_1(&"skipped: no supervisor to restart the server with".into());
+        return None;
+    }
     let env = js_sys::Object::new();
     let set = |key: &str, value: &JsValue| {
         js_sys::Reflect::set(&env, &key.into(), value).expect("a plain object");
     };
-    set("server", &server.into());
-    set("supervisor", &supervisor.into());
+    set("server", &found.server.as_str().into());
+    set("supervisor", &found.supervisor.unwrap_or_default().into());
     // Every client speaks the chat protocol, as `relaywire/chat` would configure it.
     let protocol = chat_protocol();
     let create = Closure::<dyn Fn(JsValue) -> Result<JsValue, JsValue>>::new(move |options| {
@@ -102,15 +107,18 @@ fn env() -> JsValue {
         RelaywireClient::new(options.into()).map(JsValue::from)
     });
     set("createClient", &create.into_js_value());
-    env.into()
+    Some(env.into())
 }
 
 macro_rules! scenario {
-    ($($test:ident => $scenario:ident),+ $(,)?) => {
+    ($($test:ident => $scenario:ident $(, needs $needs:ident)?;)+) => {
         $(
             #[wasm_bindgen_test]
             async fn $test() {
-                if let Err(err) = $scenario(&env()).await {
+                let Some(env) = scenario_env(scenario!(@needs $($needs)?)).await else {
+                    return;
+                };
+                if let Err(err) = $scenario(&env).await {
                     let message = js_sys::Reflect::get(&err, &"stack".into())
                         .ok()
                         .and_then(|stack| stack.as_string())
@@ -120,21 +128,23 @@ macro_rules! scenario {
             }
         )+
     };
+    (@needs supervisor) => { true };
+    (@needs) => { false };
 }
 
 scenario! {
-    connects_with_every_auth_mode => authModes,
-    an_auth_failure_ends_in_unauthorized_without_retrying => authFailureIsFinal,
-    an_expired_token_is_refreshed_once => expiredTokenIsRefreshedOnce,
-    two_clients_chat_with_receipts_typing_and_presence => twoClientsChat,
-    reconnects_after_a_restart_with_growing_delays_and_flushes_in_order => reconnectsAfterRestartAndFlushesInOrder,
-    a_server_that_stops_answering_is_detected => deadConnectionIsDetected,
-    requests_resolve_reject_and_time_out => requestsSettle,
-    a_full_queue_refuses_with_a_code => fullQueueRefuses,
-    close_leaves_no_socket_timer_or_listener => closeLeavesNothing,
-    the_snapshot_is_the_same_object_until_it_changes => snapshotIsStable,
-    offline_pauses_retries_and_online_retries_at_once => offlinePausesAndOnlineRetries,
-    unknown_message_types_reach_the_unknown_handler => unknownTypesReachTheUnknownHandler,
-    missed_messages_are_replayed_once_in_order_after_a_reconnect => missedMessagesAreReplayedOnce,
-    a_kept_seq_resumes_a_new_client_after_what_it_kept => aKeptSeqResumesANewClient,
+    connects_with_every_auth_mode => authModes;
+    an_auth_failure_ends_in_unauthorized_without_retrying => authFailureIsFinal;
+    an_expired_token_is_refreshed_once => expiredTokenIsRefreshedOnce;
+    two_clients_chat_with_receipts_typing_and_presence => twoClientsChat;
+    reconnects_after_a_restart_with_growing_delays_and_flushes_in_order => reconnectsAfterRestartAndFlushesInOrder, needs supervisor;
+    a_server_that_stops_answering_is_detected => deadConnectionIsDetected;
+    requests_resolve_reject_and_time_out => requestsSettle;
+    a_full_queue_refuses_with_a_code => fullQueueRefuses;
+    close_leaves_no_socket_timer_or_listener => closeLeavesNothing;
+    the_snapshot_is_the_same_object_until_it_changes => snapshotIsStable;
+    offline_pauses_retries_and_online_retries_at_once => offlinePausesAndOnlineRetries, needs supervisor;
+    unknown_message_types_reach_the_unknown_handler => unknownTypesReachTheUnknownHandler;
+    missed_messages_are_replayed_once_in_order_after_a_reconnect => missedMessagesAreReplayedOnce, needs supervisor;
+    a_kept_seq_resumes_a_new_client_after_what_it_kept => aKeptSeqResumesANewClient;
 }

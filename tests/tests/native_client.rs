@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use relaywire_chat::{ClientMessage, JoinChat, SendMessage, ServerMessage};
 use relaywire_client::core::Status;
+use relaywire_client::native::Messages;
 use relaywire_client::native::{Client, RequestError};
 use relaywire_protocol::{ClientErrorCode, ErrorCode};
 use relaywire_tests::{Server, client_options};
-use tokio::sync::mpsc::Receiver;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -20,7 +20,7 @@ fn say(chat: &str, text: &str) -> ClientMessage {
     .into()
 }
 
-async fn next_chat_message(messages: &mut Receiver<ServerMessage>) -> String {
+async fn next_chat_message(messages: &mut Messages<ServerMessage>) -> String {
     loop {
         let message = tokio::time::timeout(WAIT, messages.recv())
             .await
@@ -35,8 +35,9 @@ async fn next_chat_message(messages: &mut Receiver<ServerMessage>) -> String {
 #[tokio::test]
 async fn two_native_clients_chat() {
     let server = Server::start("native-chat", |_| {}).await;
-    let (alice, _) = Client::connect(client_options(&server, "alice"));
-    let (bob, mut bob_messages) = Client::connect(client_options(&server, "bob"));
+    let (alice, _) = Client::connect(client_options(&server, "alice")).expect("valid options");
+    let (bob, mut bob_messages) =
+        Client::connect(client_options(&server, "bob")).expect("valid options");
     let connected = alice
         .wait_for(Status::Open, WAIT)
         .await
@@ -81,8 +82,9 @@ async fn two_native_clients_chat() {
 #[tokio::test]
 async fn messages_sent_while_the_server_restarts_arrive_in_order() {
     let mut server = Server::start("native-restart", |_| {}).await;
-    let (writer, _) = Client::connect(client_options(&server, "alice"));
-    let (reader, mut reader_messages) = Client::connect(client_options(&server, "bob"));
+    let (writer, _) = Client::connect(client_options(&server, "alice")).expect("valid options");
+    let (reader, mut reader_messages) =
+        Client::connect(client_options(&server, "bob")).expect("valid options");
     writer
         .wait_for(Status::Open, WAIT)
         .await

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use relaywire_client::core::Status;
+use relaywire_client::native::Messages;
 use relaywire_client::native::{Client, RequestError};
 use relaywire_protocol::{ErrorCode, Seq};
 use relaywire_tests::tasks::{
@@ -12,7 +13,6 @@ use relaywire_tests::tasks::{
 };
 use relaywire_tests::{RawSocket, Server, client_options};
 use serde_json::json;
-use tokio::sync::mpsc::Receiver;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -25,7 +25,7 @@ fn add(board: &str, title: &str) -> TaskClient {
 }
 
 async fn next_where<T>(
-    messages: &mut Receiver<TaskServer>,
+    messages: &mut Messages<TaskServer>,
     mut pick: impl FnMut(TaskServer) -> Option<T>,
 ) -> T {
     loop {
@@ -44,9 +44,9 @@ async fn open(
     user: &str,
 ) -> (
     Client<relaywire_tests::tasks::TaskProtocol>,
-    Receiver<TaskServer>,
+    Messages<TaskServer>,
 ) {
-    let (client, messages) = Client::connect(client_options(server, user));
+    let (client, messages) = Client::connect(client_options(server, user)).expect("valid options");
     client
         .wait_for(Status::Open, WAIT)
         .await

@@ -26,6 +26,9 @@ tasks:
   test      everything CI runs: formatting, lints, native tests, the wasm build,
             generated-file freshness, the TypeScript checks and the browser tests
             (`cargo xtask test <check>...` runs some; `cargo xtask test --list`)
+  serve-tests
+            the browser tests' chat server and supervisor on fixed ports, for
+            `wasm-pack test --headless --chrome client-wasm` run beside it
   demo      build and start the reference chat server with the example app
             (`--cluster`: three nodes on a private PostgreSQL and Redis)
   codegen   regenerate the generated TypeScript (bindings/) and the README tables
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(rest),
         Some("demo") => demo::run(rest),
+        Some("serve-tests") => test::serve_tests(),
         Some("codegen") => codegen::run(),
         Some("package") => package::run(rest),
         Some("fuzz") => fuzz::run(rest),

@@ -76,9 +76,11 @@ pub(crate) struct Supervisor {
 }
 
 impl Supervisor {
-    pub(crate) fn start(spec: ServerSpec) -> Result<Supervisor> {
+    /// Starts the server and the control endpoint on `control_port` (0: any free port).
+    pub(crate) fn start(spec: ServerSpec, control_port: u16) -> Result<Supervisor> {
+        let listener = TcpListener::bind(("127.0.0.1", control_port))
+            .map_err(|err| format!("the supervisor's port 127.0.0.1:{control_port}: {err}"))?;
         let child = Arc::new(Mutex::new(Some(spec.spawn()?)));
-        let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(|err| err.to_string())?;
         let control_port = listener.local_addr().map_err(|err| err.to_string())?.port();
         let (thread_spec, thread_child) = (spec.clone(), Arc::clone(&child));
         std::thread::spawn(move || {

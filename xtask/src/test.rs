@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::supervisor::{ServerSpec, Supervisor};
 use crate::tools::{
-    ensure_chromium, ensure_npm_packages, ensure_wasm_bindgen_cli, ensure_wasm_target, free_port,
-    project_root, target_dir,
+    ensure_chromium, ensure_npm_packages, ensure_wasm_bindgen_cli, ensure_wasm_pack,
+    ensure_wasm_target, free_port, project_root, target_dir,
 };
 use crate::{app, package, wasm};
 
@@ -226,6 +226,22 @@ fn docs() -> Result {
     Cmd::new("cargo", &project_root())
         .args(["doc", "--workspace", "--no-deps", "--quiet"])
         .env("RUSTDOCFLAGS", "-D warnings")
+        .run()?;
+    // The browser's typed Rust client exists on wasm32 only.
+    Cmd::new("cargo", &project_root())
+        .args([
+            "doc",
+            "-p",
+            "relaywire-client",
+            "--no-deps",
+            "--quiet",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--no-default-features",
+            "--features",
+            "web,chat",
+        ])
+        .env("RUSTDOCFLAGS", "-D warnings")
         .run()
 }
 
@@ -301,13 +317,26 @@ fn server_of(
     })
 }
 
-fn browser() -> Result {
-    ensure_wasm_target()?;
-    ensure_wasm_bindgen_cli()?;
-    let chromedriver = ensure_chromium()?;
-    // Test hooks on, a short heartbeat, and the origin of the page the test runner
-    // serves, on a port chosen here: the cookie tests need it named (`*` never
-    // carries credentials).
+/// The ports of the browser tests' fixture: the chat server, its supervisor, and the
+/// page the test runner serves (the cookie tests need its origin named: `*` never
+/// carries credentials).
+struct FixturePorts {
+    server: u16,
+    supervisor: u16,
+    runner: u16,
+}
+
+/// Where `cargo xtask serve-tests` keeps the fixture, and where the browser tests look
+/// for it when no server was named at build time (`client-wasm/tests/support/env.rs`).
+const FIXTURE_PORTS: FixturePorts = FixturePorts {
+    server: 18_420,
+    supervisor: 18_421,
+    runner: 18_422,
+};
+
+/// The chat server the browser tests run against, with test hooks, a short heartbeat
+/// and room for their bursts, under a supervisor that kills and restarts it.
+fn browser_fixture(ports: &FixturePorts) -> Result<Supervisor> {
     let mut spec = test_server(
         "browser-tests",
         &[
@@ -320,40 +349,73 @@ fn browser() -> Result {
             ("USER_RATE_LIMIT_BURST", "2000"),
         ],
     )?;
-    let runner_port = std::iter::repeat_with(|| free_port(0))
-        .find(|port| !matches!(port, Ok(port) if *port == spec.port))
-        .unwrap_or_else(|| Err("no free port".into()))?;
+    std::net::TcpListener::bind(("127.0.0.1", ports.server))
+        .map_err(|err| format!("the test server's port 127.0.0.1:{}: {err}", ports.server))?;
+    spec.port = ports.server;
     spec.env.insert(
         "CORS_ORIGIN".to_owned(),
-        format!("http://127.0.0.1:{runner_port}"),
+        format!("http://127.0.0.1:{}", ports.runner),
     );
-    let supervisor = Supervisor::start(spec)?;
-    Cmd::new("cargo", &project_root())
-        .args([
-            "test",
-            "-p",
-            "relaywire-client",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--test",
-            "browser",
-            // The allocator the npm package ships with.
-            "--features",
-            "small-allocator",
-        ])
-        .env(
-            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
-            "wasm-bindgen-test-runner",
-        )
-        .env("CHROMEDRIVER", chromedriver.display().to_string())
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "240")
+    Supervisor::start(spec, ports.supervisor)
+}
+
+/// Free ports for one run of the browser tests.
+fn free_fixture_ports() -> Result<FixturePorts> {
+    // Held together, so the three differ.
+    let listeners: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<std::io::Result<_>>()
+        .map_err(|err| format!("no free port on 127.0.0.1: {err}"))?;
+    let port = |i: usize| {
+        listeners[i]
+            .local_addr()
+            .map(|addr| addr.port())
+            .map_err(|err| err.to_string())
+    };
+    Ok(FixturePorts {
+        server: port(0)?,
+        supervisor: port(1)?,
+        runner: port(2)?,
+    })
+}
+
+/// The browser tests (`client-wasm/tests/`: the JavaScript API and the typed Rust
+/// client) run as a user runs them, with `wasm-pack test`, against a fixture on ports
+/// of their own, which the tests read at build time.
+fn browser() -> Result {
+    ensure_wasm_target()?;
+    ensure_wasm_bindgen_cli()?;
+    ensure_wasm_pack()?;
+    ensure_chromium()?;
+    let ports = free_fixture_ports()?;
+    let supervisor = browser_fixture(&ports)?;
+    Cmd::new("wasm-pack", &project_root())
+        .args(["test", "--headless", "--chrome", "client-wasm"])
         .env(
             "WASM_BINDGEN_TEST_ADDRESS",
-            format!("127.0.0.1:{runner_port}"),
+            format!("127.0.0.1:{}", ports.runner),
         )
         .env("RELAYWIRE_TEST_SERVER", supervisor.server_url())
         .env("RELAYWIRE_TEST_SUPERVISOR", supervisor.control_url())
         .run()
+}
+
+/// `cargo xtask serve-tests`: the browser tests' fixture on its fixed ports, until
+/// interrupted (or an hour has passed), for `wasm-pack test` run by hand.
+pub(crate) fn serve_tests() -> Result {
+    let ports = FIXTURE_PORTS;
+    let supervisor = browser_fixture(&ports)?;
+    println!(
+        "The browser tests' chat server is on {} and its supervisor on {}.\n\
+         In another terminal, from the repository's root:\n\n    \
+         WASM_BINDGEN_TEST_ADDRESS=127.0.0.1:{} wasm-pack test --headless --chrome client-wasm\n\n\
+         Ctrl-C stops it; it stops by itself after an hour.",
+        supervisor.server_url(),
+        supervisor.control_url(),
+        ports.runner
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3600));
+    Ok(())
 }
 
 /// Runs `node tests/e2e/<script>`, which drives Chromium against the supervised server
@@ -389,7 +451,7 @@ fn notify() -> Result {
             ("STATIC_DIR", &dist),
         ],
     )?;
-    let supervisor = Supervisor::start(spec)?;
+    let supervisor = Supervisor::start(spec, 0)?;
     page_script(
         "notify.mjs",
         &supervisor,
@@ -429,7 +491,7 @@ fn tasks() -> Result {
         "tasks",
         &[("TEST_HOOKS", "true"), ("STATIC_DIR", &site)],
     )?;
-    let supervisor = Supervisor::start(spec)?;
+    let supervisor = Supervisor::start(spec, 0)?;
     page_script("tasks.mjs", &supervisor, &[])
 }
 
@@ -456,7 +518,7 @@ fn shared() -> Result {
             ("USER_RATE_LIMIT_BURST", "2000"),
         ],
     )?;
-    let supervisor = Supervisor::start(spec)?;
+    let supervisor = Supervisor::start(spec, 0)?;
     page_script(
         "shared.mjs",
         &supervisor,
@@ -498,7 +560,7 @@ fn e2e() -> Result {
             ("STATIC_DIR", &dist),
         ],
     )?;
-    let supervisor = Supervisor::start(spec)?;
+    let supervisor = Supervisor::start(spec, 0)?;
     let screenshots = target_dir().join("e2e");
     page_script(
         "chat.mjs",
@@ -521,7 +583,7 @@ const TEST_JWT_SECRET: &str = "browser-tests-secret-0123456789";
 fn node() -> Result {
     let dir = app::install_package("tests/node")?;
     write_readme_examples(&dir)?;
-    let supervisor = Supervisor::start(test_server("node-tests", &[])?)?;
+    let supervisor = Supervisor::start(test_server("node-tests", &[])?, 0)?;
     let run = |args: &[&str]| {
         Cmd::new("node", &dir)
             .args(args.iter().copied())
@@ -635,7 +697,7 @@ fn next() -> Result {
     let origin = format!("http://127.0.0.1:{port}");
     // The page's origin is the app's: the chat server sits behind its rewrites.
     spec.env.insert("CORS_ORIGIN".to_owned(), origin.clone());
-    let supervisor = Supervisor::start(spec)?;
+    let supervisor = Supervisor::start(spec, 0)?;
     let next_bin = dir
         .join("node_modules/next/dist/bin/next")
         .display()

@@ -143,6 +143,24 @@ pub(crate) fn ensure_wasm_bindgen_cli() -> Result {
         .run()
 }
 
+/// Installs wasm-pack with cargo when it is missing (its own downloads of binaryen and
+/// wasm-bindgen are not needed: the crate turns wasm-opt off, and it uses the
+/// wasm-bindgen-cli installed beside it when the versions match).
+pub(crate) fn ensure_wasm_pack() -> Result {
+    let root = project_root();
+    if Cmd::new("wasm-pack", &root)
+        .args(["--version"])
+        .read()
+        .is_some()
+    {
+        return Ok(());
+    }
+    println!("installing wasm-pack (a minute or two, once)");
+    Cmd::new("cargo", &root)
+        .args(["install", "wasm-pack"])
+        .run()
+}
+
 /// Finds Debian's Chromium and ChromeDriver, installing them when running as root.
 pub(crate) fn ensure_chromium() -> Result<PathBuf> {
     let driver = PathBuf::from("/usr/bin/chromedriver");

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use relaywire_client::core::{Auth, Status};
+use relaywire_client::native::Messages;
 use relaywire_client::native::{self, Client, RequestError};
 use relaywire_notify_server::{
     Level, NotifyApp, NotifyClient, NotifyProtocol, NotifyServer, SendMessage, apply_defaults,
@@ -14,7 +15,6 @@ use relaywire_protocol::ErrorCode;
 use relaywire_server::config::{ConnectionPolicy, Env};
 use relaywire_server::{Config, RunningServer};
 use serde_json::{Value, json};
-use tokio::sync::mpsc::Receiver;
 use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "notify-test-secret-0123456789";
@@ -63,9 +63,9 @@ impl Service {
         format!("ws://{}/ws", self.server.addr())
     }
 
-    async fn client(&self, user: &str) -> (Client<NotifyProtocol>, Receiver<NotifyServer>) {
+    async fn client(&self, user: &str) -> (Client<NotifyProtocol>, Messages<NotifyServer>) {
         let options = native::Options::new(self.ws_url(), Auth::Token(token(user)));
-        let (client, messages) = Client::connect(options);
+        let (client, messages) = Client::connect(options).expect("valid options");
         client
             .wait_for(Status::Open, WAIT)
             .await
@@ -102,7 +102,7 @@ impl Service {
 }
 
 async fn next_where<T>(
-    messages: &mut Receiver<NotifyServer>,
+    messages: &mut Messages<NotifyServer>,
     mut pick: impl FnMut(NotifyServer) -> Option<T>,
 ) -> T {
     loop {
@@ -319,7 +319,8 @@ async fn an_offline_user_gets_what_was_sent_when_they_come_back() {
     // A typed client resumes after the seq the app kept: the notification, once.
     let mut options = native::Options::new(service.ws_url(), Auth::Token(token("erin")));
     options.core.resume_from = Some(1);
-    let (_client, mut messages) = Client::<NotifyProtocol>::connect(options);
+    let (_client, mut messages) =
+        Client::<NotifyProtocol>::connect(options).expect("valid options");
     let replayed = next_where(&mut messages, |message| match message {
         NotifyServer::Notification(notification) => Some(notification),
         NotifyServer::Message(message) => panic!("kept already: {message:?}"),

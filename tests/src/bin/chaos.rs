@@ -365,7 +365,8 @@ async fn run() -> Result {
     // The clients, each recording what it sends and receives.
     let mut natives = Vec::new();
     for user in &native_users {
-        let (client, mut messages) = Client::connect(native_options(&ws_url, user));
+        let (client, mut messages) =
+            Client::connect(native_options(&ws_url, user)).expect("valid options");
         let record = Arc::new(Mutex::new(Record::default()));
         let sink = Arc::clone(&record);
         tokio::spawn(async move {
