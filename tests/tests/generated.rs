@@ -1,6 +1,7 @@
 //! Generated files stay in step with their sources: the task board's TypeScript with
-//! its catalogue, the chat server README's bad-input table with the probe suite. When
-//! one differs, the test rewrites it and fails.
+//! its catalogue, the chat server README's bad-input table with the probe suite, the
+//! client README's browser example with the file the browser tests run. When one
+//! differs, the test rewrites it and fails.
 
 use std::path::Path;
 
@@ -35,5 +36,17 @@ fn the_readme_bad_input_table_is_the_probe_table() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/chat-server/README.md"),
         "probes",
         &table,
+    );
+}
+
+#[test]
+fn the_client_readme_browser_example_is_the_tested_one() {
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("../client-wasm");
+    let example = std::fs::read_to_string(client.join("tests/support/web_quick_start.rs"))
+        .expect("the browser example");
+    assert_section_fresh(
+        &client.join("README.md"),
+        "web-quick-start",
+        &format!("```rust\n{example}```\n"),
     );
 }

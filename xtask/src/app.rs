@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use crate::Result;
 use crate::cmd::{Cmd, step};
 use crate::package;
-use crate::tools::{ensure_node, project_root};
+use crate::tools::{
+    ensure_node, ensure_wasm_bindgen_cli, ensure_wasm_target, project_root, target_dir,
+};
 
 /// The React chat app (`examples/react-chat`).
 pub(crate) const REACT_CHAT: &str = "examples/react-chat";
@@ -40,4 +42,41 @@ pub(crate) fn install_package(folder: &str) -> Result<PathBuf> {
         .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
         .run()?;
     Ok(app)
+}
+
+/// The chat page written in Rust (`examples/web-chat`): its wasm with wasm-bindgen's
+/// glue, beside its HTML and CSS; returns the folder to serve.
+pub(crate) fn build_rust_web() -> Result<PathBuf> {
+    step("building the Rust chat page (examples/web-chat)");
+    ensure_wasm_target()?;
+    ensure_wasm_bindgen_cli()?;
+    let root = project_root();
+    Cmd::new("cargo", &root)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "relaywire-web-chat",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm-release",
+        ])
+        .run()?;
+    let dist = target_dir().join("web-chat");
+    let _ = std::fs::remove_dir_all(&dist);
+    let wasm = target_dir().join("wasm32-unknown-unknown/wasm-release/relaywire_web_chat.wasm");
+    let (wasm, pkg) = (
+        wasm.display().to_string(),
+        dist.join("pkg").display().to_string(),
+    );
+    Cmd::new("wasm-bindgen", &root)
+        .args(["--target", "web", "--out-dir", pkg.as_str(), wasm.as_str()])
+        .run()?;
+    let statics = root.join("examples/web-chat/static");
+    for name in ["index.html", "style.css"] {
+        std::fs::copy(statics.join(name), dist.join(name))
+            .map_err(|err| format!("{}: {err}", statics.join(name).display()))?;
+    }
+    Ok(dist)
 }

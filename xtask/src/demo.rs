@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: builds the client, the npm package and the React app, and serves
 //! the app from the reference chat server at one URL. `--cluster` serves it from three
-//! nodes on a private PostgreSQL and Redis instead, one URL each.
+//! nodes on a private PostgreSQL and Redis instead, one URL each; `--rust` serves the
+//! chat page written in Rust (`examples/web-chat`) instead of the React app.
 
 use std::process::{Command, Stdio};
 
@@ -10,19 +11,21 @@ use crate::cmd::{Cmd, step};
 use crate::tools::{free_port, project_root, target_dir};
 
 pub(crate) fn run(args: &[String]) -> Result {
-    let cluster = match args {
+    let rust = match args {
         [] => false,
-        [flag] if flag == "--cluster" => true,
+        [flag] if flag == "--cluster" => return run_cluster(),
+        [flag] if flag == "--rust" => true,
         [arg, ..] => {
             return Err(format!(
-                "`cargo xtask demo` takes only `--cluster`, got `{arg}`"
+                "`cargo xtask demo` takes `--cluster` or `--rust`, got `{arg}`"
             ));
         }
     };
-    if cluster {
-        return run_cluster();
-    }
-    let dist = app::build(app::REACT_CHAT)?;
+    let dist = if rust {
+        app::build_rust_web()?
+    } else {
+        app::build(app::REACT_CHAT)?
+    };
     step("building the reference chat server");
     Cmd::new("cargo", &project_root())
         .args(["build", "--quiet", "-p", "relaywire-chat-server"])

@@ -30,7 +30,8 @@ tasks:
             the browser tests' chat server and supervisor on fixed ports, for
             `wasm-pack test --headless --chrome client-wasm` run beside it
   demo      build and start the reference chat server with the example app
-            (`--cluster`: three nodes on a private PostgreSQL and Redis)
+            (`--cluster`: three nodes on a private PostgreSQL and Redis;
+            `--rust`: the chat page written in Rust instead of the React app)
   codegen   regenerate the generated TypeScript (bindings/) and the README tables
   package   build the npm package into target/npm/ (relaywire-<version>.tgz)
   bench     size, browser speed and server load beside socket.io and the native

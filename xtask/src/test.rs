@@ -105,6 +105,11 @@ const CHECKS: &[Check] = &[
         run: shared,
     },
     Check {
+        name: "rust-web",
+        title: "the chat page written in Rust (typed browser client), two users in Chromium, with a server restart",
+        run: rust_web,
+    },
+    Check {
         name: "e2e",
         title: "the React example app, two users in headless Chromium, with a server restart",
         run: e2e,
@@ -168,12 +173,14 @@ fn clippy() -> Result {
         "-D",
         "warnings",
     ])?;
-    // The browser client exists only for wasm32.
+    // The browser clients and the Rust page exist only for wasm32.
     ensure_wasm_target()?;
     cargo(&[
         "clippy",
         "-p",
         "relaywire-client",
+        "-p",
+        "relaywire-web-chat",
         "--target",
         "wasm32-unknown-unknown",
         "--all-targets",
@@ -567,6 +574,29 @@ fn e2e() -> Result {
         &supervisor,
         &[
             ("RELAYWIRE_SERVICE_KEY", "e2e-tests-service-key".to_owned()),
+            ("RELAYWIRE_SCREENSHOTS", screenshots.display().to_string()),
+        ],
+    )
+}
+
+/// `examples/web-chat`, the page written in Rust, driven by `tests/e2e/web-chat.mjs`.
+fn rust_web() -> Result {
+    let dist = app::build_rust_web()?;
+    let dist = dist.display().to_string();
+    let spec = test_server(
+        "rust-web",
+        &[
+            ("SERVICE_KEYS", "rust-web-service-key"),
+            ("STATIC_DIR", &dist),
+        ],
+    )?;
+    let supervisor = Supervisor::start(spec, 0)?;
+    let screenshots = target_dir().join("e2e");
+    page_script(
+        "web-chat.mjs",
+        &supervisor,
+        &[
+            ("RELAYWIRE_SERVICE_KEY", "rust-web-service-key".to_owned()),
             ("RELAYWIRE_SCREENSHOTS", screenshots.display().to_string()),
         ],
     )
