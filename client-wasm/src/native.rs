@@ -75,7 +75,6 @@ impl<P: Protocol> Client<P> {
         let driver = Driver::<P> {
             typed,
             url,
-            token_provider: options.token_provider,
             started: Instant::now(),
             socket: None,
             writer: None,
@@ -108,7 +107,6 @@ type Opening = Pin<Box<dyn Future<Output = Result<Socket, tungstenite::Error>> +
 struct Driver<P: Protocol> {
     typed: TypedCore<P>,
     url: url::Url,
-    token_provider: Option<TokenProvider>,
     started: Instant,
     socket: Option<(SocketId, SplitStream<Socket>)>,
     writer: Option<(SocketId, SplitSink<Socket, Message>)>,
@@ -266,11 +264,7 @@ impl<P: Protocol> Driver<P> {
                     fetch,
                     force_refresh,
                 } => {
-                    let future: TokenFuture = match &self.token_provider {
-                        Some(provider) => provider(force_refresh),
-                        None => Box::pin(async { Ok(None) }),
-                    };
-                    self.token = Some((fetch, future));
+                    self.token = Some((fetch, self.typed.fetch_token(force_refresh)));
                 }
             }
         }

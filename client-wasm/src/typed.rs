@@ -468,6 +468,7 @@ pub(crate) enum Io {
 /// application's message stream and the snapshot.
 pub(crate) struct TypedCore<P: Protocol> {
     core: Core<String, P::Server>,
+    token_provider: Option<TokenProvider>,
     replies: HashMap<String, Reply>,
     messages: mpsc::Sender<P::Server>,
     snapshot: watch::Sender<Snapshot>,
@@ -499,6 +500,7 @@ impl<P: Protocol> TypedCore<P> {
         client.reconnect();
         let typed = TypedCore {
             core,
+            token_provider: options.token_provider.clone(),
             replies: HashMap::new(),
             messages,
             snapshot,
@@ -577,6 +579,14 @@ impl<P: Protocol> TypedCore<P> {
                 message,
             },
         );
+    }
+
+    /// A token fetch from the options' token source (signed out when there is none).
+    pub(crate) fn fetch_token(&self, force_refresh: bool) -> TokenFuture {
+        match &self.token_provider {
+            Some(provider) => provider(force_refresh),
+            None => Box::pin(async { Ok(None) }),
+        }
     }
 
     /// Feeds the core the result of token fetch `fetch`.

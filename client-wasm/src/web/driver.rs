@@ -19,8 +19,7 @@ use web_sys::{CloseEvent, MessageEvent, Url, VisibilityState, WebSocket};
 
 use crate::core::{Event, Millis, SocketId};
 use crate::typed::{
-    Client, InvalidOptions, Io, Messages, Options, Request, TokenFuture, TokenProvider,
-    TokenResult, TypedCore,
+    Client, InvalidOptions, Io, Messages, Options, Request, TokenResult, TypedCore,
 };
 
 /// Something that happened outside the driver's task: on a socket, on the page, or to
@@ -47,7 +46,6 @@ struct Socket {
 struct Driver<P: Protocol> {
     typed: TypedCore<P>,
     url: Url,
-    token_provider: Option<TokenProvider>,
     socket: Option<Socket>,
     signals: mpsc::UnboundedSender<Signal>,
     /// Online, offline and visibility listeners, removed when the driver ends.
@@ -149,7 +147,6 @@ pub(super) fn start<P: Protocol>(
     let driver = Driver {
         typed,
         url,
-        token_provider: options.token_provider,
         socket: None,
         _page: page_listeners(&signals),
         signals,
@@ -286,10 +283,7 @@ impl<P: Protocol> Driver<P> {
                     fetch,
                     force_refresh,
                 } => {
-                    let future: TokenFuture = match &self.token_provider {
-                        Some(provider) => provider(force_refresh),
-                        None => Box::pin(async { Ok(None) }),
-                    };
+                    let future = self.typed.fetch_token(force_refresh);
                     let signals = self.signals.clone();
                     wasm_bindgen_futures::spawn_local(async move {
                         let result = future.await;
