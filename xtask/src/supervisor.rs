@@ -1,5 +1,6 @@
 //! The reference server as a child process, and a tiny HTTP endpoint that browser
-//! tests call to kill and restart it (`POST /kill`, `POST /start`).
+//! tests call to kill and restart it (`POST /kill`, `POST /start`; `GET /` answers
+//! that it is there).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -139,7 +140,8 @@ fn serve(
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let outcome = match (method, path) {
-        ("OPTIONS", _) => Ok(()),
+        // Preflights, and the tests asking whether a supervisor is there.
+        ("OPTIONS", _) | ("GET", "/") => Ok(()),
         ("POST", "/kill") => {
             let mut guard = child
                 .lock()
