@@ -95,6 +95,22 @@ impl SqliteStore {
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
+        // The query planner stability guarantee: a statement keeps its plan whatever is
+        // bound to it. Without it this build of SQLite (STAT4) prepares a cached
+        // statement again whenever a parameter compared with an indexed column is
+        // bound anew, which was a quarter of the store thread's time under load
+        // (`perf` on `cargo xtask bench`'s throughput scenario).
+        connection
+            .set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+                true,
+            )
+            .map_err(backend)?;
+        // A statement that changes many rows keeps what it changed in a statement
+        // journal, a temporary file unless temporary storage is in memory.
+        connection
+            .pragma_update(None, "temp_store", "MEMORY")
+            .map_err(backend)?;
         schema::migrate(&mut connection)?;
 
         let (jobs, receiver) = mpsc::channel::<Job>();
@@ -159,54 +175,74 @@ impl SqliteStore {
     }
 }
 
-/// Runs a batch of jobs in one transaction, each in a savepoint so a job that fails
-/// leaves nothing behind, then their follow-ups in order.
+/// Runs `sql` (transaction control, without parameters) through the statement cache:
+/// `execute_batch` would parse it again each time, once per job of every batch.
+fn control(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// Runs a batch of jobs in one transaction, then their follow-ups in order.
+///
+/// A job that fails before writing anything (most failures: a refused message, a
+/// missing room) changes nothing, and the batch goes on. A job that fails after a
+/// write would leave half its change: the transaction is rolled back instead, the jobs
+/// before it in the batch learn theirs was not committed (their callers treat it as
+/// a transient failure and their clients send again), and the jobs after it start a new
+/// transaction. That case is rare, and it saves every job a savepoint: the savepoints
+/// and the statement journal they keep were a quarter of the store thread's time under
+/// load (`perf` on `cargo xtask bench`'s throughput scenario).
 fn run_batch(connection: &mut Connection, batch: Vec<Job>) {
-    // Without a transaction (it cannot start) each job's writes commit on their own.
-    let in_transaction = match connection.execute_batch("BEGIN") {
-        Ok(()) => true,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot begin a batch; running it unbatched");
-            false
+    let mut jobs = batch.into_iter().peekable();
+    while jobs.peek().is_some() {
+        if let Err(err) = control(connection, "BEGIN") {
+            // Nothing could be all or nothing: the jobs fail unrun (their callers get
+            // `Closed`, as when the store stops).
+            tracing::error!(error = %err, jobs = jobs.len(), "cannot begin a batch; its jobs fail");
+            return;
         }
-    };
-    let mut follow_ups = Vec::with_capacity(batch.len());
-    for job in batch {
-        let savepoint = in_transaction && connection.execute_batch("SAVEPOINT job").is_ok();
-        // A failing job must not take the store down with it.
-        let run = std::panic::AssertUnwindSafe(|| job(connection));
-        let (succeeded, follow_up) = match std::panic::catch_unwind(run) {
-            Ok((succeeded, follow_up)) => (succeeded, Some(follow_up)),
-            Err(_) => {
-                tracing::error!("a store job panicked; the store keeps running");
-                (false, None)
-            }
-        };
-        if savepoint {
-            let end = if succeeded {
-                "RELEASE job"
-            } else {
-                "ROLLBACK TO job; RELEASE job"
+        let mut follow_ups = Vec::new();
+        let mut half_written = false;
+        for job in jobs.by_ref() {
+            let before = connection.total_changes();
+            // A failing job must not take the store down with it.
+            let run = std::panic::AssertUnwindSafe(|| job(connection));
+            let succeeded = match std::panic::catch_unwind(run) {
+                Ok((succeeded, follow_up)) => {
+                    follow_ups.push(follow_up);
+                    succeeded
+                }
+                Err(_) => {
+                    tracing::error!("a store job panicked; the store keeps running");
+                    false
+                }
             };
-            if let Err(err) = connection.execute_batch(end) {
-                tracing::error!(error = %err, "cannot end a job's savepoint");
+            if !succeeded && connection.total_changes() != before {
+                half_written = true;
+                break;
             }
         }
-        follow_ups.extend(follow_up);
-    }
-    let committed = !in_transaction
-        || match connection.execute_batch("COMMIT") {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::error!(error = %err, jobs = follow_ups.len(), "a batch failed to commit");
-                let _ = connection.execute_batch("ROLLBACK");
-                false
+        let committed = if half_written {
+            tracing::error!(
+                jobs = follow_ups.len(),
+                "a store job failed halfway; its batch is rolled back"
+            );
+            let _ = control(connection, "ROLLBACK");
+            false
+        } else {
+            match control(connection, "COMMIT") {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::error!(error = %err, jobs = follow_ups.len(), "a batch failed to commit");
+                    let _ = control(connection, "ROLLBACK");
+                    false
+                }
             }
         };
-    for follow_up in follow_ups {
-        let run = std::panic::AssertUnwindSafe(|| follow_up(committed));
-        if std::panic::catch_unwind(run).is_err() {
-            tracing::error!("a store follow-up panicked; the store keeps running");
+        for follow_up in follow_ups {
+            let run = std::panic::AssertUnwindSafe(|| follow_up(committed));
+            if std::panic::catch_unwind(run).is_err() {
+                tracing::error!("a store follow-up panicked; the store keeps running");
+            }
         }
     }
 }
@@ -564,22 +600,21 @@ mod queries {
         seq_of(seq)
     }
 
-    pub(super) fn publish(db: &mut Connection, publish: &Publish) -> StoreResult<Published> {
-        // A savepoint: the store may already have the batch's transaction open.
-        let savepoint = db.savepoint().map_err(backend)?;
+    /// Stores an event; all or nothing, as every job is ([`run_batch`]).
+    pub(super) fn publish(db: &Connection, publish: &Publish) -> StoreResult<Published> {
         if let (Some(user_id), Some(room_id)) = (&publish.require_member, &publish.room_id) {
-            require_member(&savepoint, room_id, user_id)?;
+            require_member(db, room_id, user_id)?;
         }
         if let Some(key) = &publish.answer_key
-            && let Some(answer) = answer(&savepoint, key)?
+            && let Some(answer) = answer(db, key)?
         {
             return Ok(Published::Duplicate { answer });
         }
         let mut moved_to = None;
         if let Some(cursor_move) = &publish.cursor {
-            let position = event_position(&savepoint, &cursor_move.room_id, &cursor_move.event_id)?;
+            let position = event_position(db, &cursor_move.room_id, &cursor_move.event_id)?;
             if let Some((current, cursor)) = cursor(
-                &savepoint,
+                db,
                 &cursor_move.room_id,
                 &cursor_move.kind,
                 &cursor_move.user_id,
@@ -589,7 +624,7 @@ mod queries {
             }
             moved_to = Some(position);
         }
-        let position: i64 = savepoint
+        let position: i64 = db
             .prepare_cached(sql::INSERT_EVENT)
             .map_err(backend)?
             .query_row(
@@ -607,21 +642,20 @@ mod queries {
             .map_err(backend)?
             .ok_or_else(|| StoreError::EventExists(publish.event_id.clone()))?;
         let recipients = match &publish.audience {
-            Audience::Room(room_id) => number_room(&savepoint, room_id, position)?,
+            Audience::Room(room_id) => number_room(db, room_id, position)?,
             Audience::Users(users) => {
                 let mut recipients = Vec::with_capacity(users.len());
                 for user_id in users {
-                    recipients.push((user_id.clone(), number(&savepoint, user_id, position)?));
+                    recipients.push((user_id.clone(), number(db, user_id, position)?));
                 }
                 recipients
             }
         };
         if let Some(key) = &publish.answer_key {
-            record_answer(&savepoint, key, Some(&publish.event_id))?;
+            record_answer(db, key, Some(&publish.event_id))?;
         }
         if let (Some(cursor_move), Some(position)) = (&publish.cursor, moved_to) {
-            savepoint
-                .prepare_cached(sql::MOVE_CURSOR)
+            db.prepare_cached(sql::MOVE_CURSOR)
                 .map_err(backend)?
                 .execute(params![
                     cursor_move.room_id,
@@ -633,7 +667,6 @@ mod queries {
                 ])
                 .map_err(backend)?;
         }
-        savepoint.commit().map_err(backend)?;
         Ok(Published::Stored {
             event_id: publish.event_id.clone(),
             recipients,
@@ -747,13 +780,8 @@ impl Store for SqliteStore {
     }
 
     fn create_room(&self, room: NewRoom) -> BoxFuture<'static, StoreResult<Room>> {
-        self.read(move |db| {
-            // A savepoint: creating the room and its members is one change.
-            let savepoint = db.savepoint().map_err(backend)?;
-            let created = queries::create_room(&savepoint, &room)?;
-            savepoint.commit().map_err(backend)?;
-            Ok(created)
-        })
+        // The room and its members are one change, as every job is ([`run_batch`]).
+        self.read(move |db| queries::create_room(db, &room))
     }
 
     fn join(

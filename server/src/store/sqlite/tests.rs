@@ -59,3 +59,58 @@ async fn a_batch_commits_together_and_a_failing_job_leaves_nothing() {
     drop(store);
     thread.shut_down();
 }
+
+#[tokio::test]
+async fn a_job_failing_after_a_write_rolls_back_its_batch_and_the_rest_commit() {
+    let (store, thread) = store();
+    with_general(&store).await;
+    // Holds the store thread until the three jobs below are queued behind it, so they
+    // run as one batch.
+    let (started, running) = std::sync::mpsc::channel();
+    let holder = store.read(move |_| {
+        let _ = started.send(());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        Ok(())
+    });
+    let holder = tokio::spawn(holder);
+    running.recv().expect("the holder runs");
+    let before = store.publish(post("before", "general", "alice"), Box::new(|_| {}));
+    // Writes an event, then fails: half a change.
+    let halfway = store.read(|db| {
+        db.execute(
+            "INSERT INTO events (id, room_id, kind, sender_id, frame, created_at)
+             VALUES ('halfway', 'general', 'chat:message', 'alice', '{}', 'now')",
+            [],
+        )
+        .map_err(backend)?;
+        Err::<(), _>(StoreError::Backend("failed after a write".into()))
+    });
+    let after = store.publish(post("after", "general", "alice"), Box::new(|_| {}));
+    let (before, halfway, after) = tokio::join!(before, halfway, after);
+    holder.await.expect("joined").expect("the holder ran");
+    assert!(
+        matches!(before, Err(StoreError::NotCommitted)),
+        "the job before it in the batch was rolled back with it: {before:?}"
+    );
+    assert!(
+        matches!(halfway, Err(StoreError::Backend(_))),
+        "{halfway:?}"
+    );
+    assert!(
+        after.is_ok(),
+        "the job after it commits in a new transaction: {after:?}"
+    );
+    let page = store
+        .events(
+            "general".into(),
+            "chat:message".into(),
+            EventCursor::Latest,
+            10,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.events.iter().map(|event| event.id.as_str()).collect();
+    assert_eq!(ids, ["after"], "nothing of the rolled-back batch remains");
+    drop(store);
+    thread.shut_down();
+}
