@@ -649,6 +649,17 @@ connectedSince?: string, };
 export type ClientEnvelope = { id?: string } & ClientMessage;
 
 /**
+ * A server message as it travels. Under protocol 3 the sender's own copy of an event
+ * its message stored carries that message's acknowledgement, and no `ack` follows.
+ */
+export type ServerEnvelope = { ack?: Ack } & ServerMessage;
+
+/**
+ * A frame under protocol 3: one message, or several (a batch) handled in order.
+ */
+export type Frame<M> = M | M[];
+
+/**
  * The messages of `ChatProtocol`: `new RelaywireClient<ChatProtocol>(...)`.
  */
 export type ChatProtocol = { client: ClientMessage; server: ServerMessage };

@@ -181,3 +181,98 @@ fn every_valid_frame_encodes_byte_for_byte_as_before() {
         assert_eq!(encoded, expected.encoded, "{}", vector.name);
     }
 }
+
+/// Protocol 3's vectors: batches and the copies that carry an acknowledgement.
+#[derive(Deserialize)]
+struct Batches {
+    valid: Vec<ValidBatch>,
+    invalid: Vec<Invalid>,
+    element_errors: Vec<ElementErrors>,
+    answering: Vec<Answering>,
+}
+
+#[derive(Deserialize)]
+struct ValidBatch {
+    name: String,
+    text: String,
+    messages: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ElementErrors {
+    name: String,
+    text: String,
+    codes: Vec<Option<String>>,
+}
+
+#[derive(Deserialize)]
+struct Answering {
+    name: String,
+    frame: String,
+    ack: relaywire_protocol::Ack,
+    encoded: String,
+}
+
+fn batches() -> Batches {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/batches.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("batches.json: {e}"))
+}
+
+#[test]
+fn batches_split_into_their_messages_in_order() {
+    let limits = Limits::default();
+    for vector in batches().valid {
+        let types: Vec<String> = relaywire_protocol::split_batch(&vector.text, &limits)
+            .unwrap_or_else(|err| panic!("{}: {err}", vector.name))
+            .into_iter()
+            .map(|text| {
+                let envelope: ClientEnvelope = decode_client_message(text, &limits)
+                    .unwrap_or_else(|err| panic!("{}: {err}", vector.name));
+                envelope.message.type_name().to_owned()
+            })
+            .collect();
+        assert_eq!(types, vector.messages, "{}", vector.name);
+    }
+}
+
+#[test]
+fn batches_that_are_no_batch_fail_with_their_code() {
+    let limits = Limits::default();
+    for vector in batches().invalid {
+        let err = relaywire_protocol::split_batch(&vector.text, &limits).expect_err(&vector.name);
+        assert_eq!(err.code().as_str(), vector.code, "{}", vector.name);
+        assert_eq!(kind_name(&err), vector.kind, "{}", vector.name);
+    }
+    for vector in batches().element_errors {
+        let codes: Vec<Option<String>> = relaywire_protocol::split_batch(&vector.text, &limits)
+            .unwrap_or_else(|err| panic!("{}: {err}", vector.name))
+            .into_iter()
+            .map(|text| {
+                decode_client_message(text, &limits)
+                    .err()
+                    .map(|err| err.code().as_str().to_owned())
+            })
+            .collect();
+        assert_eq!(codes, vector.codes, "{}", vector.name);
+    }
+}
+
+#[test]
+fn the_senders_copy_carries_its_acknowledgement_and_still_decodes() {
+    for vector in batches().answering {
+        let encoded = relaywire_protocol::with_ack(&vector.frame, &vector.ack);
+        assert_eq!(encoded, vector.encoded, "{}", vector.name);
+        // A client that knows nothing of it reads the same message.
+        let plain: ServerMessage = decode_server_message(&vector.frame).expect("the frame");
+        let answering: ServerMessage = decode_server_message(&encoded).expect("the copy");
+        assert_eq!(plain, answering, "{}", vector.name);
+        let value: Value = serde_json::from_str(&encoded).expect("JSON");
+        assert_eq!(
+            value["ack"],
+            serde_json::to_value(&vector.ack).expect("an ack"),
+            "{}",
+            vector.name
+        );
+    }
+}

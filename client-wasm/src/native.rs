@@ -45,7 +45,7 @@ use std::time::Duration;
 use futures::channel::{mpsc, oneshot};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use relaywire_protocol::{CloseCode, Protocol, SUBPROTOCOL};
+use relaywire_protocol::{CLIENT_SUBPROTOCOLS, CloseCode, Protocol, SUBPROTOCOL, join_batches};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -59,7 +59,7 @@ pub use crate::typed::{
     Client, InvalidOptions, MaybeSend, MaybeSync, Messages, Options, RequestError, Snapshot,
     TokenFuture, TokenProvider, TokenResult, TokenUnavailable,
 };
-use crate::typed::{Io, Request, TypedCore};
+use crate::typed::{Io, Received, Request, TypedCore};
 
 impl<P: Protocol> Client<P> {
     /// Starts a client on the current tokio runtime. Messages the server sends arrive
@@ -102,16 +102,28 @@ fn endpoint(url: &str) -> Result<url::Url, InvalidOptions> {
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Opening = Pin<Box<dyn Future<Output = Result<Socket, tungstenite::Error>> + Send>>;
+/// An open socket, and whether the server speaks protocol 3 (batches).
+type Opened = (Socket, bool);
+type Opening = Pin<Box<dyn Future<Output = Result<Opened, tungstenite::Error>> + Send>>;
 
 struct Driver<P: Protocol> {
     typed: TypedCore<P>,
     url: url::Url,
     started: Instant,
     socket: Option<(SocketId, SplitStream<Socket>)>,
-    writer: Option<(SocketId, SplitSink<Socket, Message>)>,
+    writer: Option<Writer>,
     opening: Option<(SocketId, Opening)>,
     token: Option<(u32, TokenFuture)>,
+}
+
+/// The sending half of the current socket.
+struct Writer {
+    socket: SocketId,
+    sink: SplitSink<Socket, Message>,
+    /// The server speaks protocol 3: frames sent together travel as one batch.
+    batches: bool,
+    /// Frames sent together, written once the requests and events at hand are handled.
+    outgoing: Vec<String>,
 }
 
 impl<P: Protocol> Driver<P> {
@@ -126,17 +138,24 @@ impl<P: Protocol> Driver<P> {
                 .next_deadline()
                 .map(|at| self.started + Duration::from_millis(at));
             tokio::select! {
-                request = requests.next() => {
+                mut request = requests.next() => loop {
                     let now = self.now();
                     // Every handle dropped closes the client as `close()` does.
-                    let request = request.unwrap_or_else(|| Request::Close(oneshot::channel().0));
-                    let closed = self.typed.request(now, request);
+                    let closing = request.unwrap_or_else(|| Request::Close(oneshot::channel().0));
+                    let closed = self.typed.request(now, closing);
                     self.execute().await;
                     if let Some(done) = closed {
+                        self.flush().await;
                         let _ = done.send(());
                         return;
                     }
-                }
+                    // What the application handed over meanwhile is written with it.
+                    match requests.try_recv() {
+                        Ok(next) => request = Some(next),
+                        Err(err) if err.is_closed() => request = None,
+                        Err(_) => break,
+                    }
+                },
                 frame = next_frame(&mut self.socket) => self.received(frame).await,
                 opened = open_progress(&mut self.opening) => self.opened(opened).await,
                 token = token_progress(&mut self.token) => {
@@ -148,10 +167,31 @@ impl<P: Protocol> Driver<P> {
                 }
                 _ = sleep_until(deadline) => self.handle(Event::Timer).await,
             }
+            self.flush().await;
         }
     }
 
-    async fn handle(&mut self, event: Event<'_, P::Server>) {
+    /// Writes what waits, as few batch frames as fit the server's limit, in one flush.
+    async fn flush(&mut self) {
+        let max = self.typed.max_frame_bytes();
+        let Some(writer) = &mut self.writer else {
+            return;
+        };
+        if writer.outgoing.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut writer.outgoing);
+        let write = async {
+            for frame in join_batches(frames, max) {
+                writer.sink.feed(Message::text(frame)).await?;
+            }
+            writer.sink.flush().await
+        };
+        // A failed write shows up as a read error next.
+        let _ = write.await;
+    }
+
+    async fn handle(&mut self, event: Event<'_, Received<P::Server>>) {
         let now = self.now();
         self.typed.handle(now, event);
         self.execute().await;
@@ -185,13 +225,18 @@ impl<P: Protocol> Driver<P> {
         }
     }
 
-    async fn opened(&mut self, opened: (SocketId, Result<Socket, tungstenite::Error>)) {
+    async fn opened(&mut self, opened: (SocketId, Result<Opened, tungstenite::Error>)) {
         self.opening = None;
         let (socket, result) = opened;
         match result {
-            Ok(stream) => {
+            Ok((stream, batches)) => {
                 let (sink, stream) = stream.split();
-                self.writer = Some((socket, sink));
+                self.writer = Some(Writer {
+                    socket,
+                    sink,
+                    batches,
+                    outgoing: Vec::new(),
+                });
                 self.socket = Some((socket, stream));
                 self.handle(Event::Opened(socket)).await;
             }
@@ -217,43 +262,57 @@ impl<P: Protocol> Driver<P> {
                     }
                     let connect: Opening = Box::pin(async move {
                         let mut request = url.as_str().into_client_request()?;
-                        request.headers_mut().insert(
-                            "sec-websocket-protocol",
-                            HeaderValue::from_static(SUBPROTOCOL),
-                        );
-                        tokio_tungstenite::connect_async(request)
-                            .await
-                            .map(|(s, _)| s)
+                        // The current version first; a server of the one before picks it.
+                        let offered = CLIENT_SUBPROTOCOLS.join(", ");
+                        if let Ok(offered) = HeaderValue::from_str(&offered) {
+                            request
+                                .headers_mut()
+                                .insert("sec-websocket-protocol", offered);
+                        }
+                        let (socket, response) = tokio_tungstenite::connect_async(request).await?;
+                        let chosen = response.headers().get("sec-websocket-protocol");
+                        let batches = chosen.is_some_and(|chosen| chosen == SUBPROTOCOL);
+                        Ok((socket, batches))
                     });
                     self.opening = Some((socket, connect));
                 }
-                Io::Send { socket, text } => {
-                    if let Some((current, sink)) = &mut self.writer
-                        && *current == socket
-                    {
-                        // A failed write shows up as a read error next.
-                        let _ = sink.send(Message::text(text)).await;
+                Io::Send { socket, text } => match &mut self.writer {
+                    Some(writer) if writer.socket == socket && writer.batches => {
+                        writer.outgoing.push(text);
                     }
-                }
+                    Some(writer) if writer.socket == socket => {
+                        // A failed write shows up as a read error next.
+                        let _ = writer.sink.send(Message::text(text)).await;
+                    }
+                    _ => {}
+                },
                 Io::Close {
                     socket,
                     code,
                     reason,
                 } => {
-                    if let Some((current, mut sink)) = self.writer.take() {
-                        if current == socket {
+                    if self
+                        .writer
+                        .as_ref()
+                        .is_some_and(|writer| writer.socket == socket)
+                    {
+                        // What waited goes before the close.
+                        self.flush().await;
+                    }
+                    if let Some(mut writer) = self.writer.take() {
+                        if writer.socket == socket {
                             let frame = CloseFrame {
                                 code: code.code().into(),
                                 reason: reason.into(),
                             };
                             let _ = tokio::time::timeout(
                                 Duration::from_secs(1),
-                                sink.send(Message::Close(Some(frame))),
+                                writer.sink.send(Message::Close(Some(frame))),
                             )
                             .await;
                             self.socket = None;
                         } else {
-                            self.writer = Some((current, sink));
+                            self.writer = Some(writer);
                         }
                     }
                     if self.opening.as_ref().is_some_and(|(id, _)| *id == socket) {
@@ -282,7 +341,7 @@ async fn next_frame(
 
 async fn open_progress(
     opening: &mut Option<(SocketId, Opening)>,
-) -> (SocketId, Result<Socket, tungstenite::Error>) {
+) -> (SocketId, Result<Opened, tungstenite::Error>) {
     match opening {
         Some((socket, future)) => {
             let result = future.await;

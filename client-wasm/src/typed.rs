@@ -14,8 +14,8 @@ use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, Stream, StreamExt};
 use relaywire_protocol::control::ServerControl;
 use relaywire_protocol::{
-    Ack, ClientEnvelope, ClientErrorCode, ClientMessages, CloseCode, ErrorCode, Protocol,
-    ServerMessages,
+    ACK_FIELD, Ack, ClientEnvelope, ClientErrorCode, ClientMessages, CloseCode, ErrorCode,
+    Protocol, ServerMessages,
 };
 use serde_json::Value;
 use tokio::sync::watch;
@@ -467,7 +467,7 @@ pub(crate) enum Io {
 /// The core with its typed ends: the handles' requests and their replies, the
 /// application's message stream and the snapshot.
 pub(crate) struct TypedCore<P: Protocol> {
-    core: Core<String, P::Server>,
+    core: Core<String, Received<P::Server>>,
     token_provider: Option<TokenProvider>,
     replies: HashMap<String, Reply>,
     messages: mpsc::Sender<P::Server>,
@@ -475,6 +475,14 @@ pub(crate) struct TypedCore<P: Protocol> {
     /// The core said the snapshot changed; published once the commands of the event
     /// are carried out.
     publish: bool,
+}
+
+/// A received message, and the acknowledgement its envelope carried (protocol 3: the
+/// sender's copy of what its message stored).
+#[derive(Debug, Clone)]
+pub(crate) struct Received<M> {
+    message: M,
+    ack: Option<Ack>,
 }
 
 /// A new client's parts: the driver's typed core, the handle, the message stream and
@@ -515,7 +523,7 @@ impl<P: Protocol> TypedCore<P> {
     }
 
     /// Feeds the core one event.
-    pub(crate) fn handle(&mut self, now: Millis, event: Event<'_, P::Server>) {
+    pub(crate) fn handle(&mut self, now: Millis, event: Event<'_, Received<P::Server>>) {
         self.core.handle(now, event);
     }
 
@@ -557,28 +565,46 @@ impl<P: Protocol> TypedCore<P> {
     }
 
     /// Feeds the core a text frame from `socket`, decoded with serde: the envelope
-    /// once as JSON, for the core's fields and the typed message.
+    /// once as JSON, for the core's fields and the typed message; each message of a
+    /// batch (protocol 3) in turn.
     pub(crate) fn received(&mut self, now: Millis, socket: SocketId, text: &str) {
-        let value: Option<Value> = serde_json::from_str(text).ok();
-        let typed = value
-            .as_ref()
-            .and_then(|value| <P::Server as serde::Deserialize>::deserialize(value).ok());
-        let Some((value, message)) = value.zip(typed) else {
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(messages)) => {
+                for message in messages {
+                    self.received_one(now, socket, &message);
+                }
+            }
+            Ok(message) => self.received_one(now, socket, &message),
             // Not a message: it still proves the connection alive.
+            Err(_) => self.core.handle(now, Event::Traffic { socket }),
+        }
+    }
+
+    fn received_one(&mut self, now: Millis, socket: SocketId, value: &Value) {
+        let Ok(message) = <P::Server as serde::Deserialize>::deserialize(value) else {
             self.core.handle(now, Event::Traffic { socket });
             return;
         };
+        let ack = value
+            .get(ACK_FIELD)
+            .and_then(|ack| <Ack as serde::Deserialize>::deserialize(ack).ok());
         let payload = value.get("payload").unwrap_or(&Value::Null);
         let type_name = value.get("type").and_then(Value::as_str);
-        let inbound = core::read(self.core.descriptor(), type_name, &Payload(payload));
+        let inbound = core::read(self.core.descriptor(), type_name, &Payload(payload))
+            .answering(ack.as_ref().map(|ack| ack.id.clone()));
         self.core.handle(
             now,
             Event::Message {
                 socket,
                 inbound,
-                message,
+                message: Received { message, ack },
             },
         );
+    }
+
+    /// The largest frame the server takes: what a batch of frames must fit.
+    pub(crate) fn max_frame_bytes(&self) -> usize {
+        self.core.max_message_bytes()
     }
 
     /// A token fetch from the options' token source (signed out when there is none).
@@ -639,13 +665,16 @@ impl<P: Protocol> TypedCore<P> {
                 Command::Deliver { message, .. } => {
                     // Waits when the application reads slowly: back-pressure reaches
                     // the socket. An application that dropped its stream gets nothing.
-                    let _ = self.messages.send(message).await;
+                    let _ = self.messages.send(message.message).await;
                 }
                 Command::Resolve { id, reply } => {
-                    if let (Some(waiting), Some(ServerControl::Ack(ack))) =
-                        (self.replies.remove(&id), reply.control())
-                    {
-                        let _ = waiting.send(Ok(ack.clone()));
+                    // An `ack`, or the acknowledgement an event carried.
+                    let ack = match (reply.message.control(), reply.ack) {
+                        (Some(ServerControl::Ack(ack)), _) => Some(ack.clone()),
+                        (_, carried) => carried,
+                    };
+                    if let (Some(waiting), Some(ack)) = (self.replies.remove(&id), ack) {
+                        let _ = waiting.send(Ok(ack));
                     }
                 }
                 Command::Reject { id, reason } => {
@@ -654,7 +683,7 @@ impl<P: Protocol> TypedCore<P> {
                     };
                     let error = match reason {
                         Rejection::Server { code, reply } => RequestError::Server {
-                            message: match reply.control() {
+                            message: match reply.message.control() {
                                 Some(ServerControl::Error(error)) => error.message.clone(),
                                 _ => String::new(),
                             },

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod batch;
 mod catalogue;
 mod close_code;
 mod codec;
@@ -13,6 +14,7 @@ mod seq;
 pub mod typescript;
 mod validate;
 
+pub use batch::{ACK_FIELD, join_batches, split_batch, with_ack};
 pub use catalogue::{ClientMessages, Messages, Numbered, Protocol, ServerMessages};
 pub use close_code::{CloseAction, CloseCode};
 pub use codec::{
@@ -24,9 +26,10 @@ pub use control::{
 };
 pub use error_code::{ClientErrorCode, ErrorCode};
 pub use limits::{
-    AUTH_BY_MESSAGE, AUTH_TIMEOUT_MS, CONNECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, Limits,
-    MAX_CONTENT_CHARS, MAX_ID_BYTES, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, RESUME_PARAM, SUBPROTOCOL,
-    SUPPORTED_SUBPROTOCOLS, TYPING_TIMEOUT_MS,
+    AUTH_BY_MESSAGE, AUTH_TIMEOUT_MS, CLIENT_SUBPROTOCOLS, CONNECTION_TIMEOUT_MS,
+    HEARTBEAT_INTERVAL_MS, Limits, MAX_BATCH_BYTES, MAX_CONTENT_CHARS, MAX_ID_BYTES,
+    MAX_MESSAGE_SIZE, PROTOCOL_VERSION, RESUME_PARAM, SUBPROTOCOL, SUBPROTOCOL_V2,
+    SUPPORTED_SUBPROTOCOLS, TYPING_TIMEOUT_MS, version_of,
 };
 pub use seq::{Seq, SeqOutOfRange};
 pub use validate::{Validate, check_id, check_ids, check_text};

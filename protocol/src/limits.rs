@@ -3,17 +3,44 @@
 /// The protocol version this crate implements.
 ///
 /// Version 2 numbers stored events (`seq` on `chat:message` and `chat:read`) and lets a
-/// reconnecting client resume where it stopped ([`RESUME_PARAM`]).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// reconnecting client resume where it stopped ([`RESUME_PARAM`]). Version 3 lets
+/// several messages travel in one frame ([`split_batch`](crate::split_batch)), both
+/// ways, and the sender's own copy of an event its message stored carries that
+/// message's acknowledgement ([`with_ack`](crate::with_ack)) instead of a separate
+/// `ack`: one frame per message for the sender, fewer under load.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The WebSocket subprotocol a client offers for [`PROTOCOL_VERSION`].
-pub const SUBPROTOCOL: &str = "relaywire.v2";
+pub const SUBPROTOCOL: &str = "relaywire.v3";
+
+/// The subprotocol of version 2: no batches, an `ack` for every message.
+pub const SUBPROTOCOL_V2: &str = "relaywire.v2";
+
+/// What a client offers, in its order of preference: the current version, and the one
+/// before, so that a client upgraded before its servers still connects (a server
+/// picks the first it speaks).
+pub const CLIENT_SUBPROTOCOLS: &[&str] = &[SUBPROTOCOL, SUBPROTOCOL_V2];
 
 /// Every subprotocol a server built from this crate accepts, newest first. A client
 /// offering none of them is refused with close code 4005, so a peer of another
 /// version is turned away cleanly instead of misunderstood. Version 1 clients simply
-/// never resume.
-pub const SUPPORTED_SUBPROTOCOLS: &[&str] = &[SUBPROTOCOL, "relaywire.v1"];
+/// never resume; version 2 clients get no batches and an `ack` for every message.
+pub const SUPPORTED_SUBPROTOCOLS: &[&str] = &[SUBPROTOCOL, SUBPROTOCOL_V2, "relaywire.v1"];
+
+/// The protocol version a subprotocol names (`relaywire.v3` is 3); `None` for another.
+///
+/// ```
+/// assert_eq!(relaywire_protocol::version_of("relaywire.v3"), Some(3));
+/// assert_eq!(relaywire_protocol::version_of("graphql-ws"), None);
+/// ```
+pub fn version_of(subprotocol: &str) -> Option<u32> {
+    subprotocol.strip_prefix("relaywire.v")?.parse().ok()
+}
+
+/// The largest batch frame a server writes, in bytes: several messages queued for one
+/// connection travel as one frame up to this size (a single larger message travels
+/// alone). 32 KiB is the frame limit of AWS API Gateway's WebSocket APIs.
+pub const MAX_BATCH_BYTES: usize = 32 * 1024;
 
 /// The query parameter, `?lastSeq=<n>`, by which a reconnecting client says which
 /// event it saw last: the server sends what it missed before anything new.

@@ -148,6 +148,14 @@ impl Bindings {
         );
         let _ = writeln!(
             tail,
+            "\n/**\n * A server message as it travels. Under protocol 3 the sender's own copy of an event\n * its message stored carries that message's acknowledgement, and no `ack` follows.\n */\nexport type ServerEnvelope = {{ ack?: Ack }} & {server};"
+        );
+        let _ = writeln!(
+            tail,
+            "\n/**\n * A frame under protocol 3: one message, or several (a batch) handled in order.\n */\nexport type Frame<M> = M | M[];"
+        );
+        let _ = writeln!(
+            tail,
             "\n/**\n * The messages of `{name}`: `new RelaywireClient<{name}>(...)`.\n */\nexport type {name} = {{ client: {client}; server: {server} }};",
             name = P::NAME
         );

@@ -14,7 +14,7 @@ use relaywire_protocol::{DecodeErrorKind, ErrorCode, ErrorPayload, Protocol, Ser
 use tokio::sync::watch;
 
 use crate::auth::{AuthError, Identity};
-use crate::relay::{Event, Relay, answered};
+use crate::relay::{Answering, Event, Relay, answered};
 use crate::store::{AnswerKey, Published, StoreError, StoreResult};
 
 /// A protocol's client messages.
@@ -184,6 +184,9 @@ pub struct Context<P: Protocol> {
     user: Identity,
     answer_key: Option<AnswerKey>,
     answered: Arc<AtomicBool>,
+    /// For a protocol 3 connection's message with an id: its first publish's copy
+    /// carries its acknowledgement.
+    answering: std::sync::Mutex<Option<Answering>>,
     turn: Turn,
 }
 
@@ -241,6 +244,7 @@ impl<P: Protocol> Context<P> {
         relay: Relay<P>,
         user: Identity,
         answer_key: Option<AnswerKey>,
+        answering: Option<Answering>,
         turn: Turn,
     ) -> (Self, Arc<AtomicBool>) {
         let answered = Arc::new(AtomicBool::new(false));
@@ -249,6 +253,7 @@ impl<P: Protocol> Context<P> {
             user,
             answer_key,
             answered: Arc::clone(&answered),
+            answering: std::sync::Mutex::new(answering),
             turn,
         };
         (context, answered)
@@ -275,8 +280,15 @@ impl<P: Protocol> Context<P> {
             self.answer_key.clone()
         };
         let keyed = key.is_some();
+        let answering = self
+            .answering
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            // The test hook that withholds acknowledgements withholds these too.
+            .filter(|_| !self.relay.acks_paused());
         self.turn.wait().await;
-        let stored = self.relay.publish_keyed(event, key);
+        let stored = self.relay.publish_keyed(event, key, answering);
         // A store that commits in the order it is handed events (SQLite) lets the
         // next message go on now; one that commits concurrently, once this commits.
         if self.relay.store().orders_follow_ups() {

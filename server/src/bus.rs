@@ -12,7 +12,7 @@ use std::sync::Arc;
 use relaywire_protocol::{CloseCode, Seq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::hub::{Frame, Hub, Reach};
+use crate::hub::{Frame, Hub, Origin, Reach};
 
 /// Something every node applies to its own connections. Between nodes it travels as
 /// JSON, tagged by `kind`.
@@ -26,6 +26,10 @@ pub enum BusMessage {
         recipients: Vec<(String, Seq)>,
         /// The frame.
         frame: Arc<str>,
+        /// The connection on this node whose message stored it, when its copy answers
+        /// that message; it never travels between nodes.
+        #[serde(skip)]
+        origin: Option<Origin>,
     },
     /// A live frame for every connection of these users.
     ToUsers {
@@ -127,7 +131,11 @@ fn frame(text: &str) -> Frame {
 /// Applies a bus message to this node's hub: what every bus backend does on receipt.
 pub(crate) fn apply(hub: &Hub, message: BusMessage) -> Reach {
     match message {
-        BusMessage::Event { recipients, frame } => hub.deliver_event(&recipients, &frame),
+        BusMessage::Event {
+            recipients,
+            frame,
+            origin,
+        } => hub.deliver_event(&recipients, &frame, origin.as_ref()),
         BusMessage::ToUsers { users, frame: text } => hub.send_to_users(&users, &frame(&text)),
         BusMessage::ToRoom {
             room,

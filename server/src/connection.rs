@@ -2,7 +2,7 @@
 //! authentication, then a read loop that hands client messages to the app and a
 //! writer that drains the connection's queue, numbered events in order.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -16,8 +16,9 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use relaywire_protocol::control::ClientControl;
 use relaywire_protocol::{
     AUTH_BY_MESSAGE, Ack, ClientEnvelope, ClientMessages, CloseCode, Connected, ErrorCode,
-    ErrorPayload, Messages, PROTOCOL_VERSION, Pong, Protocol, RESUME_PARAM, SUBPROTOCOL,
-    SUPPORTED_SUBPROTOCOLS, Seq, ServerMessages, decode_client_message,
+    ErrorPayload, MAX_BATCH_BYTES, Messages, PROTOCOL_VERSION, Pong, Protocol, RESUME_PARAM,
+    SUBPROTOCOL, SUPPORTED_SUBPROTOCOLS, Seq, ServerMessages, decode_client_message, join_batches,
+    split_batch, version_of, with_ack,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::sleep_until;
@@ -26,7 +27,7 @@ use crate::app::{Answer, App, Context, Failure, Turn};
 use crate::auth::{AuthError, Identity, token_from_handshake};
 use crate::hub::{ConnId, Frame, NotRegistered, Outbound, Registration};
 use crate::rate_limit::{Limits, RateLimiter, Refused, SharedLimiter};
-use crate::relay::{Relay, encoded};
+use crate::relay::{Answering, Relay, encoded};
 use crate::shutdown::TaskGuard;
 use crate::store::{AnswerKey, with_seq};
 use crate::time::now_rfc3339;
@@ -83,13 +84,42 @@ fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
 /// Which protocol version the handshake settled on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Negotiated {
-    /// No subprotocol offered: the client is taken to speak the current version.
+    /// No subprotocol offered: the client is taken to speak version 2, the wire of the
+    /// chat server's documentation (no batches, an `ack` for every message).
     Unstated,
     /// One this server speaks.
     Supported(&'static str),
     /// None this server speaks: the handshake completes (echoing them) so the client
     /// can read the 4005 that follows.
     Unsupported(Vec<String>),
+}
+
+impl Negotiated {
+    /// The protocol version the connection speaks.
+    fn version(&self) -> u32 {
+        match self {
+            Negotiated::Supported(chosen) => version_of(chosen).unwrap_or(PROTOCOL_VERSION),
+            Negotiated::Unstated | Negotiated::Unsupported(_) => 2,
+        }
+    }
+}
+
+/// What the protocol version changes on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wire {
+    version: u32,
+}
+
+impl Wire {
+    /// Several messages may travel in one frame, both ways.
+    fn batches(self) -> bool {
+        self.version >= 3
+    }
+
+    /// The sender's copy of an event its message stored carries the acknowledgement.
+    fn answers_in_copies(self) -> bool {
+        self.version >= 3
+    }
 }
 
 /// Everything the handshake says: the protocol version, the token it carries (if the
@@ -228,6 +258,9 @@ fn millis(duration: Duration) -> u32 {
 
 async fn run<A: App>(served: Served<A>, socket: WebSocket, handshake: Handshake) {
     let relay = served.relay.clone();
+    let wire = Wire {
+        version: handshake.negotiated.version(),
+    };
     let (mut sink, mut stream) = socket.split();
     if matches!(handshake.negotiated, Negotiated::Unsupported(_)) {
         let error = ErrorPayload::new(
@@ -260,6 +293,7 @@ async fn run<A: App>(served: Served<A>, socket: WebSocket, handshake: Handshake)
         outbound_tx.clone(),
         Arc::clone(&close),
         handshake.resume_after,
+        wire,
     )
     .await
     {
@@ -289,11 +323,14 @@ async fn run<A: App>(served: Served<A>, socket: WebSocket, handshake: Handshake)
         relay: relay.clone(),
         user_id: identity.user_id.clone(),
         last_seq: head,
+        wire,
     }));
     let reason = Connection {
         app: Arc::clone(&served.app),
         relay: relay.clone(),
         identity,
+        conn_id,
+        wire,
         replies: outbound_tx,
         close: Arc::clone(&close),
         limits: Limits::new(
@@ -341,6 +378,7 @@ async fn register<P: Protocol>(
     outbound: mpsc::Sender<Outbound>,
     close: Arc<watch::Sender<Option<CloseCode>>>,
     resume_after: Option<Seq>,
+    wire: Wire,
 ) -> Result<(ConnId, Seq, SharedLimiter), (Failure, CloseCode)> {
     let internal = |failure: Failure| {
         let code = if failure.retry_later() {
@@ -385,7 +423,7 @@ async fn register<P: Protocol>(
                         connection_timeout_ms: Some(millis(config.connection_timeout)),
                         typing_timeout_ms: Some(millis(config.state_timeout)),
                         max_message_bytes: u32::try_from(config.limits.max_message_bytes).ok(),
-                        protocol_version: Some(PROTOCOL_VERSION),
+                        protocol_version: Some(wire.version),
                         seq: Some(start.head),
                         replayed: resume_after
                             .map(|_| u32::try_from(start.missed.len()).unwrap_or(u32::MAX)),
@@ -504,15 +542,16 @@ struct Writer<P: Protocol> {
     user_id: String,
     /// The last event of the user's stream this connection has had.
     last_seq: Seq,
+    wire: Wire,
 }
 
 impl<P: Protocol> Writer<P> {
     /// The frames to write for a queued item: none for an event the connection has had;
     /// for one after a gap, what the store holds in between first.
     async fn frames_of(&mut self, item: Outbound) -> Vec<Frame> {
-        let (seq, template) = match item {
+        let (seq, template, ack) = match item {
             Outbound::Frame(frame) => return vec![frame],
-            Outbound::Event(seq, template) => (seq, template),
+            Outbound::Event(seq, template, ack) => (seq, template, ack),
             Outbound::CatchUp => {
                 return self
                     .caught_up(Seq::new(Seq::MAX).unwrap_or(self.last_seq))
@@ -520,14 +559,22 @@ impl<P: Protocol> Writer<P> {
             }
         };
         if seq <= self.last_seq {
-            return Vec::new();
+            // The connection had the event already (a catch-up raced it): the
+            // acknowledgement its copy would have carried goes alone.
+            return ack
+                .map(|ack| vec![server_frame::<P::Server>((*ack).clone())])
+                .unwrap_or_default();
         }
         let mut frames = if seq.get() > self.last_seq.get() + 1 {
             self.caught_up(Seq::new(seq.get() - 1).unwrap_or(seq)).await
         } else {
             Vec::new()
         };
-        frames.push(Frame::from(with_seq(&template, seq)));
+        let frame = with_seq(&template, seq);
+        frames.push(Frame::from(match ack {
+            Some(ack) => with_ack(&frame, &ack),
+            None => frame,
+        }));
         self.last_seq = seq;
         frames
     }
@@ -599,6 +646,14 @@ async fn write_loop<P: Protocol>(mut writer: Writer<P>) {
                     let Ok(item) = writer.outbound.try_recv() else { break };
                     frames.extend(writer.frames_of(item).await);
                 }
+                let frames = if writer.wire.batches() && frames.len() > 1 {
+                    join_batches(frames.iter().map(Frame::as_str), MAX_BATCH_BYTES)
+                        .into_iter()
+                        .map(Frame::from)
+                        .collect()
+                } else {
+                    frames
+                };
                 let write = async {
                     for frame in frames {
                         writer.sink.feed(Message::Text(frame)).await?;
@@ -626,6 +681,8 @@ pub(crate) struct Connection<A: App> {
     app: Arc<A>,
     relay: Relay<A::Protocol>,
     identity: Identity,
+    conn_id: ConnId,
+    wire: Wire,
     /// The connection's own queue, for its answers: they need no hub.
     replies: mpsc::Sender<Outbound>,
     close: Arc<watch::Sender<Option<CloseCode>>>,
@@ -641,6 +698,9 @@ type Reply = Result<Option<Answer>, Failure>;
 struct Pending {
     id: Option<String>,
     reply: Reply,
+    /// Set to the stored event's id when the sender's copy of it carried the
+    /// acknowledgement (protocol 3).
+    answered: Option<Arc<OnceLock<String>>>,
 }
 
 /// Answers in the order their messages arrived; some still wait for the store.
@@ -649,7 +709,8 @@ type Answers = FuturesOrdered<BoxFuture<'static, Pending>>;
 /// A message handled at once, or one whose answer waits.
 enum Handled {
     Now(Reply),
-    Later(BoxFuture<'static, Reply>),
+    /// The answer to come, and what says its copy carried the acknowledgement.
+    Later(BoxFuture<'static, Reply>, Option<Arc<OnceLock<String>>>),
 }
 
 /// The instant a token expires, on tokio's clock.
@@ -767,7 +828,11 @@ impl<A: App> Connection<A> {
 
     /// Sends an answer now when nothing is pending before it, else queues it behind.
     fn answer(&self, answers: &mut Answers, id: Option<String>, reply: Reply) {
-        let pending = Pending { id, reply };
+        let pending = Pending {
+            id,
+            reply,
+            answered: None,
+        };
         if answers.is_empty() {
             self.deliver(pending);
         } else {
@@ -777,9 +842,17 @@ impl<A: App> Connection<A> {
 
     /// Sends a message's answer: its `ack` (when it had an id) or its `error`.
     fn deliver(&self, pending: Pending) {
+        let answered_in_copy = |answer: &Answer| {
+            let answered = pending
+                .answered
+                .as_ref()
+                .and_then(|answered| answered.get());
+            answered.is_some() && answered == answer.message_id.as_ref()
+        };
         match (pending.reply, pending.id) {
             (Ok(Some(answer)), Some(id)) => {
-                if !self.relay.acks_paused() {
+                // The sender's copy of what it stored acknowledged it already.
+                if !self.relay.acks_paused() && !answered_in_copy(&answer) {
                     self.send(Ack {
                         id,
                         message_id: answer.message_id,
@@ -824,6 +897,36 @@ impl<A: App> Connection<A> {
         token_deadline: &mut Option<tokio::time::Instant>,
         answers: &mut Answers,
     ) -> Option<CloseCode> {
+        if !self.wire.batches() {
+            return self.on_message(text, token_deadline, answers).await;
+        }
+        // Protocol 3: a frame may carry several messages, each handled as if it came
+        // alone (its own checks, rate and answer), in order.
+        match split_batch(text, &self.relay.config().limits) {
+            Ok(messages) => {
+                for message in messages {
+                    if let Some(code) = self.on_message(message, token_deadline, answers).await {
+                        return Some(code);
+                    }
+                }
+                None
+            }
+            Err(err) => {
+                self.relay.metrics().message_in("invalid");
+                let error = Failure::from_payload(err.to_error_payload());
+                self.answer(answers, None, Err(error));
+                None
+            }
+        }
+    }
+
+    /// Handles one message; returns a close code when the connection must end.
+    async fn on_message(
+        &mut self,
+        text: &str,
+        token_deadline: &mut Option<tokio::time::Instant>,
+        answers: &mut Answers,
+    ) -> Option<CloseCode> {
         let decoded: Result<ClientEnvelope<Client<A>>, _> =
             decode_client_message(text, &self.relay.config().limits);
         let id = match &decoded {
@@ -860,8 +963,13 @@ impl<A: App> Connection<A> {
             .message_in(envelope.message.type_name());
         match self.handle(envelope, token_deadline).await {
             Handled::Now(reply) => self.answer(answers, id, reply),
-            Handled::Later(reply) => {
-                answers.push_back(reply.map(move |reply| Pending { id, reply }).boxed());
+            Handled::Later(reply, answered) => {
+                let pending = reply.map(move |reply| Pending {
+                    id,
+                    reply,
+                    answered,
+                });
+                answers.push_back(pending.boxed());
             }
         }
         None
@@ -897,6 +1005,18 @@ impl<A: App> Connection<A> {
         let identity = self.identity.clone();
         // Taken as the message is read, whatever order the handlers are polled in.
         let turn = Turn::after(&mut self.line);
+        let answering = id
+            .clone()
+            .filter(|_| self.wire.answers_in_copies())
+            .map(|client_id| Answering {
+                connection: self.conn_id,
+                user_id: self.identity.user_id.clone(),
+                client_id,
+                answered: Arc::new(OnceLock::new()),
+            });
+        let answered = answering
+            .as_ref()
+            .map(|answering| Arc::clone(&answering.answered));
         Handled::Later(
             async move {
                 let answer_key =
@@ -914,7 +1034,7 @@ impl<A: App> Connection<A> {
                     return Ok(Some(Answer { message_id: answer }));
                 }
                 let (ctx, answered) =
-                    Context::new(relay.clone(), identity, answer_key.clone(), turn);
+                    Context::new(relay.clone(), identity, answer_key.clone(), answering, turn);
                 let type_name = message.type_name().to_owned();
                 // A handler that panics is a bug in the app: its message is answered
                 // INTERNAL_ERROR and the connection, and every other, goes on.
@@ -942,6 +1062,7 @@ impl<A: App> Connection<A> {
                 Ok(Some(answer))
             }
             .boxed(),
+            answered,
         )
     }
 
@@ -1005,12 +1126,17 @@ impl<A: App> FrameHarness<A> {
         app.start(&relay).await?;
         let (outbound_tx, outbound) = mpsc::channel(relay.config().outbound_queue);
         let close = Arc::new(watch::channel(None).0);
-        let (_, _, user_limiter) = register(
+        // The current protocol, batches and answering copies included.
+        let wire = Wire {
+            version: PROTOCOL_VERSION,
+        };
+        let (conn_id, _, user_limiter) = register(
             &relay,
             &identity,
             outbound_tx.clone(),
             Arc::clone(&close),
             None,
+            wire,
         )
         .await
         .map_err(|(failure, _)| crate::ServerError::Start(failure.0.message))?;
@@ -1026,6 +1152,8 @@ impl<A: App> FrameHarness<A> {
                 app: Arc::new(app),
                 relay,
                 identity,
+                conn_id,
+                wire,
                 replies: outbound_tx,
                 close: Arc::clone(&close),
                 limits,
@@ -1044,7 +1172,13 @@ impl<A: App> FrameHarness<A> {
         std::iter::from_fn(|| self.outbound.try_recv().ok())
             .filter_map(|item| match item {
                 Outbound::Frame(frame) => Some(frame.as_str().to_owned()),
-                Outbound::Event(seq, template) => Some(with_seq(&template, seq)),
+                Outbound::Event(seq, template, ack) => {
+                    let frame = with_seq(&template, seq);
+                    Some(match ack {
+                        Some(ack) => with_ack(&frame, &ack),
+                        None => frame,
+                    })
+                }
                 Outbound::CatchUp => None,
             })
             .collect()

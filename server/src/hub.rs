@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use axum::extract::ws::Utf8Bytes;
 use relaywire_protocol::http::UserStatus;
-use relaywire_protocol::{CloseCode, Seq};
+use relaywire_protocol::{Ack, CloseCode, Seq};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ConnectionPolicy;
@@ -34,12 +34,56 @@ pub(crate) enum Outbound {
     Frame(Frame),
     /// A numbered event: its frame without `seq` (shared by every recipient), and this
     /// user's number for it. The writer keeps the user's stream in order: it drops
-    /// what the connection has, and fetches from the store what it missed.
-    Event(Seq, Arc<str>),
+    /// what the connection has, and fetches from the store what it missed. On the
+    /// connection whose message stored it (protocol 3), the acknowledgement the copy
+    /// carries.
+    Event(Seq, Arc<str>, Option<Arc<Ack>>),
     /// Check the store for events of the user's stream after the last one the
     /// connection has had: after the bus between nodes was down, or right after
     /// registering where follow-ups are not ordered.
     CatchUp,
+}
+
+/// The connection whose message stored an event (protocol 3): its copy of the event
+/// carries the message's acknowledgement, and no separate `ack` is sent. Local to the
+/// node that holds the connection.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    connection: ConnId,
+    user_id: String,
+    ack: Arc<Ack>,
+    /// The event's id, set once the copy carrying the acknowledgement was queued.
+    answered: Arc<OnceLock<String>>,
+}
+
+impl PartialEq for Origin {
+    fn eq(&self, other: &Self) -> bool {
+        self.connection == other.connection && self.ack == other.ack
+    }
+}
+
+impl Eq for Origin {}
+
+impl Origin {
+    /// The message `client_id` of `user_id` on `connection`, storing the event
+    /// `event_id`; `answered` is set to the event's id once the copy is queued.
+    pub(crate) fn new(
+        connection: ConnId,
+        user_id: String,
+        client_id: String,
+        event_id: String,
+        answered: Arc<OnceLock<String>>,
+    ) -> Self {
+        Self {
+            connection,
+            user_id,
+            ack: Arc::new(Ack {
+                id: client_id,
+                message_id: Some(event_id),
+            }),
+            answered,
+        }
+    }
 }
 
 /// A change in who is connected to this node, for the other nodes (cluster mode).
@@ -171,6 +215,44 @@ impl State {
         let mut delivered = 0;
         for conn in user.conns.iter().filter_map(|id| self.conns.get(id)) {
             delivered += u32::from(conn.deliver(item.clone(), metrics));
+        }
+        metrics.messages_out(delivered.into());
+        delivered
+    }
+
+    /// [`State::deliver_to_user`] for the user whose connection `origin` stored the
+    /// event: that connection's copy carries the acknowledgement.
+    fn deliver_answering(
+        &self,
+        user_id: &str,
+        item: &Outbound,
+        origin: &Origin,
+        metrics: &Metrics,
+    ) -> u32 {
+        let Some(user) = self.users.get(user_id) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        for (id, conn) in user
+            .conns
+            .iter()
+            .filter_map(|id| Some((*id, self.conns.get(id)?)))
+        {
+            let item = match item {
+                Outbound::Event(seq, frame, _) if id == origin.connection => {
+                    Outbound::Event(*seq, Arc::clone(frame), Some(Arc::clone(&origin.ack)))
+                }
+                other => other.clone(),
+            };
+            let answering = matches!(item, Outbound::Event(_, _, Some(_)));
+            let queued = conn.deliver(item, metrics);
+            if queued
+                && answering
+                && let Some(event_id) = &origin.ack.message_id
+            {
+                let _ = origin.answered.set(event_id.clone());
+            }
+            delivered += u32::from(queued);
         }
         metrics.messages_out(delivered.into());
         delivered
@@ -564,12 +646,20 @@ impl Hub {
     }
 
     /// Queues a numbered event for each recipient's connections, with their number.
-    pub(crate) fn deliver_event(&self, recipients: &[(String, Seq)], frame: &Arc<str>) -> Reach {
+    pub(crate) fn deliver_event(
+        &self,
+        recipients: &[(String, Seq)],
+        frame: &Arc<str>,
+        origin: Option<&Origin>,
+    ) -> Reach {
         let state = self.state();
         let mut reach = Reach::default();
         for (user_id, seq) in recipients {
-            let item = Outbound::Event(*seq, Arc::clone(frame));
-            let connections = state.deliver_to_user(user_id, &item, &self.metrics);
+            let item = Outbound::Event(*seq, Arc::clone(frame), None);
+            let connections = match origin.filter(|origin| origin.user_id == *user_id) {
+                Some(origin) => state.deliver_answering(user_id, &item, origin, &self.metrics),
+                None => state.deliver_to_user(user_id, &item, &self.metrics),
+            };
             reach.users += u32::from(connections > 0);
             reach.connections += connections;
         }

@@ -25,7 +25,7 @@ pub use auth::Identity;
 pub use bus::{Bus, BusMessage};
 pub use config::{Config, ConfigError};
 pub use connection::FrameHarness;
-pub use hub::Reach;
+pub use hub::{Origin, Reach};
 pub use main_support::run;
 pub use relay::{Event, Relay};
 pub use server::{RunningServer, ServerError, start};

@@ -152,6 +152,29 @@ impl<P: Protocol> std::fmt::Debug for Relay<P> {
 }
 
 /// What an answer key and a publish did, for the context that tracks its answer.
+/// A protocol 3 connection's message about to publish: its copy of the event will
+/// carry the message's acknowledgement.
+#[derive(Debug, Clone)]
+pub(crate) struct Answering {
+    pub(crate) connection: crate::hub::ConnId,
+    pub(crate) user_id: String,
+    pub(crate) client_id: String,
+    /// The event's id, set once the copy carrying the acknowledgement was queued.
+    pub(crate) answered: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Answering {
+    fn origin(self, event_id: String) -> crate::hub::Origin {
+        crate::hub::Origin::new(
+            self.connection,
+            self.user_id,
+            self.client_id,
+            event_id,
+            self.answered,
+        )
+    }
+}
+
 pub(crate) fn answered(published: &Published) -> Option<String> {
     match published {
         Published::Stored { event_id, .. } => Some(event_id.clone()),
@@ -268,15 +291,20 @@ impl<P: Protocol> Relay<P> {
 
     /// Stores an event and delivers it, numbered, to its audience once committed.
     pub async fn publish(&self, event: Event<P::Server>) -> StoreResult<Published> {
-        self.publish_keyed(event, None).await
+        self.publish_keyed(event, None, None).await
     }
 
     /// Hands the event to the store now (SQLite queues it in call order) and returns
     /// what waits for its commit.
+    ///
+    /// `answering`, for a message of a protocol 3 connection: the connection, the
+    /// message's id and what to set once its copy of the event was queued carrying its
+    /// acknowledgement.
     pub(crate) fn publish_keyed(
         &self,
         event: Event<P::Server>,
         answer_key: Option<crate::store::AnswerKey>,
+        answering: Option<Answering>,
     ) -> futures_util::future::BoxFuture<'static, StoreResult<Published>> {
         let Event {
             id,
@@ -320,12 +348,16 @@ impl<P: Protocol> Relay<P> {
             publish,
             Box::new(move |published| {
                 if let Published::Stored {
-                    recipients, frame, ..
+                    recipients,
+                    frame,
+                    event_id,
                 } = published
                 {
+                    let origin = answering.map(|answering| answering.origin(event_id.clone()));
                     bus.send(BusMessage::Event {
                         recipients: recipients.clone(),
                         frame: Arc::from(frame.as_str()),
+                        origin,
                     });
                 }
             }),

@@ -328,6 +328,17 @@ viewing: boolean, };
 export type ClientEnvelope = { id?: string } & TaskClient;
 
 /**
+ * A server message as it travels. Under protocol 3 the sender's own copy of an event
+ * its message stored carries that message's acknowledgement, and no `ack` follows.
+ */
+export type ServerEnvelope = { ack?: Ack } & TaskServer;
+
+/**
+ * A frame under protocol 3: one message, or several (a batch) handled in order.
+ */
+export type Frame<M> = M | M[];
+
+/**
  * The messages of `TaskProtocol`: `new RelaywireClient<TaskProtocol>(...)`.
  */
 export type TaskProtocol = { client: TaskClient; server: TaskServer };

@@ -44,7 +44,9 @@ enum Kind {
     FrameTooLarge,
     FrameFarTooLarge,
     BinaryFrame,
+    BadBatch,
     Flood,
+    BatchFlood,
     UserRate,
     UserConnections,
     SlowReader,
@@ -144,10 +146,22 @@ pub const PROBES: &[Probe] = &[
         Kind::BinaryFrame,
     ),
     probe(
+        "a batch that is none (protocol 3): `[]`, a batch cut short, a batch in a batch",
+        "`error` `INVALID_MESSAGE` for each; the connection goes on",
+        "version3::a_batch_that_is_no_batch_is_refused_whole",
+        Kind::BadBatch,
+    ),
+    probe(
         "a flood beyond `RATE_LIMIT`",
         "`error` `RATE_LIMITED` with `retryAfterMs`; persisting, close `4004`",
         "robustness::floods_are_rate_limited_then_closed",
         Kind::Flood,
+    ),
+    probe(
+        "one batch (protocol 3) of 300 messages beyond `RATE_LIMIT`",
+        "each message counts: `RATE_LIMITED` with `retryAfterMs`, then close `4004`",
+        "version3::a_batch_is_handled_message_by_message_in_order",
+        Kind::BatchFlood,
     ),
     probe(
         "one user's connections together beyond `USER_RATE_LIMIT`",
@@ -470,11 +484,16 @@ async fn next(ws: &mut Socket) -> Result<Value, String> {
     }
 }
 
+/// The next message of type `kind`, looking into batch frames (protocol 3) too.
 async fn next_of(ws: &mut Socket, kind: &str) -> Result<Value, String> {
     loop {
         let frame = next(ws).await?;
-        if frame["type"] == kind {
-            return Ok(frame);
+        let found = match frame {
+            Value::Array(messages) => messages.into_iter().find(|m| m["type"] == kind),
+            message => Some(message).filter(|m| m["type"] == kind),
+        };
+        if let Some(message) = found {
+            return Ok(message);
         }
     }
 }
@@ -510,8 +529,14 @@ async fn request(ws: &mut Socket, id: &str, frame: Value) -> Result<Value, Strin
     frame["id"] = json!(id);
     send(ws, &frame).await?;
     loop {
-        let reply = next(ws).await?;
-        if matches!(reply["type"].as_str(), Some("ack" | "error")) && reply["payload"]["id"] == id {
+        let answers = |reply: &Value| {
+            matches!(reply["type"].as_str(), Some("ack" | "error")) && reply["payload"]["id"] == id
+        };
+        let found = match next(ws).await? {
+            Value::Array(messages) => messages.into_iter().find(answers),
+            reply => Some(reply).filter(answers),
+        };
+        if let Some(reply) = found {
             return Ok(reply);
         }
     }
@@ -519,10 +544,26 @@ async fn request(ws: &mut Socket, id: &str, frame: Value) -> Result<Value, Strin
 
 /// A fresh user, connected and in the open chat `random`.
 async fn member(server: &Running, name: &str) -> Result<(Socket, String), String> {
+    member_speaking(server, name, &[]).await
+}
+
+/// [`member`] on a connection of protocol 3 (batches).
+async fn member_v3(server: &Running, name: &str) -> Result<(Socket, String), String> {
+    member_speaking(server, name, &[("sec-websocket-protocol", "relaywire.v3")]).await
+}
+
+async fn member_speaking(
+    server: &Running,
+    name: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Socket, String), String> {
     let user = unique(name);
-    let mut ws = open(&server.ws(&format!("?token={}", crate::token(&user))), &[])
-        .await
-        .map_err(|err| err.to_string())?;
+    let mut ws = open(
+        &server.ws(&format!("?token={}", crate::token(&user))),
+        headers,
+    )
+    .await
+    .map_err(|err| err.to_string())?;
     next_of(&mut ws, "connected").await?;
     let joined = request(
         &mut ws,
@@ -664,6 +705,35 @@ impl Bench {
                 let error = next_of(&mut ws, "error").await?;
                 expect(code(&error) == Some(ErrorCode::InvalidMessage), &error)?;
                 Ok("error INVALID_MESSAGE".into())
+            }
+            Kind::BadBatch => {
+                let (mut ws, _) = member_v3(server, "batcher").await?;
+                for frame in ["[]", r#"[{"type":"ping"}"#, r#"[[{"type":"ping"}]]"#] {
+                    ws.send(Message::text(frame))
+                        .await
+                        .map_err(|err| err.to_string())?;
+                    let error = next_of(&mut ws, "error").await?;
+                    expect(code(&error) == Some(ErrorCode::InvalidMessage), &error)?;
+                }
+                // The connection goes on.
+                let pong = request(&mut ws, "after", json!({"type": "ping"})).await?;
+                expect(pong["type"] == "ack", &pong)?;
+                Ok("error INVALID_MESSAGE for each; the connection goes on".into())
+            }
+            Kind::BatchFlood => {
+                let (mut ws, _) = member_v3(server, "batch-flood").await?;
+                let batch = format!("[{}]", vec![r#"{"type":"ping"}"#; 300].join(","));
+                ws.send(Message::text(batch))
+                    .await
+                    .map_err(|err| err.to_string())?;
+                let limited = next_of(&mut ws, "error").await?;
+                expect(
+                    code(&limited) == Some(ErrorCode::RateLimited)
+                        && limited["payload"]["details"]["retryAfterMs"].is_u64(),
+                    &limited,
+                )?;
+                closes_with(&mut ws, CloseCode::RateLimited).await?;
+                Ok("RATE_LIMITED with retryAfterMs, then close 4004".into())
             }
             Kind::Flood => {
                 let (mut ws, _) = member(server, "flood").await?;

@@ -1,5 +1,6 @@
 //! `cargo xtask codegen`: regenerates the generated TypeScript (`bindings/relaywire.ts`,
-//! `bindings/chat.ts`) and the README tables.
+//! `bindings/chat.ts`, the notification service's and the task board's) and the README
+//! tables.
 //!
 //! The generators are the crates' `generated` tests: they rewrite whatever is stale
 //! and fail, so the second run confirms everything is fresh.
@@ -19,6 +20,10 @@ pub(crate) fn run() -> Result {
                 "relaywire-protocol",
                 "-p",
                 "relaywire-chat",
+                "-p",
+                "relaywire-notify-server",
+                "-p",
+                "relaywire-tests",
                 "--test",
                 "generated",
             ])

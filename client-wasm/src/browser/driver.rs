@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Object};
-use relaywire_protocol::{CloseCode, SUBPROTOCOL};
+use relaywire_protocol::{CLIENT_SUBPROTOCOLS, CloseCode, SUBPROTOCOL};
 use wasm_bindgen::prelude::*;
 
 use super::errors::{client_error, describe, error};
@@ -17,7 +17,9 @@ use super::fields::JsFields;
 use super::js::{self, Socket, SocketEvent, field, get, get_string};
 use super::options::{self, BrowserOptions};
 use super::snapshot;
-use crate::core::{self, Command, Core, Event, Frame, Millis, Rejection, SocketId, TokenOutcome};
+use crate::core::{
+    self, Command, Core, Event, Fields as _, Frame, Millis, Rejection, SocketId, TokenOutcome,
+};
 
 /// The core's clock: milliseconds since the page started.
 pub(crate) fn now() -> Millis {
@@ -66,15 +68,18 @@ struct Callbacks {
     offline: Closure<dyn FnMut()>,
     visibility: Closure<dyn FnMut()>,
     notify: Closure<dyn FnMut()>,
+    flush: Closure<dyn FnMut()>,
 }
 
 /// A received message: its type, the parsed object and its payload, as the handlers
-/// and the requests it settles get them.
+/// and the requests it settles get them, and the acknowledgement it carried (protocol
+/// 3: the sender's copy of what its message stored).
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
     kind: Option<String>,
     message: JsValue,
     payload: JsValue,
+    ack: JsValue,
 }
 
 /// A pending `request()`: its id and its promise's settle functions.
@@ -88,6 +93,12 @@ pub(crate) struct Driver {
     pub(crate) core: Core<JsValue, Received>,
     pub(crate) options: BrowserOptions,
     socket: Option<(SocketId, Socket)>,
+    /// The socket's server speaks protocol 3: frames sent in one task travel as one
+    /// batch, in a microtask.
+    batches: bool,
+    /// Frames waiting for that microtask.
+    outgoing: Vec<JsValue>,
+    flush_queued: bool,
     /// The WebSocket constructor, found by `connect()`.
     websocket: Option<Function>,
     timer: Option<(Millis, JsValue)>,
@@ -192,6 +203,9 @@ impl Driver {
             core: Core::new(core),
             options,
             socket: None,
+            batches: false,
+            outgoing: Vec::new(),
+            flush_queued: false,
             timer: None,
             callbacks: None,
             websocket: None,
@@ -240,6 +254,10 @@ impl Driver {
                 d.notify_queued = false;
                 d.deferred.push(Deferred::Notify);
             }),
+            flush: page(&weak, |d| {
+                d.flush_queued = false;
+                d.flush();
+            }),
         };
         if let Ok(mut d) = driver.try_borrow_mut() {
             d.callbacks = Some(callbacks);
@@ -279,9 +297,16 @@ impl Driver {
                 Command::Deliver { message, known } => self.dispatch(&message, known),
                 Command::Resolve { id, reply } => {
                     if let Some(request) = self.take_request(&id) {
+                        // An `ack`'s payload, or the acknowledgement an event carried:
+                        // `{ id, messageId }` either way.
+                        let ack = if reply.ack.is_object() {
+                            reply.ack
+                        } else {
+                            reply.payload
+                        };
                         self.deferred.push(Deferred::Call(
                             request.resolve,
-                            reply.payload,
+                            ack,
                             JsValue::UNDEFINED,
                         ));
                     }
@@ -387,7 +412,12 @@ impl Driver {
         self.drop_socket(CloseCode::Normal, "replaced");
         let opened = match (&self.websocket, self.url(params)) {
             (Some(constructor), Some(url)) => {
-                let args = js::string_array(&[url, SUBPROTOCOL.to_owned()]);
+                let protocols: js_sys::Array = CLIENT_SUBPROTOCOLS
+                    .iter()
+                    .copied()
+                    .map(JsValue::from_str)
+                    .collect();
+                let args = js_sys::Array::of2(&JsValue::from_str(&url), &protocols);
                 js_sys::Reflect::construct(constructor, &args).ok()
             }
             _ => None,
@@ -416,13 +446,63 @@ impl Driver {
             Frame::App(data) => data,
             Frame::Control(text) => JsValue::from_str(&text),
         };
-        // The core sends only on an open socket; a closing one drops data silently,
-        // which the outbox and the heartbeat cover.
-        let _ = ws.send(&data);
+        if !self.batches {
+            // The core sends only on an open socket; a closing one drops data silently,
+            // which the outbox and the heartbeat cover.
+            let _ = ws.send(&data);
+            return;
+        }
+        self.outgoing.push(data);
+        if !self.flush_queued
+            && let Some(callbacks) = &self.callbacks
+        {
+            self.flush_queued = true;
+            js::queue_microtask(callbacks.flush.as_ref().unchecked_ref());
+        }
+    }
+
+    /// Sends the frames of this task, as few batch frames as fit the server's limit
+    /// (counting three bytes per UTF-16 unit, the most one can take).
+    fn flush(&mut self) {
+        let frames = std::mem::take(&mut self.outgoing);
+        let Some((_, ws)) = &self.socket else {
+            return;
+        };
+        let max = self.core.max_message_bytes();
+        let batch = js_sys::Array::new();
+        let mut size = 2;
+        let send = |batch: &js_sys::Array| {
+            let frame = match batch.length() {
+                0 => return,
+                1 => batch.get(0),
+                _ => JsValue::from(
+                    js_sys::JsString::from("[")
+                        .concat(&batch.join(","))
+                        .concat(&JsValue::from_str("]")),
+                ),
+            };
+            let _ = ws.send(&frame);
+        };
+        for frame in frames {
+            let bytes = frame
+                .dyn_ref::<js_sys::JsString>()
+                .map_or(0, |text| text.length() as usize * 3);
+            if batch.length() > 0 && size + 1 + bytes > max {
+                send(&batch);
+                batch.set_length(0);
+                size = 2;
+            }
+            size += bytes + 1;
+            batch.push(&frame);
+        }
+        send(&batch);
     }
 
     /// Detaches and closes the current socket; no event of it reaches the core again.
     fn drop_socket(&mut self, code: CloseCode, reason: &str) {
+        // What this task sent on it goes before the close.
+        self.flush();
+        self.batches = false;
         if let Some((_, ws)) = self.socket.take() {
             ws.set_onopen(&JsValue::NULL);
             ws.set_onmessage(&JsValue::NULL);
@@ -439,6 +519,10 @@ impl Driver {
 
     fn on_open(&mut self, event: SocketEvent) {
         if let Some(socket) = self.source(&event) {
+            self.batches = self
+                .socket
+                .as_ref()
+                .is_some_and(|(_, ws)| ws.protocol().as_string().as_deref() == Some(SUBPROTOCOL));
             self.handle(Event::Opened(socket));
         }
     }
@@ -461,18 +545,41 @@ impl Driver {
         } else {
             None
         };
-        let Some(message) = parsed else {
+        match parsed {
+            // A batch (protocol 3): its messages in order.
+            Some(batch) if js_sys::Array::is_array(&batch) => {
+                for message in js_sys::Array::from(&batch).iter() {
+                    self.receive(socket, message);
+                }
+            }
+            Some(message) => self.receive(socket, message),
             // Not a message: it still proves the connection alive.
+            None => self.handle(Event::Traffic { socket }),
+        }
+    }
+
+    /// Feeds the core one parsed message.
+    fn receive(&mut self, socket: SocketId, message: JsValue) {
+        if !message.is_object() {
             self.handle(Event::Traffic { socket });
             return;
-        };
+        }
         let kind = field(&message, &js::TYPE).as_string();
         let payload = field(&message, &js::PAYLOAD);
-        let inbound = core::read(self.core.descriptor(), kind.as_deref(), &JsFields(&payload));
+        let ack = field(&message, &js::ACK);
+        // Most messages carry none: reading a field of `undefined` would throw.
+        let answers = if ack.is_object() {
+            JsFields(&ack).text(core::Key::Id)
+        } else {
+            None
+        };
+        let inbound = core::read(self.core.descriptor(), kind.as_deref(), &JsFields(&payload))
+            .answering(answers);
         let message = Received {
             kind,
             message,
             payload,
+            ack,
         };
         self.handle(Event::Message {
             socket,
@@ -584,10 +691,13 @@ impl Drop for Driver {
         self.shut_down();
         // A queued microtask cannot be cancelled: its closure must outlive the client.
         // It finds the client gone and does nothing.
-        if self.notify_queued
-            && let Some(callbacks) = self.callbacks.take()
-        {
-            callbacks.notify.forget();
+        if let Some(callbacks) = self.callbacks.take() {
+            if self.notify_queued {
+                callbacks.notify.forget();
+            }
+            if self.flush_queued {
+                callbacks.flush.forget();
+            }
         }
     }
 }

@@ -16,6 +16,8 @@ extern "C" {
     #[wasm_bindgen(thread_local_v2, static_string)]
     pub(crate) static PAYLOAD: JsString = "payload";
     #[wasm_bindgen(thread_local_v2, static_string)]
+    pub(crate) static ACK: JsString = "ack";
+    #[wasm_bindgen(thread_local_v2, static_string)]
     pub(crate) static ID: JsString = "id";
     #[wasm_bindgen(thread_local_v2, static_string)]
     pub(crate) static CODE: JsString = "code";
@@ -73,6 +75,10 @@ extern "C" {
 
     #[wasm_bindgen(method, setter, js_class = "WebSocket", js_name = onopen)]
     pub(crate) fn set_onopen(this: &Socket, handler: &JsValue);
+
+    /// The subprotocol the server chose.
+    #[wasm_bindgen(method, getter, js_class = "WebSocket", js_name = protocol)]
+    pub(crate) fn protocol(this: &Socket) -> JsValue;
 
     #[wasm_bindgen(method, setter, js_class = "WebSocket", js_name = onmessage)]
     pub(crate) fn set_onmessage(this: &Socket, handler: &JsValue);

@@ -122,6 +122,9 @@ pub enum Inbound {
     Numbered {
         /// Its event number.
         seq: Option<u64>,
+        /// The client message it acknowledges: the sender's own copy of what its
+        /// message stored (protocol 3), set by [`Inbound::answering`].
+        answers: Option<String>,
     },
     /// Any other message of a type the protocol knows, `pong` included.
     Other,
@@ -134,6 +137,16 @@ impl Inbound {
     /// Whether the application's handlers for known types should see it.
     pub fn is_known(&self) -> bool {
         !matches!(self, Inbound::Unknown)
+    }
+
+    /// The message as read, acknowledging the client message `id` when it is a numbered
+    /// event whose envelope carried an acknowledgement (the `ack` field's `id`, which
+    /// the driver reads with [`Key::Id`]); anything else is as it was.
+    pub fn answering(self, id: Option<String>) -> Inbound {
+        match self {
+            Inbound::Numbered { seq, .. } => Inbound::Numbered { seq, answers: id },
+            other => other,
+        }
     }
 }
 
@@ -186,6 +199,7 @@ pub fn read(descriptor: &Descriptor, type_name: Option<&str>, payload: &impl Fie
         _ => match descriptor.server_policy(type_name) {
             Some(policy) if policy.numbered => Inbound::Numbered {
                 seq: payload.number(Key::Seq).and_then(whole_seq),
+                answers: None,
             },
             Some(_) => Inbound::Other,
             None => Inbound::Unknown,

@@ -643,8 +643,9 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
         self.last_seq
     }
 
-    /// The largest frame the server accepts.
-    fn max_message_bytes(&self) -> usize {
+    /// The largest frame the server accepts: what a driver that puts several frames in
+    /// one (protocol 3) keeps each batch within.
+    pub fn max_message_bytes(&self) -> usize {
         self.session
             .as_ref()
             .and_then(|s| s.max_message_bytes)
@@ -903,16 +904,7 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
         let known = inbound.is_known();
         match inbound {
             Inbound::Connected(session) => self.connected(now, session),
-            Inbound::Ack { id } => {
-                if let Some(tracked) = self.take(&id) {
-                    self.apply(tracked.room);
-                    self.commands.push_back(Command::Resolve {
-                        id,
-                        reply: message.clone(),
-                    });
-                    self.changed();
-                }
-            }
+            Inbound::Ack { id } => self.acknowledged(id, &message),
             Inbound::Error { id: Some(id), code } => {
                 if self.take(&id).is_some() {
                     self.commands.push_back(Command::Reject {
@@ -933,15 +925,35 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
                 self.changed();
             }
             Inbound::Presence { user_id, online } => self.presence(user_id, online),
-            Inbound::Numbered { seq: Some(seq) } => {
+            Inbound::Numbered { seq, answers } => {
+                // The sender's own copy of what its message stored acknowledges it.
+                if let Some(id) = answers {
+                    self.acknowledged(id, &message);
+                }
                 // A replayed event this client saw already is not handed over twice.
-                if !self.admit(seq) {
+                if let Some(seq) = seq
+                    && !self.admit(seq)
+                {
                     return;
                 }
             }
-            Inbound::Numbered { seq: None } | Inbound::Other | Inbound::Unknown => {}
+            Inbound::Other | Inbound::Unknown => {}
         }
         self.commands.push_back(Command::Deliver { message, known });
+    }
+
+    /// The tracked message `id` was acknowledged by `message` (an `ack`, or an event
+    /// carrying one): it leaves the outbox, its room change applies, its request
+    /// resolves with `message`.
+    fn acknowledged(&mut self, id: String, message: &M) {
+        if let Some(tracked) = self.take(&id) {
+            self.apply(tracked.room);
+            self.commands.push_back(Command::Resolve {
+                id,
+                reply: message.clone(),
+            });
+            self.changed();
+        }
     }
 
     /// Whether an event numbered `seq` is new to this client; remembers it when it is.

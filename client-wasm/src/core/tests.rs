@@ -1194,8 +1194,16 @@ fn a_request_times_out_only_after_it_was_sent() {
 
 /// Whether the event numbered `seq` reached the application.
 fn delivered(h: &mut Harness, socket: SocketId, seq: u64) -> bool {
-    h.core
-        .handle(h.now, message(socket, Inbound::Numbered { seq: Some(seq) }));
+    h.core.handle(
+        h.now,
+        message(
+            socket,
+            Inbound::Numbered {
+                seq: Some(seq),
+                answers: None,
+            },
+        ),
+    );
     std::iter::from_fn(|| h.core.poll_command()).any(|c| matches!(c, Command::Deliver { .. }))
 }
 
@@ -1370,16 +1378,35 @@ fn control_fields_are_read_once_for_both_clients() {
     let event = Payload(vec![("seq", 9_007_199_254_740_992.0)], vec![]);
     assert_eq!(
         read(&descriptor, Some("chat:message"), &event),
-        Inbound::Numbered { seq: None }
+        Inbound::Numbered {
+            seq: None,
+            answers: None
+        }
     );
     let event = Payload(vec![("seq", 42.0)], vec![]);
     assert_eq!(
         read(&descriptor, Some("chat:read"), &event),
-        Inbound::Numbered { seq: Some(42) }
+        Inbound::Numbered {
+            seq: Some(42),
+            answers: None
+        }
+    );
+    assert_eq!(
+        read(&descriptor, Some("chat:read"), &event).answering(Some("c-1".into())),
+        Inbound::Numbered {
+            seq: Some(42),
+            answers: Some("c-1".into())
+        },
+        "a numbered event may acknowledge a client message"
     );
     assert_eq!(
         read(&descriptor, Some("chat:typing"), &event),
         Inbound::Other
+    );
+    assert_eq!(
+        read(&descriptor, Some("chat:typing"), &event).answering(Some("c-1".into())),
+        Inbound::Other,
+        "a live message acknowledges nothing"
     );
     assert_eq!(
         read(&descriptor, Some("poll:new"), &event),
@@ -1394,4 +1421,55 @@ fn control_fields_are_read_once_for_both_clients() {
             code: ErrorCode::RateLimited
         }
     );
+}
+
+#[test]
+fn the_senders_copy_of_what_it_stored_acknowledges_it_and_arrives_once() {
+    let mut h = Harness::new(no_jitter());
+    let socket = h.connect();
+    let id = h.request(&say("hello"), 1_000);
+    h.commands();
+    assert_eq!(h.core.pending(), 1);
+    // The stored event, carrying the request's acknowledgement (protocol 3).
+    let copy = message(
+        socket,
+        Inbound::Numbered {
+            seq: Some(1),
+            answers: Some(id.clone()),
+        },
+    );
+    let Event::Message { message: reply, .. } = &copy else {
+        unreachable!()
+    };
+    let reply = reply.clone();
+    h.core.handle(h.now, copy);
+    let commands: Vec<_> = std::iter::from_fn(|| h.core.poll_command())
+        .filter(|c| !matches!(c, Command::Publish))
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            Command::Resolve {
+                id: id.clone(),
+                reply: reply.clone()
+            },
+            Command::Deliver {
+                message: reply,
+                known: true
+            }
+        ],
+        "resolved, then handed to the application like any event"
+    );
+    assert_eq!(h.core.pending(), 0, "it left the outbox");
+    assert_eq!(h.advance(1_000), [], "no timeout follows");
+    // The same copy replayed after a reconnect is neither delivered nor settled twice.
+    assert!(!delivered(&mut h, socket, 1));
+    let again = message(
+        socket,
+        Inbound::Numbered {
+            seq: Some(1),
+            answers: Some(id),
+        },
+    );
+    assert_eq!(h.handle(again), []);
 }

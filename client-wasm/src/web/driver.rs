@@ -13,13 +13,13 @@ use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use gloo_events::EventListener;
 use gloo_timers::future::TimeoutFuture;
-use relaywire_protocol::{CloseCode, Protocol, SUBPROTOCOL};
+use relaywire_protocol::{CLIENT_SUBPROTOCOLS, CloseCode, Protocol, SUBPROTOCOL, join_batches};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CloseEvent, MessageEvent, Url, VisibilityState, WebSocket};
 
 use crate::core::{Event, Millis, SocketId};
 use crate::typed::{
-    Client, InvalidOptions, Io, Messages, Options, Request, TokenResult, TypedCore,
+    Client, InvalidOptions, Io, Messages, Options, Received, Request, TokenResult, TypedCore,
 };
 
 /// Something that happened outside the driver's task: on a socket, on the page, or to
@@ -40,6 +40,8 @@ enum Signal {
 struct Socket {
     id: SocketId,
     ws: WebSocket,
+    /// The server speaks protocol 3: frames sent together travel as one batch.
+    batches: bool,
     _listeners: [EventListener; 3],
 }
 
@@ -52,6 +54,9 @@ struct Driver<P: Protocol> {
     _page: Vec<EventListener>,
     /// The timeout for the core's next deadline, and that deadline.
     timer: Option<(Millis, TimeoutFuture)>,
+    /// Frames for a protocol 3 socket, sent as batches once the requests and events at
+    /// hand are handled.
+    outgoing: Vec<String>,
 }
 
 /// What woke the driver.
@@ -151,6 +156,7 @@ pub(super) fn start<P: Protocol>(
         _page: page_listeners(&signals),
         signals,
         timer: None,
+        outgoing: Vec::new(),
     };
     wasm_bindgen_futures::spawn_local(driver.run(requests, signals_rx));
     Ok((client, messages))
@@ -181,11 +187,11 @@ impl<P: Protocol> Driver<P> {
             })
             .await;
             match wake {
-                Wake::Request(request) => {
+                Wake::Request(mut request) => loop {
                     // Every handle dropped closes the client as `close()` does.
-                    let request = request
+                    let closing = request
                         .unwrap_or_else(|| Request::Close(futures::channel::oneshot::channel().0));
-                    let closed = self.typed.request(now(), request);
+                    let closed = self.typed.request(now(), closing);
                     self.execute().await;
                     if let Some(done) = closed {
                         // The socket is closed; the listeners and the timer go with the
@@ -194,13 +200,21 @@ impl<P: Protocol> Driver<P> {
                         let _ = done.send(());
                         return;
                     }
-                }
+                    // What the application handed over meanwhile goes in the same
+                    // batch.
+                    match requests.try_recv() {
+                        Ok(next) => request = Some(next),
+                        Err(err) if err.is_closed() => request = None,
+                        Err(_) => break,
+                    }
+                },
                 Wake::Signal(signal) => self.signal(signal).await,
                 Wake::Timer => {
                     self.timer = None;
                     self.handle(Event::Timer).await;
                 }
             }
+            self.flush();
         }
     }
 
@@ -218,7 +232,7 @@ impl<P: Protocol> Driver<P> {
         self.timer = Some((at, TimeoutFuture::new(wait)));
     }
 
-    async fn handle(&mut self, event: Event<'_, P::Server>) {
+    async fn handle(&mut self, event: Event<'_, Received<P::Server>>) {
         self.typed.handle(now(), event);
         self.execute().await;
     }
@@ -232,6 +246,9 @@ impl<P: Protocol> Driver<P> {
     async fn signal(&mut self, signal: Signal) {
         match signal {
             Signal::Opened(socket) if self.current(socket) => {
+                if let Some(current) = &mut self.socket {
+                    current.batches = current.ws.protocol() == SUBPROTOCOL;
+                }
                 self.handle(Event::Opened(socket)).await;
             }
             Signal::Frame(socket, text) if self.current(socket) => {
@@ -261,15 +278,17 @@ impl<P: Protocol> Driver<P> {
         while let Some(io) = self.typed.next_io().await {
             match io {
                 Io::Open { socket, params } => self.open(socket, &params),
-                Io::Send { socket, text } => {
-                    if let Some(current) = &self.socket
-                        && current.id == socket
-                    {
+                Io::Send { socket, text } => match &self.socket {
+                    Some(current) if current.id == socket && current.batches => {
+                        self.outgoing.push(text);
+                    }
+                    Some(current) if current.id == socket => {
                         // A closing socket drops data silently; the outbox and the
                         // heartbeat cover it.
                         let _ = current.ws.send_with_str(&text);
                     }
-                }
+                    _ => {}
+                },
                 Io::Close {
                     socket,
                     code,
@@ -294,8 +313,23 @@ impl<P: Protocol> Driver<P> {
         }
     }
 
+    /// Sends what waits for the socket, as few batch frames as fit the server's limit.
+    fn flush(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut self.outgoing);
+        if let Some(socket) = &self.socket {
+            for frame in join_batches(frames, self.typed.max_frame_bytes()) {
+                let _ = socket.ws.send_with_str(&frame);
+            }
+        }
+    }
+
     /// Closes the current socket; its listeners go first, so no event of it comes.
+    /// What still waited to be sent on it goes first.
     fn close_socket(&mut self, code: CloseCode, reason: &str) {
+        self.flush();
         if let Some(Socket { ws, _listeners, .. }) = self.socket.take() {
             drop(_listeners);
             // The core closes with 1000 or 4000, which the browser accepts.
@@ -312,7 +346,12 @@ impl<P: Protocol> Driver<P> {
                 search.set(key, value);
             }
         }
-        let ws = url.and_then(|url| WebSocket::new_with_str(&url.href(), SUBPROTOCOL).ok());
+        let protocols: js_sys::Array = CLIENT_SUBPROTOCOLS
+            .iter()
+            .copied()
+            .map(JsValue::from_str)
+            .collect();
+        let ws = url.and_then(|url| WebSocket::new_with_str_sequence(&url.href(), &protocols).ok());
         let Some(ws) = ws else {
             // The URL was checked at start; the browser refused anyway. Retry later.
             self.typed.handle(
@@ -355,6 +394,7 @@ impl<P: Protocol> Driver<P> {
         self.socket = Some(Socket {
             id: socket,
             ws,
+            batches: false,
             _listeners: [opened, message, closed],
         });
     }

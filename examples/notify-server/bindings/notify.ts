@@ -393,6 +393,17 @@ seq?: Seq, };
 export type ClientEnvelope = { id?: string } & NotifyClient;
 
 /**
+ * A server message as it travels. Under protocol 3 the sender's own copy of an event
+ * its message stored carries that message's acknowledgement, and no `ack` follows.
+ */
+export type ServerEnvelope = { ack?: Ack } & NotifyServer;
+
+/**
+ * A frame under protocol 3: one message, or several (a batch) handled in order.
+ */
+export type Frame<M> = M | M[];
+
+/**
  * The messages of `NotifyProtocol`: `new RelaywireClient<NotifyProtocol>(...)`.
  */
 export type NotifyProtocol = { client: NotifyClient; server: NotifyServer };

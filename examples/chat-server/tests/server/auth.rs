@@ -315,6 +315,13 @@ async fn protocol_versions_are_negotiated() {
     .await;
     assert_eq!(both.protocol.as_deref(), Some("relaywire.v2"));
     assert_eq!(both.next_json().await["type"], "connected");
+    let mut newest = Client::open(
+        &url,
+        &[("sec-websocket-protocol", "relaywire.v3, relaywire.v2")],
+    )
+    .await;
+    assert_eq!(newest.protocol.as_deref(), Some("relaywire.v3"));
+    assert_eq!(newest.next_json().await["payload"]["protocolVersion"], 3);
 
     let mut newer = Client::open(&url, &[("sec-websocket-protocol", "relaywire.v9")]).await;
     let error = newer.next_json().await;

@@ -11,3 +11,4 @@ mod lifecycle;
 mod regressions;
 mod robustness;
 mod verifiers;
+mod version3;

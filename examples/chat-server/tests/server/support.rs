@@ -75,8 +75,18 @@ impl TestServer {
 
     /// Connects as `user` with `?token=` and reads `connected`.
     pub(crate) async fn connect(&self, user: &str) -> (Client, Value) {
-        let mut client =
-            Client::open(&format!("{}?token={}", self.ws_url(), token(user)), &[]).await;
+        self.connect_speaking(user, &[]).await
+    }
+
+    /// Connects as `user` offering the subprotocol `protocol`, and reads `connected`.
+    pub(crate) async fn connect_with(&self, user: &str, protocol: &str) -> (Client, Value) {
+        self.connect_speaking(user, &[("sec-websocket-protocol", protocol)])
+            .await
+    }
+
+    async fn connect_speaking(&self, user: &str, headers: &[(&str, &str)]) -> (Client, Value) {
+        let url = format!("{}?token={}", self.ws_url(), token(user));
+        let mut client = Client::open(&url, headers).await;
         let connected = client.next_json().await;
         assert_eq!(connected["type"], "connected", "{connected}");
         (client, connected)
@@ -141,6 +151,8 @@ pub(crate) struct Client {
     pub(crate) protocol: Option<String>,
     /// Frames read while looking for a reply, returned first by `next_json`.
     backlog: VecDeque<Value>,
+    /// The messages of a batch frame (protocol 3) not read yet, in order.
+    batched: VecDeque<Value>,
 }
 
 /// How a connection ended.
@@ -178,6 +190,7 @@ impl Client {
             ws,
             protocol,
             backlog: VecDeque::new(),
+            batched: VecDeque::new(),
         })
     }
 
@@ -197,7 +210,11 @@ impl Client {
         self.read_json().await
     }
 
+    /// The next message read: a batch frame's messages one by one.
     async fn read_json(&mut self) -> Value {
+        if let Some(message) = self.batched.pop_front() {
+            return message;
+        }
         loop {
             let message = tokio::time::timeout(WAIT, self.ws.next())
                 .await
@@ -205,7 +222,15 @@ impl Client {
                 .expect("the socket is open")
                 .expect("a frame");
             match message {
-                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Text(text) => match serde_json::from_str(&text).unwrap() {
+                    Value::Array(messages) => {
+                        self.batched.extend(messages);
+                        if let Some(first) = self.batched.pop_front() {
+                            return first;
+                        }
+                    }
+                    message => return message,
+                },
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
             }
