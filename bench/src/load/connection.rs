@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use relaywire_chat::{ServerMessage, decode_server_message};
-use relaywire_protocol::SUBPROTOCOL;
+use relaywire_protocol::{Limits, SUBPROTOCOL, split_batch};
 use relaywire_tests::token;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -42,6 +42,14 @@ pub(crate) async fn next_text(socket: &mut Socket) -> Result<String> {
     }
 }
 
+/// No size limit: what a server sends is read whole.
+fn unlimited() -> Limits {
+    Limits {
+        max_message_bytes: usize::MAX,
+        ..Limits::default()
+    }
+}
+
 /// Opens a connection for `user`, a participant of `chats`.
 pub(crate) async fn open(server: &Server, user: &str, chats: &[String]) -> Result<Socket> {
     let opening = async {
@@ -67,10 +75,14 @@ async fn open_relaywire(port: u16, user: &str) -> Result<Socket> {
         .await
         .map_err(|err| err.to_string())?;
     loop {
-        match decode_server_message(&next_text(&mut socket).await?) {
-            Ok(ServerMessage::Connected(_)) => return Ok(socket),
-            Ok(ServerMessage::Error(error)) => return Err(format!("{user}: {:?}", error.code)),
-            _ => {}
+        let text = next_text(&mut socket).await?;
+        // Under protocol 3 `connected` may come in a batch with what follows it.
+        for message in split_batch(&text, &unlimited()).unwrap_or_default() {
+            match decode_server_message(message) {
+                Ok(ServerMessage::Connected(_)) => return Ok(socket),
+                Ok(ServerMessage::Error(error)) => return Err(format!("{user}: {:?}", error.code)),
+                _ => {}
+            }
         }
     }
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use relaywire_chat::{ClientEnvelope, SendMessage, ServerMessage, decode_server_message};
-use relaywire_protocol::encode;
+use relaywire_chat::{ClientEnvelope, SendMessage};
+use relaywire_protocol::{ACK_FIELD, encode};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -56,14 +56,16 @@ fn micros_now() -> u64 {
     u64::try_from(EPOCH.get_or_init(Instant::now).elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The send time stamped into a delivered frame, found without parsing the frame so
-/// the generator spends as little as possible of the machine.
-fn stamp(frame: &str) -> Option<u64> {
-    let key = format!("\"content\":\"{STAMP}");
-    let at = frame.find(&key)? + key.len();
-    let digits: &str = &frame[at..];
-    let end = digits.find(|c: char| !c.is_ascii_digit())?;
-    digits[..end].parse().ok()
+/// The send times stamped into a delivered frame (several in a batch frame), found
+/// without parsing the frame so the generator spends as little as possible of the
+/// machine.
+fn stamps(frame: &str) -> impl Iterator<Item = u64> + '_ {
+    const KEY: &str = "\"content\":\"t:";
+    frame.match_indices(KEY).filter_map(|(at, _)| {
+        let digits = &frame[at + KEY.len()..];
+        let end = digits.find(|c: char| !c.is_ascii_digit())?;
+        digits[..end].parse().ok()
+    })
 }
 
 /// Creates the chat on the reference server (Socket.IO rooms need nothing).
@@ -88,8 +90,9 @@ async fn receive(mut socket: Socket, expected: usize) -> Result<Vec<f64>> {
     let mut latencies = Vec::with_capacity(expected);
     while latencies.len() < expected {
         let frame = next_text(&mut socket).await?;
-        if let Some(sent) = stamp(&frame) {
-            latencies.push(micros_now().saturating_sub(sent) as f64 / 1000.0);
+        let now = micros_now();
+        for sent in stamps(&frame) {
+            latencies.push(now.saturating_sub(sent) as f64 / 1000.0);
         }
     }
     Ok(latencies)
@@ -113,10 +116,24 @@ fn frame(kind: Kind, chat: &str, id: usize) -> Result<String> {
     }
 }
 
-fn is_ack(kind: Kind, frame: &str) -> bool {
+/// How many of the sender's messages a frame acknowledges: Relaywire's `ack`s and
+/// (protocol 3) the sender's copies carrying one, in a batch or alone; Socket.IO's
+/// acknowledgement packets.
+fn acks_in(kind: Kind, frame: &str) -> usize {
     match kind {
-        Kind::Relaywire => matches!(decode_server_message(frame), Ok(ServerMessage::Ack(_))),
-        Kind::SocketIo => frame.starts_with("43"),
+        Kind::Relaywire => {
+            let acknowledges = |message: &serde_json::Value| {
+                message["type"] == "ack" || message.get(ACK_FIELD).is_some()
+            };
+            match serde_json::from_str::<serde_json::Value>(frame) {
+                Ok(serde_json::Value::Array(messages)) => {
+                    messages.iter().filter(|m| acknowledges(m)).count()
+                }
+                Ok(message) => usize::from(acknowledges(&message)),
+                Err(_) => 0,
+            }
+        }
+        Kind::SocketIo => usize::from(frame.starts_with("43")),
     }
 }
 
@@ -130,9 +147,10 @@ async fn read_acks(
     let mut acked = 0;
     while acked < messages {
         match stream.next().await {
-            Some(Ok(Message::Text(text))) if is_ack(kind, text.as_str()) => {
-                acked += 1;
-                window.add_permits(1);
+            Some(Ok(Message::Text(text))) => {
+                let acks = acks_in(kind, text.as_str());
+                acked += acks;
+                window.add_permits(acks);
             }
             Some(Ok(Message::Close(frame))) => {
                 return Err(format!("the sender was closed: {frame:?}"));
@@ -245,15 +263,33 @@ pub(crate) async fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::stamp;
+    use super::{Kind, STAMP, acks_in, stamps};
 
     #[test]
-    fn the_send_time_is_found_in_either_servers_frame() {
+    fn the_send_times_are_found_in_either_servers_frames() {
+        assert_eq!(STAMP, "t:", "the key stamps() looks for");
         let relaywire = r#"{"type":"chat:message","payload":{"chatId":"c","message":{"id":"1","content":"t:1234","senderId":"u"},"seq":3}}"#;
         let socketio =
             r#"42["chat:message",{"chatId":"c","message":{"content":"t:99","senderId":"u"}}]"#;
-        assert_eq!(stamp(relaywire), Some(1234));
-        assert_eq!(stamp(socketio), Some(99));
-        assert_eq!(stamp(r#"{"type":"user:online"}"#), None);
+        let batch = format!("[{relaywire},{relaywire}]");
+        assert_eq!(stamps(relaywire).collect::<Vec<_>>(), [1234]);
+        assert_eq!(stamps(&batch).collect::<Vec<_>>(), [1234, 1234]);
+        assert_eq!(stamps(socketio).collect::<Vec<_>>(), [99]);
+        assert_eq!(stamps(r#"{"type":"user:online"}"#).count(), 0);
+    }
+
+    #[test]
+    fn acknowledgements_are_counted_alone_in_copies_and_in_batches() {
+        let ack = r#"{"type":"ack","payload":{"id":"m1"}}"#;
+        let copy = r#"{"type":"chat:message","payload":{},"ack":{"id":"m2","messageId":"x"}}"#;
+        let plain = r#"{"type":"chat:message","payload":{}}"#;
+        assert_eq!(acks_in(Kind::Relaywire, ack), 1);
+        assert_eq!(acks_in(Kind::Relaywire, copy), 1);
+        assert_eq!(acks_in(Kind::Relaywire, plain), 0);
+        assert_eq!(
+            acks_in(Kind::Relaywire, &format!("[{ack},{plain},{copy}]")),
+            2
+        );
+        assert_eq!(acks_in(Kind::SocketIo, "43[{}]"), 1);
     }
 }
