@@ -689,8 +689,8 @@ fn losses(report: &Report) -> Vec<String> {
                  ({}). Two causes, both measured above. The protocol: against the same \
                  Relaywire server a hand-written native `WebSocket` client reaches {} \
                  messages/s ({} of the echo baseline), because the server stores every \
-                 message before it answers and sends an `ack` frame besides the echo, so the \
-                 browser handles two larger frames per message. The client: Relaywire reaches \
+                 message before it answers and, on protocol 2 as that client speaks it, sends \
+                 an `ack` frame besides the echo, one frame each. The client: Relaywire reaches \
                  {} of that hand-written client, for its acknowledgement tracking, its \
                  outbox and the snapshot it publishes on every change (the benchmark \
                  subscribes to it, as a React app does).{client_share}",
@@ -718,9 +718,12 @@ fn losses(report: &Report) -> Vec<String> {
         if relaywire.per_second < socketio.per_second {
             losses.push(format!(
                 "**Fan-out against Socket.IO**: {} against {} deliveries/s ({}). Per thread \
-                 CPU in the table above shows where the reference server spends it: {}. It \
-                 stores every message (SQLite, WAL) and numbers it before delivering; the \
-                 Socket.IO server keeps nothing.",
+                 CPU in the table above shows where the reference server spends it: {}{}. It \
+                 stores every message (SQLite, WAL) and numbers it in each recipient's own \
+                 stream before delivering: a row of the recipient's head updated and an \
+                 inbox row written per delivery, where the Socket.IO server keeps nothing. \
+                 The store's time grows with the recipients, not the messages; only a \
+                 numbering that is not per recipient (a room's stream) would lift it.",
                 rate(relaywire.per_second),
                 rate(socketio.per_second),
                 ratio(relaywire.per_second / socketio.per_second),
@@ -734,6 +737,22 @@ fn losses(report: &Report) -> Vec<String> {
                             .map(|t| format!("{} {:.2} s", t.thread, t.seconds))
                             .collect::<Vec<_>>()
                             .join(", ")
+                    })
+                    .unwrap_or_default(),
+                relaywire
+                    .fanout
+                    .last()
+                    .and_then(|run| {
+                        let store = run
+                            .server_cpu
+                            .iter()
+                            .find(|t| t.thread == "relaywire-store")?;
+                        (run.delivered > 0).then(|| {
+                            format!(
+                                " (the store thread {:.1} µs per delivery)",
+                                store.seconds * 1e6 / run.delivered as f64
+                            )
+                        })
                     })
                     .unwrap_or_default()
             ));
