@@ -42,7 +42,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::channel::{mpsc, oneshot};
+use futures::channel::mpsc;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use relaywire_protocol::{CLIENT_SUBPROTOCOLS, CloseCode, Protocol, SUBPROTOCOL, join_batches};
@@ -59,7 +59,7 @@ pub use crate::typed::{
     Client, InvalidOptions, MaybeSend, MaybeSync, Messages, Options, RequestError, Snapshot,
     TokenFuture, TokenProvider, TokenResult, TokenUnavailable,
 };
-use crate::typed::{Io, Received, Request, TypedCore};
+use crate::typed::{Io, Received, Request, TypedCore, waiting};
 
 impl<P: Protocol> Client<P> {
     /// Starts a client on the current tokio runtime. Messages the server sends arrive
@@ -140,20 +140,16 @@ impl<P: Protocol> Driver<P> {
             tokio::select! {
                 mut request = requests.next() => loop {
                     let now = self.now();
-                    // Every handle dropped closes the client as `close()` does.
-                    let closing = request.unwrap_or_else(|| Request::Close(oneshot::channel().0));
-                    let closed = self.typed.request(now, closing);
+                    let closed = self.typed.request(now, request);
                     self.execute().await;
                     if let Some(done) = closed {
                         self.flush().await;
                         let _ = done.send(());
                         return;
                     }
-                    // What the application handed over meanwhile is written with it.
-                    match requests.try_recv() {
-                        Ok(next) => request = Some(next),
-                        Err(err) if err.is_closed() => request = None,
-                        Err(_) => break,
+                    match waiting(&mut requests) {
+                        Some(next) => request = next,
+                        None => break,
                     }
                 },
                 frame = next_frame(&mut self.socket) => self.received(frame).await,

@@ -278,6 +278,19 @@ pub(crate) enum Request<C> {
     Close(oneshot::Sender<()>),
 }
 
+/// The request already waiting once one was handled, so what the application handed
+/// over together is sent together: `Some(None)` when every handle is gone, `None` when
+/// nothing waits.
+pub(crate) fn waiting<C>(
+    requests: &mut mpsc::UnboundedReceiver<Request<C>>,
+) -> Option<Option<Request<C>>> {
+    match requests.try_recv() {
+        Ok(next) => Some(Some(next)),
+        Err(err) if err.is_closed() => Some(None),
+        Err(_) => None,
+    }
+}
+
 /// A handle on a running client; cheap to clone. The client stops when every handle
 /// is dropped or [`Client::close`] is called.
 pub struct Client<P: Protocol> {
@@ -527,13 +540,15 @@ impl<P: Protocol> TypedCore<P> {
         self.core.handle(now, event);
     }
 
-    /// Carries out a handle's request; `Some` with the channel to answer once the
-    /// client has closed.
+    /// Carries out a handle's request (`None`: every handle is gone, which closes the
+    /// client as `close()` does); `Some` with the channel to answer once the client
+    /// has closed.
     pub(crate) fn request(
         &mut self,
         now: Millis,
-        request: Request<P::Client>,
+        request: Option<Request<P::Client>>,
     ) -> Option<oneshot::Sender<()>> {
+        let request = request.unwrap_or_else(|| Request::Close(oneshot::channel().0));
         match request {
             Request::Send {
                 message,

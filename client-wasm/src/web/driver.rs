@@ -20,6 +20,7 @@ use web_sys::{CloseEvent, MessageEvent, Url, VisibilityState, WebSocket};
 use crate::core::{Event, Millis, SocketId};
 use crate::typed::{
     Client, InvalidOptions, Io, Messages, Options, Received, Request, TokenResult, TypedCore,
+    waiting,
 };
 
 /// Something that happened outside the driver's task: on a socket, on the page, or to
@@ -188,10 +189,7 @@ impl<P: Protocol> Driver<P> {
             .await;
             match wake {
                 Wake::Request(mut request) => loop {
-                    // Every handle dropped closes the client as `close()` does.
-                    let closing = request
-                        .unwrap_or_else(|| Request::Close(futures::channel::oneshot::channel().0));
-                    let closed = self.typed.request(now(), closing);
+                    let closed = self.typed.request(now(), request);
                     self.execute().await;
                     if let Some(done) = closed {
                         // The socket is closed; the listeners and the timer go with the
@@ -200,12 +198,9 @@ impl<P: Protocol> Driver<P> {
                         let _ = done.send(());
                         return;
                     }
-                    // What the application handed over meanwhile goes in the same
-                    // batch.
-                    match requests.try_recv() {
-                        Ok(next) => request = Some(next),
-                        Err(err) if err.is_closed() => request = None,
-                        Err(_) => break,
+                    match waiting(&mut requests) {
+                        Some(next) => request = next,
+                        None => break,
                     }
                 },
                 Wake::Signal(signal) => self.signal(signal).await,
