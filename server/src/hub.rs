@@ -209,53 +209,52 @@ impl State {
     }
 
     fn deliver_to_user(&self, user_id: &str, item: &Outbound, metrics: &Metrics) -> u32 {
-        let Some(user) = self.users.get(user_id) else {
-            return 0;
-        };
-        let mut delivered = 0;
-        for conn in user.conns.iter().filter_map(|id| self.conns.get(id)) {
-            delivered += u32::from(conn.deliver(item.clone(), metrics));
-        }
-        metrics.messages_out(delivered.into());
-        delivered
+        self.deliver_to_user_but(user_id, item, None, metrics)
     }
 
-    /// [`State::deliver_to_user`] for the user whose connection `origin` stored the
-    /// event: that connection's copy carries the acknowledgement.
-    fn deliver_answering(
+    /// [`State::deliver_to_user`], but for the connection `but`.
+    fn deliver_to_user_but(
         &self,
         user_id: &str,
         item: &Outbound,
-        origin: &Origin,
+        but: Option<ConnId>,
         metrics: &Metrics,
     ) -> u32 {
         let Some(user) = self.users.get(user_id) else {
             return 0;
         };
         let mut delivered = 0;
-        for (id, conn) in user
+        for conn in user
             .conns
             .iter()
-            .filter_map(|id| Some((*id, self.conns.get(id)?)))
+            .filter(|id| Some(**id) != but)
+            .filter_map(|id| self.conns.get(id))
         {
-            let item = match item {
-                Outbound::Event(seq, frame, _) if id == origin.connection => {
-                    Outbound::Event(*seq, Arc::clone(frame), Some(Arc::clone(&origin.ack)))
-                }
-                other => other.clone(),
-            };
-            let answering = matches!(item, Outbound::Event(_, _, Some(_)));
-            let queued = conn.deliver(item, metrics);
-            if queued
-                && answering
-                && let Some(event_id) = &origin.ack.message_id
-            {
-                let _ = origin.answered.set(event_id.clone());
-            }
-            delivered += u32::from(queued);
+            delivered += u32::from(conn.deliver(item.clone(), metrics));
         }
         metrics.messages_out(delivered.into());
         delivered
+    }
+
+    /// Queues the event numbered `seq` on the connection `origin` stored it from, with
+    /// its acknowledgement; whether it was queued.
+    fn deliver_answering(
+        &self,
+        seq: Seq,
+        frame: &Arc<str>,
+        origin: &Origin,
+        metrics: &Metrics,
+    ) -> bool {
+        let Some(conn) = self.conns.get(&origin.connection) else {
+            return false;
+        };
+        let item = Outbound::Event(seq, Arc::clone(frame), Some(Arc::clone(&origin.ack)));
+        let queued = conn.deliver(item, metrics);
+        if queued && let Some(event_id) = &origin.ack.message_id {
+            let _ = origin.answered.set(event_id.clone());
+        }
+        metrics.messages_out(u64::from(queued));
+        queued
     }
 
     fn deliver_to_room(
@@ -656,8 +655,18 @@ impl Hub {
         let mut reach = Reach::default();
         for (user_id, seq) in recipients {
             let item = Outbound::Event(*seq, Arc::clone(frame), None);
+            // The sender's own connection gets the copy that acknowledges its message.
             let connections = match origin.filter(|origin| origin.user_id == *user_id) {
-                Some(origin) => state.deliver_answering(user_id, &item, origin, &self.metrics),
+                Some(origin) => {
+                    let answered = state.deliver_answering(*seq, frame, origin, &self.metrics);
+                    let others = state.deliver_to_user_but(
+                        user_id,
+                        &item,
+                        Some(origin.connection),
+                        &self.metrics,
+                    );
+                    others + u32::from(answered)
+                }
                 None => state.deliver_to_user(user_id, &item, &self.metrics),
             };
             reach.users += u32::from(connections > 0);
