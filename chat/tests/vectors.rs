@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use relaywire_chat::{
     ClientEnvelope, ClientMessage, ServerMessage, decode_client_message, decode_server_message,
 };
-use relaywire_protocol::{DecodeError, Limits, Messages, encode};
+use relaywire_protocol::{ClientMessages, DecodeError, Limits, Messages, encode};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -274,5 +274,89 @@ fn the_senders_copy_carries_its_acknowledgement_and_still_decodes() {
             "{}",
             vector.name
         );
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Versions {
+    client_offers: Vec<String>,
+    wires: Vec<WireVector>,
+    openings: Vec<Opening>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireVector {
+    subprotocol: Option<String>,
+    version: u32,
+    batches: bool,
+    answers_in_copies: bool,
+    client_opens: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Opening {
+    name: String,
+    version: u32,
+    client: Vec<String>,
+    /// What a server that waits for the client (API Gateway) answers, in order; `None`
+    /// where the client does not open.
+    waiting_server: Option<Vec<String>>,
+}
+
+fn versions() -> Versions {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/versions.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("versions.json: {e}"))
+}
+
+#[test]
+fn each_version_changes_what_its_vector_says() {
+    let versions = versions();
+    assert_eq!(
+        versions.client_offers,
+        relaywire_protocol::CLIENT_SUBPROTOCOLS
+    );
+    for vector in versions.wires {
+        let wire = relaywire_protocol::Wire::negotiated(vector.subprotocol.as_deref());
+        let name = vector.subprotocol.as_deref().unwrap_or("none");
+        assert_eq!(wire.version(), vector.version, "{name}");
+        assert_eq!(wire.batches(), vector.batches, "{name}");
+        assert_eq!(wire.answers_in_copies(), vector.answers_in_copies, "{name}");
+        assert_eq!(wire.client_opens(), vector.client_opens, "{name}");
+    }
+}
+
+#[test]
+fn openings_are_control_messages_and_only_opening_versions_have_them() {
+    let limits = Limits::default();
+    for opening in versions().openings {
+        let wire = relaywire_protocol::Wire::new(opening.version);
+        assert_eq!(
+            wire.client_opens(),
+            !opening.client.is_empty(),
+            "{}",
+            opening.name
+        );
+        assert_eq!(
+            wire.client_opens(),
+            opening.waiting_server.is_some(),
+            "{}",
+            opening.name
+        );
+        for frame in &opening.client {
+            let envelope: ClientEnvelope = decode_client_message(frame, &limits)
+                .unwrap_or_else(|err| panic!("{}: {err}", opening.name));
+            assert!(envelope.message.control().is_some(), "{}", opening.name);
+        }
+        for kind in opening.waiting_server.iter().flatten() {
+            assert!(
+                relaywire_protocol::control::SERVER_CONTROL_TYPES.contains(&kind.as_str()),
+                "{}: {kind}",
+                opening.name
+            );
+        }
     }
 }

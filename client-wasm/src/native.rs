@@ -45,7 +45,7 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use relaywire_protocol::{CLIENT_SUBPROTOCOLS, CloseCode, Protocol, SUBPROTOCOL, join_batches};
+use relaywire_protocol::{CLIENT_SUBPROTOCOLS, CloseCode, Protocol, Wire, join_batches};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -102,8 +102,8 @@ fn endpoint(url: &str) -> Result<url::Url, InvalidOptions> {
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-/// An open socket, and whether the server speaks protocol 3 (batches).
-type Opened = (Socket, bool);
+/// An open socket, and the protocol version its server chose.
+type Opened = (Socket, Wire);
 type Opening = Pin<Box<dyn Future<Output = Result<Opened, tungstenite::Error>> + Send>>;
 
 struct Driver<P: Protocol> {
@@ -225,16 +225,16 @@ impl<P: Protocol> Driver<P> {
         self.opening = None;
         let (socket, result) = opened;
         match result {
-            Ok((stream, batches)) => {
+            Ok((stream, wire)) => {
                 let (sink, stream) = stream.split();
                 self.writer = Some(Writer {
                     socket,
                     sink,
-                    batches,
+                    batches: wire.batches(),
                     outgoing: Vec::new(),
                 });
                 self.socket = Some((socket, stream));
-                self.handle(Event::Opened(socket)).await;
+                self.handle(Event::Opened(socket, wire)).await;
             }
             Err(_) => {
                 let code = CloseCode::Abnormal;
@@ -267,8 +267,8 @@ impl<P: Protocol> Driver<P> {
                         }
                         let (socket, response) = tokio_tungstenite::connect_async(request).await?;
                         let chosen = response.headers().get("sec-websocket-protocol");
-                        let batches = chosen.is_some_and(|chosen| chosen == SUBPROTOCOL);
-                        Ok((socket, batches))
+                        let chosen = chosen.and_then(|chosen| chosen.to_str().ok());
+                        Ok((socket, Wire::negotiated(chosen)))
                     });
                     self.opening = Some((socket, connect));
                 }

@@ -17,8 +17,8 @@ use relaywire_protocol::control::ClientControl;
 use relaywire_protocol::{
     AUTH_BY_MESSAGE, Ack, ClientEnvelope, ClientMessages, CloseCode, Connected, ErrorCode,
     ErrorPayload, MAX_BATCH_BYTES, Messages, PROTOCOL_VERSION, Pong, Protocol, RESUME_PARAM,
-    SUBPROTOCOL, SUPPORTED_SUBPROTOCOLS, Seq, ServerMessages, decode_client_message, join_batches,
-    split_batch, version_of, with_ack,
+    SUBPROTOCOL, SUPPORTED_SUBPROTOCOLS, Seq, ServerMessages, Wire, decode_client_message,
+    join_batches, split_batch, with_ack,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::sleep_until;
@@ -95,30 +95,12 @@ pub(crate) enum Negotiated {
 }
 
 impl Negotiated {
-    /// The protocol version the connection speaks.
-    fn version(&self) -> u32 {
+    /// What the connection's protocol version changes on it.
+    fn wire(&self) -> Wire {
         match self {
-            Negotiated::Supported(chosen) => version_of(chosen).unwrap_or(PROTOCOL_VERSION),
-            Negotiated::Unstated | Negotiated::Unsupported(_) => 2,
+            Negotiated::Supported(chosen) => Wire::negotiated(Some(chosen)),
+            Negotiated::Unstated | Negotiated::Unsupported(_) => Wire::negotiated(None),
         }
-    }
-}
-
-/// What the protocol version changes on a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Wire {
-    version: u32,
-}
-
-impl Wire {
-    /// Several messages may travel in one frame, both ways.
-    fn batches(self) -> bool {
-        self.version >= 3
-    }
-
-    /// The sender's copy of an event its message stored carries the acknowledgement.
-    fn answers_in_copies(self) -> bool {
-        self.version >= 3
     }
 }
 
@@ -258,9 +240,7 @@ fn millis(duration: Duration) -> u32 {
 
 async fn run<A: App>(served: Served<A>, socket: WebSocket, handshake: Handshake) {
     let relay = served.relay.clone();
-    let wire = Wire {
-        version: handshake.negotiated.version(),
-    };
+    let wire = handshake.negotiated.wire();
     let (mut sink, mut stream) = socket.split();
     if matches!(handshake.negotiated, Negotiated::Unsupported(_)) {
         let error = ErrorPayload::new(
@@ -423,7 +403,7 @@ async fn register<P: Protocol>(
                         connection_timeout_ms: Some(millis(config.connection_timeout)),
                         typing_timeout_ms: Some(millis(config.state_timeout)),
                         max_message_bytes: u32::try_from(config.limits.max_message_bytes).ok(),
-                        protocol_version: Some(wire.version),
+                        protocol_version: Some(wire.version()),
                         seq: Some(start.head),
                         replayed: resume_after
                             .map(|_| u32::try_from(start.missed.len()).unwrap_or(u32::MAX)),
@@ -1127,9 +1107,7 @@ impl<A: App> FrameHarness<A> {
         let (outbound_tx, outbound) = mpsc::channel(relay.config().outbound_queue);
         let close = Arc::new(watch::channel(None).0);
         // The current protocol, batches and answering copies included.
-        let wire = Wire {
-            version: PROTOCOL_VERSION,
-        };
+        let wire = Wire::new(PROTOCOL_VERSION);
         let (conn_id, _, user_limiter) = register(
             &relay,
             &identity,

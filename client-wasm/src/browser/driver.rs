@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Function, Object};
-use relaywire_protocol::{CLIENT_SUBPROTOCOLS, CloseCode, SUBPROTOCOL};
+use relaywire_protocol::{CLIENT_SUBPROTOCOLS, CloseCode, Wire};
 use wasm_bindgen::prelude::*;
 
 use super::errors::{client_error, describe, error};
@@ -519,11 +519,13 @@ impl Driver {
 
     fn on_open(&mut self, event: SocketEvent) {
         if let Some(socket) = self.source(&event) {
-            self.batches = self
+            let chosen = self
                 .socket
                 .as_ref()
-                .is_some_and(|(_, ws)| ws.protocol().as_string().as_deref() == Some(SUBPROTOCOL));
-            self.handle(Event::Opened(socket));
+                .and_then(|(_, ws)| ws.protocol().as_string());
+            let wire = Wire::negotiated(chosen.as_deref().filter(|chosen| !chosen.is_empty()));
+            self.batches = wire.batches();
+            self.handle(Event::Opened(socket, wire));
         }
     }
 

@@ -31,7 +31,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use relaywire_protocol::policy::{Descriptor, RoomChange};
 use relaywire_protocol::{
     AUTH_BY_MESSAGE, ClientErrorCode, CloseAction, CloseCode, ErrorCode, HEARTBEAT_INTERVAL_MS,
-    MAX_MESSAGE_SIZE, RESUME_PARAM, TYPING_TIMEOUT_MS,
+    MAX_MESSAGE_SIZE, RESUME_PARAM, TYPING_TIMEOUT_MS, Wire,
 };
 
 pub use backoff::ReconnectPolicy;
@@ -174,8 +174,8 @@ pub enum Event<'a, M> {
     Connect,
     /// The application closed the client.
     Close,
-    /// A socket finished its handshake.
-    Opened(SocketId),
+    /// A socket finished its handshake, speaking this protocol version.
+    Opened(SocketId, Wire),
     /// A socket closed ([`CloseCode::Abnormal`] when it failed without a close frame).
     Closed {
         /// The socket.
@@ -715,7 +715,7 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
         match event {
             Event::Connect => self.connect(now),
             Event::Close => self.close(),
-            Event::Opened(socket) => self.opened(socket),
+            Event::Opened(socket, wire) => self.opened(socket, wire),
             Event::Closed { socket, code } => {
                 if self.current_socket() == Some(socket) {
                     self.disconnected(now, code);
@@ -834,7 +834,7 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
         self.set_phase(Phase::Opening { socket, deadline });
     }
 
-    fn opened(&mut self, socket: SocketId) {
+    fn opened(&mut self, socket: SocketId, wire: Wire) {
         let Phase::Opening {
             socket: current,
             deadline,
@@ -849,6 +849,11 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
             && let Some(token) = &self.token
         {
             let frame = Frame::Control(frames::auth(&token.value));
+            self.commands.push_back(Command::Send { socket, frame });
+        } else if wire.client_opens() {
+            // A server that cannot speak first (API Gateway) sends `connected` in
+            // answer to this.
+            let frame = Frame::Control(frames::PING.to_owned());
             self.commands.push_back(Command::Send { socket, frame });
         }
         self.set_phase(Phase::Handshake { socket, deadline });

@@ -5,6 +5,9 @@ use relaywire_protocol::Protocol;
 
 use super::*;
 
+/// The wire of protocol 3, whose server speaks first.
+const V3: Wire = Wire::new(3);
+
 /// A message as the tests send it: a type and string or boolean payload fields. Its
 /// frame is `type#id{field=value,...}`, enough to tell frames apart.
 #[derive(Debug, Clone)]
@@ -217,7 +220,7 @@ impl Harness {
     }
 
     fn establish(&mut self, socket: SocketId) -> Vec<Command<String, String>> {
-        let mut out = self.handle(Event::Opened(socket));
+        let mut out = self.handle(Event::Opened(socket, V3));
         out.extend(self.handle(message(socket, Inbound::Connected(session("alice")))));
         assert_eq!(self.core.status(), Status::Open);
         out
@@ -289,7 +292,7 @@ fn a_first_connection_goes_idle_connecting_open() {
     );
     assert_eq!(h.core.status(), Status::Connecting);
     // Cookie auth sends nothing on open.
-    assert_eq!(h.handle(Event::Opened(1)), []);
+    assert_eq!(h.handle(Event::Opened(1, V3)), []);
     assert_eq!(h.core.status(), Status::Connecting);
     h.handle(message(1, Inbound::Connected(session("alice"))));
     assert_eq!(h.core.status(), Status::Open);
@@ -312,7 +315,7 @@ fn tokens_travel_in_the_first_message_or_the_query() {
             params: vec![("auth", "message".to_owned())],
         }]
     );
-    assert_eq!(sent(&h.handle(Event::Opened(1))), [frames::auth("t0k")]);
+    assert_eq!(sent(&h.handle(Event::Opened(1, V3))), [frames::auth("t0k")]);
 
     let mut h = Harness::new(Options {
         auth: Auth::Token("t0k".into()),
@@ -326,7 +329,36 @@ fn tokens_travel_in_the_first_message_or_the_query() {
             params: vec![("token", "t0k".to_owned())],
         }]
     );
-    assert_eq!(h.handle(Event::Opened(1)), []);
+    assert_eq!(h.handle(Event::Opened(1, V3)), []);
+}
+
+/// Under protocol 4 the client speaks first, so a server that cannot (API Gateway)
+/// answers with `connected`: with its `auth` when it sends one, or else a `ping`.
+#[test]
+fn under_protocol_4_the_client_opens_every_connection() {
+    let v4 = Wire::new(4);
+    let mut h = Harness::new(no_jitter());
+    h.handle(Event::Connect);
+    assert_eq!(sent(&h.handle(Event::Opened(1, v4))), [frames::PING]);
+    assert_eq!(h.core.status(), Status::Connecting);
+    h.handle(message(1, Inbound::Connected(session("alice"))));
+    assert_eq!(h.core.status(), Status::Open);
+
+    let mut h = Harness::new(Options {
+        auth: Auth::Token("t0k".into()),
+        ..no_jitter()
+    });
+    h.handle(Event::Connect);
+    // The `auth` opens it; no `ping` follows.
+    assert_eq!(sent(&h.handle(Event::Opened(1, v4))), [frames::auth("t0k")]);
+
+    let mut h = Harness::new(Options {
+        auth: Auth::Token("t0k".into()),
+        token_transport: TokenTransport::Query,
+        ..no_jitter()
+    });
+    h.handle(Event::Connect);
+    assert_eq!(sent(&h.handle(Event::Opened(1, v4))), [frames::PING]);
 }
 
 #[test]
@@ -554,7 +586,7 @@ fn an_expired_token_is_refreshed_once_then_unauthorized() {
         }]
     );
     let socket = token(&mut h, 2, "new");
-    h.handle(Event::Opened(socket));
+    h.handle(Event::Opened(socket, V3));
     // The refreshed token fails too: stop, no retry storm.
     h.closed(socket, 4001);
     assert_eq!(h.core.status(), Status::Unauthorized);
@@ -585,7 +617,7 @@ fn cookie_or_static_token_auth_failures_stop_at_once() {
             ..no_jitter()
         });
         let socket = Harness::expect_open(&h.handle(Event::Connect));
-        h.handle(Event::Opened(socket));
+        h.handle(Event::Opened(socket, V3));
         h.handle(message(
             socket,
             Inbound::Error {
@@ -614,11 +646,11 @@ fn a_connect_attempt_that_does_not_open_in_time_is_abandoned() {
     }));
     assert_eq!(h.core.status(), Status::Reconnecting);
     // Its late events change nothing.
-    assert_eq!(h.handle(Event::Opened(socket)), []);
+    assert_eq!(h.handle(Event::Opened(socket, V3)), []);
     assert_eq!(h.closed(socket, 1006), []);
     // A socket that opens but never authenticates is abandoned too.
     let socket = Harness::expect_open(&h.advance(1_000));
-    h.handle(Event::Opened(socket));
+    h.handle(Event::Opened(socket, V3));
     let commands = h.advance(3_000);
     assert!(commands.contains(&Command::CloseSocket {
         socket,
@@ -659,7 +691,7 @@ fn no_traffic_after_a_ping_means_the_connection_is_dead() {
 fn the_servers_heartbeat_interval_wins() {
     let mut h = Harness::new(no_jitter());
     let socket = Harness::expect_open(&h.handle(Event::Connect));
-    h.handle(Event::Opened(socket));
+    h.handle(Event::Opened(socket, V3));
     let mut announced = session("alice");
     announced.heartbeat_interval_ms = Some(2_000);
     h.handle(message(socket, Inbound::Connected(announced)));
@@ -1004,7 +1036,7 @@ fn an_ephemeral_state_repeats_while_active_and_stops_by_itself() {
 fn the_servers_state_lifetime_wins() {
     let mut h = Harness::new(no_jitter());
     let socket = Harness::expect_open(&h.handle(Event::Connect));
-    h.handle(Event::Opened(socket));
+    h.handle(Event::Opened(socket, V3));
     let mut announced = session("alice");
     announced.state_ttl_ms = Some(500);
     h.handle(message(socket, Inbound::Connected(announced)));
@@ -1064,7 +1096,7 @@ fn connect_close_connect_never_leaves_two_sockets() {
     );
     let second = Harness::expect_open(&h.handle(Event::Connect));
     assert_ne!(first, second);
-    assert_eq!(h.handle(Event::Opened(first)), []);
+    assert_eq!(h.handle(Event::Opened(first, V3)), []);
     h.establish(second);
     // A second Connect while open does nothing.
     assert_eq!(h.handle(Event::Connect), []);
@@ -1211,7 +1243,7 @@ fn delivered(h: &mut Harness, socket: SocketId, seq: u64) -> bool {
 fn events_are_delivered_once_and_a_reconnect_resumes_after_the_last() {
     let mut h = Harness::new(no_jitter());
     let socket = Harness::expect_open(&h.handle(Event::Connect));
-    h.handle(Event::Opened(socket));
+    h.handle(Event::Opened(socket, V3));
     let mut announced = session("alice");
     announced.seq = Some(10);
     h.handle(message(socket, Inbound::Connected(announced.clone())));
@@ -1234,7 +1266,7 @@ fn events_are_delivered_once_and_a_reconnect_resumes_after_the_last() {
         "{commands:?}"
     );
     // The server's replay starts after 14; duplicates it may send are dropped.
-    h.handle(Event::Opened(2));
+    h.handle(Event::Opened(2, V3));
     h.handle(message(
         2,
         Inbound::Connected(Session {
@@ -1248,7 +1280,7 @@ fn events_are_delivered_once_and_a_reconnect_resumes_after_the_last() {
     // A server whose log is behind the client lost its store: start from its head.
     h.closed(2, 1006);
     let socket = Harness::expect_open(&h.advance(h.core.next_retry_at().unwrap() - h.now));
-    h.handle(Event::Opened(socket));
+    h.handle(Event::Opened(socket, V3));
     h.handle(message(
         socket,
         Inbound::Connected(Session {
@@ -1274,7 +1306,7 @@ fn a_kept_seq_resumes_the_first_connect() {
         "{commands:?}"
     );
     let socket = Harness::expect_open(&commands);
-    h.handle(Event::Opened(socket));
+    h.handle(Event::Opened(socket, V3));
     let mut announced = session("alice");
     announced.seq = Some(12);
     h.handle(message(socket, Inbound::Connected(announced)));

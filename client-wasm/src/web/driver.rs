@@ -13,7 +13,7 @@ use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use gloo_events::EventListener;
 use gloo_timers::future::TimeoutFuture;
-use relaywire_protocol::{CLIENT_SUBPROTOCOLS, CloseCode, Protocol, SUBPROTOCOL, join_batches};
+use relaywire_protocol::{CLIENT_SUBPROTOCOLS, CloseCode, Protocol, Wire, join_batches};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CloseEvent, MessageEvent, Url, VisibilityState, WebSocket};
 
@@ -241,10 +241,14 @@ impl<P: Protocol> Driver<P> {
     async fn signal(&mut self, signal: Signal) {
         match signal {
             Signal::Opened(socket) if self.current(socket) => {
-                if let Some(current) = &mut self.socket {
-                    current.batches = current.ws.protocol() == SUBPROTOCOL;
-                }
-                self.handle(Event::Opened(socket)).await;
+                let Some(current) = &mut self.socket else {
+                    return;
+                };
+                let chosen = current.ws.protocol();
+                let wire =
+                    Wire::negotiated(Some(chosen.as_str()).filter(|chosen| !chosen.is_empty()));
+                current.batches = wire.batches();
+                self.handle(Event::Opened(socket, wire)).await;
             }
             Signal::Frame(socket, text) if self.current(socket) => {
                 self.typed.received(now(), socket, &text);

@@ -1,5 +1,6 @@
 //! Protocol 3: batches both ways, and the sender's copy of what its message stored
-//! as that message's acknowledgement; protocol 2 clients keep theirs.
+//! as that message's acknowledgement; protocol 2 clients keep theirs. Protocol 4: the
+//! client opens the connection.
 
 use std::time::Duration;
 
@@ -234,5 +235,35 @@ async fn frames_queued_together_travel_as_one_batch_on_protocol_3_only() {
     let mut older = Client::open(&url, &[("sec-websocket-protocol", V2)]).await;
     let frames = raw_frames(&mut older, 41).await;
     assert_eq!(frames.len(), 41, "one message per frame on protocol 2");
+    server.shutdown().await;
+}
+
+/// Protocol 4 changes nothing on this server but who may speak first: the client's
+/// opening `ping` (what lets a server that cannot send first answer with `connected`)
+/// is answered after `connected`, like any other.
+#[tokio::test]
+async fn protocol_4_clients_open_with_a_ping_that_this_server_answers_after_connected() {
+    let server = TestServer::start().await;
+    let (mut alice, connected) = server
+        .connect_with(
+            "alice",
+            relaywire_protocol::CLIENT_SUBPROTOCOLS.join(", ").as_str(),
+        )
+        .await;
+    assert_eq!(alice.protocol.as_deref(), Some("relaywire.v4"));
+    assert_eq!(connected["payload"]["protocolVersion"], 4);
+    alice.send(json!({"type": "ping", "payload": {}})).await;
+    assert_eq!(alice.next_json().await["type"], "pong");
+    // Batches and answering copies are protocol 3's, still.
+    alice
+        .send(json!([
+            with_id("m1", say("first")),
+            with_id("m2", say("second"))
+        ]))
+        .await;
+    let first = alice.next_of("chat:message").await;
+    assert_eq!(first["ack"]["id"], "m1", "{first}");
+    let second = alice.next_of("chat:message").await;
+    assert_eq!(second["ack"]["id"], "m2", "{second}");
     server.shutdown().await;
 }
