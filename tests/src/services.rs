@@ -1,4 +1,4 @@
-//! Private PostgreSQL and Redis servers for tests: Debian's binaries, started on
+//! Private PostgreSQL, Redis and moto (AWS) servers for tests: Debian's binaries, started on
 //! 127.0.0.1 on a free port in a temporary folder, stopped (and the folder removed)
 //! when dropped. Self-contained (std only), so that the xtask and other test crates
 //! include this file too.
@@ -257,6 +257,53 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private moto server (PyPI's `moto[server]`): DynamoDB and other AWS APIs,
+/// in memory, on a free port.
+#[derive(Debug)]
+pub struct Moto {
+    port: u16,
+    child: Child,
+}
+
+impl Moto {
+    /// Starts `moto_server` on a free port.
+    pub fn start() -> Result<Self, String> {
+        let port = free_port()?;
+        // The module, not the `moto_server` script: no PATH or shim to depend on.
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| {
+                format!("cannot run python3 -m moto.server ({err}): pip install 'moto[server]'")
+            })?;
+        let moto = Self { port, child };
+        wait_port(port, "moto")?;
+        Ok(moto)
+    }
+
+    /// Its endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

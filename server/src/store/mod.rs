@@ -10,6 +10,8 @@
 //! [`Store`] is the seam a backend implements; [`sqlite::SqliteStore`] is the embedded
 //! one.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod postgres;
 pub(crate) mod schema;
 mod sql;

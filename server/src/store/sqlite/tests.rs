@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::store::tests::{none, post, with_general};
+use crate::store::conformance::{none, post, with_general};
 
 fn store() -> (SqliteStore, StoreThread) {
     SqliteStore::open(&Location::Memory).expect("an in-memory store")
