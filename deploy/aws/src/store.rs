@@ -273,39 +273,31 @@ impl DynamoStore {
         Ok(output.item().cloned())
     }
 
-    /// Every item of a partition whose sort key starts with `prefix`, in sort key
-    /// order (or reversed), within `after`/`before` bounds on the sort key, up to
+    /// Every item of a partition whose sort key starts with `prefix` (and lies within
+    /// `range`, both ends included, when given), in sort key order or reversed, up to
     /// `limit`, keeping only those `keep` accepts.
     async fn query(
         &self,
         pk: String,
         prefix: &str,
-        range: (Option<String>, Option<String>),
+        range: Option<(String, String)>,
         forward: bool,
         limit: usize,
         keep: impl Fn(&Item) -> bool,
     ) -> StoreResult<Vec<Item>> {
-        let (after, before) = range;
-        let condition = match (&after, &before) {
-            (Some(_), Some(_)) => "pk = :pk AND sk BETWEEN :after AND :before",
-            (Some(_), None) => "pk = :pk AND sk > :after",
-            (None, Some(_)) => "pk = :pk AND sk < :before",
-            (None, None) => "pk = :pk AND begins_with(sk, :prefix)",
+        // DynamoDB refuses a value the expression does not use, and a range whose ends
+        // are reversed: bind exactly what each form uses.
+        let (condition, bound) = match range {
+            None => (
+                "pk = :pk AND begins_with(sk, :prefix)",
+                values([(":pk", s(pk)), (":prefix", s(prefix))]),
+            ),
+            Some((low, high)) if low > high => return Ok(Vec::new()),
+            Some((low, high)) => (
+                "pk = :pk AND sk BETWEEN :low AND :high",
+                values([(":pk", s(pk)), (":low", s(low)), (":high", s(high))]),
+            ),
         };
-        let mut bound = values([(":pk", s(pk))]);
-        match (after, before) {
-            (None, None) => {
-                bound.insert(":prefix".into(), s(prefix));
-            }
-            (after, before) => {
-                // Bounds stay within the prefix: `prefix#` sorts before every key of
-                // it, `prefix$` after.
-                let after = after.unwrap_or_else(|| format!("{prefix}#"));
-                let before = before.unwrap_or_else(|| format!("{prefix}$"));
-                bound.insert(":after".into(), s(after));
-                bound.insert(":before".into(), s(before));
-            }
-        }
         let mut found = Vec::new();
         let mut start = None;
         loop {
@@ -384,14 +376,9 @@ impl DynamoStore {
     /// A room's members, in the order they joined.
     async fn members(&self, room_id: &str) -> StoreResult<Vec<String>> {
         let items = self
-            .query(
-                room_pk(room_id),
-                "member#",
-                (None, None),
-                true,
-                usize::MAX,
-                |_| true,
-            )
+            .query(room_pk(room_id), "member#", None, true, usize::MAX, |_| {
+                true
+            })
             .await?;
         let mut members: Vec<(u64, String)> = items
             .iter()
@@ -720,7 +707,7 @@ impl DynamoStore {
         up_to: u64,
         limit: usize,
     ) -> StoreResult<Vec<(Seq, String)>> {
-        let range = (Some(padded("seq", after + 1)), Some(padded("seq", up_to)));
+        let range = Some((padded("seq", after + 1), padded("seq", up_to)));
         let items = self
             .query(user_pk(user_id), "seq#", range, true, limit, |_| true)
             .await?;
@@ -908,29 +895,24 @@ impl DynamoStore {
         let fetch = limit.saturating_add(1);
         let of_kind = |item: &Item| text(item, "kind").as_deref() == Some(kind.as_str());
         let pk = room_pk(&room_id);
-        let (mut items, forward) = match &cursor {
-            EventCursor::Latest => (
-                self.query(pk, "event#", (None, None), false, fetch, of_kind)
-                    .await?,
-                false,
-            ),
+        // Positions are whole numbers: before `p` ends at `p - 1`, after it starts at
+        // `p + 1`, and `~` sorts after every digit.
+        let (range, forward) = match &cursor {
+            EventCursor::Latest => (None, false),
             EventCursor::Before(id) => {
-                let before = padded("event", self.position(&room_id, id).await?);
-                (
-                    self.query(pk, "event#", (None, Some(before)), false, fetch, of_kind)
-                        .await?,
-                    false,
-                )
+                let position = self.position(&room_id, id).await?;
+                let high = padded("event", position.saturating_sub(1));
+                (Some(("event#".to_owned(), high)), false)
             }
             EventCursor::After(id) => {
-                let after = padded("event", self.position(&room_id, id).await?);
-                (
-                    self.query(pk, "event#", (Some(after), None), true, fetch, of_kind)
-                        .await?,
-                    true,
-                )
+                let position = self.position(&room_id, id).await?;
+                let low = padded("event", position + 1);
+                (Some((low, "event#~".to_owned())), true)
             }
         };
+        let mut items = self
+            .query(pk, "event#", range, forward, fetch, of_kind)
+            .await?;
         let has_more = items.len() > limit;
         items.truncate(limit);
         if !forward {
@@ -952,14 +934,7 @@ impl DynamoStore {
     async fn cursors_now(&self, room_id: String, kind: String) -> StoreResult<Vec<Cursor>> {
         let prefix = format!("cursor#{kind}#");
         let items = self
-            .query(
-                room_pk(&room_id),
-                &prefix,
-                (None, None),
-                true,
-                usize::MAX,
-                |_| true,
-            )
+            .query(room_pk(&room_id), &prefix, None, true, usize::MAX, |_| true)
             .await?;
         Ok(items
             .iter()
