@@ -56,6 +56,7 @@ pub fn version_of(subprotocol: &str) -> Option<u32> {
 /// assert!(wire.batches() && wire.client_opens());
 /// // A handshake that names no subprotocol speaks the documented wire, version 2.
 /// assert_eq!(Wire::negotiated(None).version(), 2);
+/// assert_eq!(Wire::negotiated(Some("")).version(), 2);
 /// assert!(!Wire::negotiated(Some("relaywire.v3")).client_opens());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +71,7 @@ impl Wire {
     }
 
     /// The wire of the subprotocol a handshake chose; version 2 when it named none
-    /// (or one that is not Relaywire's).
+    /// (`None`, or the browser's empty string) or one that is not Relaywire's.
     pub fn negotiated(subprotocol: Option<&str>) -> Self {
         Self::new(subprotocol.and_then(version_of).unwrap_or(2))
     }

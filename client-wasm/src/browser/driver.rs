@@ -523,7 +523,8 @@ impl Driver {
                 .socket
                 .as_ref()
                 .and_then(|(_, ws)| ws.protocol().as_string());
-            let wire = Wire::negotiated(chosen.as_deref().filter(|chosen| !chosen.is_empty()));
+            // No subprotocol reads as "", which names no version: version 2.
+            let wire = Wire::negotiated(chosen.as_deref());
             self.batches = wire.batches();
             self.handle(Event::Opened(socket, wire));
         }

@@ -244,9 +244,8 @@ impl<P: Protocol> Driver<P> {
                 let Some(current) = &mut self.socket else {
                     return;
                 };
-                let chosen = current.ws.protocol();
-                let wire =
-                    Wire::negotiated(Some(chosen.as_str()).filter(|chosen| !chosen.is_empty()));
+                // No subprotocol reads as "", which names no version: version 2.
+                let wire = Wire::negotiated(Some(current.ws.protocol().as_str()));
                 current.batches = wire.batches();
                 self.handle(Event::Opened(socket, wire)).await;
             }

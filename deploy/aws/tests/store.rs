@@ -5,18 +5,13 @@
 mod services;
 
 mod on_dynamodb {
-    relaywire_server::store_conformance!(|| async {
-        let moto = super::services::Moto::start().expect("moto starts");
-        let client = relaywire_aws::local_client(&moto.url());
-        let store = relaywire_aws::DynamoStore::new(client, "relaywire");
-        store.create_table().await.expect("the table is created");
-        (store, moto)
-    });
+    relaywire_server::store_conformance!(super::fresh);
 }
 
 use relaywire_server::store::conformance::{none, post, with_general};
 use relaywire_server::store::{EventCursor, Published, Store, StoreError};
 
+/// A store on a new table in a moto of its own.
 async fn fresh() -> (relaywire_aws::DynamoStore, services::Moto) {
     let moto = services::Moto::start().expect("moto starts");
     let client = relaywire_aws::local_client(&moto.url());

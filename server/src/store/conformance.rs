@@ -48,6 +48,19 @@ pub async fn with_general(store: &dyn Store) {
         .unwrap();
 }
 
+/// Creates the closed room `staff` with alice alone.
+pub async fn with_staff(store: &dyn Store) {
+    store
+        .create_room(NewRoom {
+            id: "staff".into(),
+            title: "Staff".into(),
+            open: false,
+            members: vec!["alice".into()],
+        })
+        .await
+        .unwrap();
+}
+
 /// A chat message `id` in `room` by `sender`, who must be a member.
 pub fn post(id: &str, room: &str, sender: &str) -> Publish {
     Publish {
@@ -79,15 +92,7 @@ fn recipients(published: &Published) -> Vec<(String, u64)> {
 /// Each recipient numbers events in their own stream, and replays from it.
 pub async fn each_recipient_numbers_events_in_their_own_stream(store: &dyn Store) {
     with_general(store).await;
-    store
-        .create_room(NewRoom {
-            id: "staff".into(),
-            title: "Staff".into(),
-            open: false,
-            members: vec!["alice".into()],
-        })
-        .await
-        .unwrap();
+    with_staff(store).await;
     let first = store
         .publish(post("m1", "general", "alice"), none())
         .await
@@ -336,15 +341,7 @@ pub async fn history_pages_both_ways(store: &dyn Store) {
 /// Who may join, leave and post, and which rooms a user sees.
 pub async fn membership_rules(store: &dyn Store) {
     with_general(store).await;
-    store
-        .create_room(NewRoom {
-            id: "staff".into(),
-            title: "Staff".into(),
-            open: false,
-            members: vec!["alice".into()],
-        })
-        .await
-        .unwrap();
+    with_staff(store).await;
     let join = |room: &str, user: &str, rule| store.join(room.into(), user.into(), rule);
     assert!(matches!(
         join("staff", "bob", JoinRule::OpenOnly).await,
