@@ -762,9 +762,11 @@ impl DynamoStore {
                 created_at,
                 members,
             }),
-            Outcome::Refused(Role::Room) | Outcome::Conflict => {
-                Err(StoreError::RoomExists(room.id))
-            }
+            Outcome::Refused(Role::Room) => Err(StoreError::RoomExists(room.id)),
+            // Another transaction held one of its items: nothing was written.
+            Outcome::Conflict => Err(StoreError::Unavailable(
+                "DynamoDB: creating the room conflicted; try again".into(),
+            )),
             Outcome::Refused(_) => Err(StoreError::Backend("creating the room was refused".into())),
         }
     }
