@@ -392,25 +392,17 @@ async fn register<P: Protocol>(
                 let registered = hub.register(&user_id, &start.rooms, outbound, close, |here| {
                     let mut online = here;
                     online.extend(elsewhere);
-                    online.sort();
-                    online.dedup();
-                    let connected = server_frame::<P::Server>(Connected {
-                        user_id: user_id.clone(),
-                        chat_ids: start.rooms.clone(),
-                        user_name: Some(name.clone()),
-                        online_user_ids: Some(online),
-                        heartbeat_interval_ms: Some(millis(config.heartbeat_interval)),
-                        connection_timeout_ms: Some(millis(config.connection_timeout)),
-                        typing_timeout_ms: Some(millis(config.state_timeout)),
-                        max_message_bytes: u32::try_from(config.limits.max_message_bytes).ok(),
-                        protocol_version: Some(wire.version()),
-                        seq: Some(start.head),
-                        replayed: resume_after
-                            .map(|_| u32::try_from(start.missed.len()).unwrap_or(u32::MAX)),
-                        replay_truncated: start.truncated.then_some(true),
-                    });
-                    std::iter::once(connected)
-                        .chain(start.missed.iter().map(|(_, frame)| Frame::from(frame.clone())))
+                    let opening = Opening {
+                        user_id: &user_id,
+                        name: &name,
+                        online,
+                        resume_after,
+                        wire,
+                    };
+                    opening
+                        .frames::<P::Server>(&config, start)
+                        .into_iter()
+                        .map(Frame::from)
                         .collect()
                 });
                 if registered.is_ok()
@@ -445,6 +437,48 @@ async fn register<P: Protocol>(
             ),
             CloseCode::TryAgainLater,
         )),
+    }
+}
+
+/// What a connection's first frames say: who it is, who of their peers is online,
+/// where it resumes and what its protocol version is.
+pub(crate) struct Opening<'a> {
+    pub(crate) user_id: &'a str,
+    pub(crate) name: &'a str,
+    /// Their peers online (unsorted, possibly repeated).
+    pub(crate) online: Vec<String>,
+    pub(crate) resume_after: Option<Seq>,
+    pub(crate) wire: Wire,
+}
+
+impl Opening<'_> {
+    /// `connected`, then the events missed since the resume point, in order.
+    pub(crate) fn frames<S: ServerMessages>(
+        mut self,
+        config: &crate::Config,
+        start: &crate::store::SessionStart,
+    ) -> Vec<String> {
+        self.online.sort();
+        self.online.dedup();
+        let connected = S::from(Connected {
+            user_id: self.user_id.to_owned(),
+            chat_ids: start.rooms.clone(),
+            user_name: Some(self.name.to_owned()),
+            online_user_ids: Some(self.online),
+            heartbeat_interval_ms: Some(millis(config.heartbeat_interval)),
+            connection_timeout_ms: Some(millis(config.connection_timeout)),
+            typing_timeout_ms: Some(millis(config.state_timeout)),
+            max_message_bytes: u32::try_from(config.limits.max_message_bytes).ok(),
+            protocol_version: Some(self.wire.version()),
+            seq: Some(start.head),
+            replayed: self
+                .resume_after
+                .map(|_| u32::try_from(start.missed.len()).unwrap_or(u32::MAX)),
+            replay_truncated: start.truncated.then_some(true),
+        });
+        std::iter::once(encoded(&connected))
+            .chain(start.missed.iter().map(|(_, frame)| frame.clone()))
+            .collect()
     }
 }
 
@@ -1069,14 +1103,96 @@ impl<A: App> Connection<A> {
     }
 }
 
+/// A connection whose socket the server does not hold (a gateway holds it, or a test
+/// feeds it frames): the read loop's message handling, one frame at a time, with what
+/// it queues collected instead of written.
+pub(crate) struct Detached<A: App> {
+    connection: Connection<A>,
+    outbound: mpsc::Receiver<Outbound>,
+    token_deadline: Option<tokio::time::Instant>,
+    close: Arc<watch::Sender<Option<CloseCode>>>,
+}
+
+impl<A: App> Detached<A> {
+    /// Handles `identity`'s messages as the connection `conn_id` of protocol `wire`,
+    /// queueing what it sends on `queue`.
+    pub(crate) fn new(
+        app: Arc<A>,
+        relay: Relay<A::Protocol>,
+        identity: Identity,
+        (conn_id, wire): (ConnId, Wire),
+        user_limiter: SharedLimiter,
+        (replies, outbound): (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>),
+        close: Arc<watch::Sender<Option<CloseCode>>>,
+    ) -> Self {
+        let limits = Limits::new(
+            RateLimiter::new(
+                relay.config().rate_limit_per_sec,
+                relay.config().rate_limit_burst,
+            ),
+            user_limiter,
+        );
+        let token_deadline = deadline_of(identity.expires_at);
+        Self {
+            connection: Connection {
+                app,
+                relay,
+                identity,
+                conn_id,
+                wire,
+                replies,
+                close: Arc::clone(&close),
+                limits,
+                line: None,
+            },
+            outbound,
+            token_deadline,
+            close,
+        }
+    }
+
+    /// Handles one text frame until every message in it is answered; the close code,
+    /// when the connection must end.
+    pub(crate) async fn frame(&mut self, text: &str) -> Option<CloseCode> {
+        let mut answers = Answers::new();
+        let code = self
+            .connection
+            .on_text(text, &mut self.token_deadline, &mut answers)
+            .await;
+        while let Some(pending) = answers.next().await {
+            self.connection.deliver(pending);
+        }
+        code.or(*self.close.borrow())
+    }
+
+    /// The frames queued since the last call, in order.
+    pub(crate) fn drain(&mut self) -> Vec<String> {
+        std::iter::from_fn(|| self.outbound.try_recv().ok())
+            .filter_map(|item| match item {
+                Outbound::Frame(frame) => Some(frame.as_str().to_owned()),
+                Outbound::Event(seq, template, ack) => {
+                    let frame = with_seq(&template, seq);
+                    Some(match ack {
+                        Some(ack) => with_ack(&frame, &ack),
+                        None => frame,
+                    })
+                }
+                Outbound::CatchUp => None,
+            })
+            .collect()
+    }
+
+    /// Who the connection is now (a fresh `auth` may have renewed it).
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.connection.identity
+    }
+}
+
 /// Feeds text frames to the server's message handling exactly as a connection's read
 /// loop does, without a socket: one authenticated user on an in-memory store. For
 /// fuzzing and for tests that need no network.
 pub struct FrameHarness<A: App> {
-    connection: Connection<A>,
-    outbound: mpsc::Receiver<Outbound>,
-    token_deadline: Option<tokio::time::Instant>,
-    _close: Arc<watch::Sender<Option<CloseCode>>>,
+    detached: Detached<A>,
     _shutdown: watch::Sender<bool>,
 }
 
@@ -1118,60 +1234,27 @@ impl<A: App> FrameHarness<A> {
         )
         .await
         .map_err(|(failure, _)| crate::ServerError::Start(failure.0.message))?;
-        let limits = Limits::new(
-            RateLimiter::new(
-                relay.config().rate_limit_per_sec,
-                relay.config().rate_limit_burst,
-            ),
+        let mut detached = Detached::new(
+            Arc::new(app),
+            relay,
+            identity,
+            (conn_id, wire),
             user_limiter,
+            (outbound_tx, outbound),
+            close,
         );
-        let mut harness = FrameHarness {
-            connection: Connection {
-                app: Arc::new(app),
-                relay,
-                identity,
-                conn_id,
-                wire,
-                replies: outbound_tx,
-                close: Arc::clone(&close),
-                limits,
-                line: None,
-            },
-            outbound,
-            token_deadline: None,
-            _close: close,
+        detached.token_deadline = None;
+        // Not `connected`: the harness shows what frames are answered with.
+        detached.drain();
+        Ok(FrameHarness {
+            detached,
             _shutdown: shutdown,
-        };
-        harness.drain();
-        Ok(harness)
-    }
-
-    fn drain(&mut self) -> Vec<String> {
-        std::iter::from_fn(|| self.outbound.try_recv().ok())
-            .filter_map(|item| match item {
-                Outbound::Frame(frame) => Some(frame.as_str().to_owned()),
-                Outbound::Event(seq, template, ack) => {
-                    let frame = with_seq(&template, seq);
-                    Some(match ack {
-                        Some(ack) => with_ack(&frame, &ack),
-                        None => frame,
-                    })
-                }
-                Outbound::CatchUp => None,
-            })
-            .collect()
+        })
     }
 
     /// Handles one text frame; returns the frames the server queued in answer.
     pub async fn frame(&mut self, text: &str) -> Vec<String> {
-        let mut answers = Answers::new();
-        let _ = self
-            .connection
-            .on_text(text, &mut self.token_deadline, &mut answers)
-            .await;
-        while let Some(pending) = answers.next().await {
-            self.connection.deliver(pending);
-        }
-        self.drain()
+        let _ = self.detached.frame(text).await;
+        self.detached.drain()
     }
 }

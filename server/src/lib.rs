@@ -7,6 +7,7 @@ mod bus;
 mod cluster;
 pub mod config;
 mod connection;
+pub mod gateway;
 pub mod http;
 mod hub;
 mod main_support;

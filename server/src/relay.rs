@@ -14,6 +14,7 @@ use crate::auth::Verifier;
 use crate::bus::{Bus, BusMessage, LocalBus};
 use crate::cluster::{Joining, RedisBus};
 use crate::config::Config;
+use crate::gateway::GatewayBus;
 use crate::hub::{Frame, Hub, PresenceFrame, Reach, UserLimits};
 use crate::metrics::Metrics;
 use crate::origin::Origins;
@@ -120,6 +121,8 @@ struct Inner<P> {
     bus: Arc<dyn Bus>,
     /// The other nodes, in a cluster.
     cluster: Option<Arc<RedisBus>>,
+    /// The gateway that holds the connections, when the server holds none.
+    gateway: Option<Arc<GatewayBus>>,
     hub: Arc<Hub>,
     verifier: Verifier,
     metrics: Arc<Metrics>,
@@ -191,6 +194,25 @@ impl<P: Protocol> Relay<P> {
         store: Arc<dyn Store>,
         joining: Option<Joining>,
     ) -> (Self, watch::Sender<bool>) {
+        Self::assemble(config, store, joining, None)
+    }
+
+    /// A relay whose connections a gateway holds: everything reaches them through
+    /// `gateway`, and who is online is its table's answer.
+    pub(crate) fn on_gateway(
+        config: Config,
+        store: Arc<dyn Store>,
+        gateway: Arc<GatewayBus>,
+    ) -> (Self, watch::Sender<bool>) {
+        Self::assemble(config, store, None, Some(gateway))
+    }
+
+    fn assemble(
+        config: Config,
+        store: Arc<dyn Store>,
+        joining: Option<Joining>,
+        gateway: Option<Arc<GatewayBus>>,
+    ) -> (Self, watch::Sender<bool>) {
         let metrics = Arc::new(Metrics::default());
         let presence: PresenceFrame = Box::new(|user_id, online| {
             let message = P::Server::from(PresenceChange {
@@ -214,9 +236,10 @@ impl<P: Protocol> Relay<P> {
                 shutting_down.clone(),
             )
         });
-        let bus: Arc<dyn Bus> = match &cluster {
-            Some(cluster) => Arc::clone(cluster) as Arc<dyn Bus>,
-            None => Arc::new(LocalBus::new(Arc::clone(&hub))),
+        let bus: Arc<dyn Bus> = match (&cluster, &gateway) {
+            (Some(cluster), _) => Arc::clone(cluster) as Arc<dyn Bus>,
+            (None, Some(gateway)) => Arc::clone(gateway) as Arc<dyn Bus>,
+            (None, None) => Arc::new(LocalBus::new(Arc::clone(&hub))),
         };
         let relay = Relay {
             inner: Arc::new(Inner {
@@ -226,6 +249,7 @@ impl<P: Protocol> Relay<P> {
                 store,
                 bus,
                 cluster,
+                gateway,
                 hub,
                 metrics,
                 tracker: Arc::new(Tracker::default()),
@@ -399,13 +423,10 @@ impl<P: Protocol> Relay<P> {
         for user_id in &room.members {
             self.joined(user_id, &room.id);
         }
-        if let Some(cluster) = &self.inner.cluster {
+        if self.inner.cluster.is_some() || self.inner.gateway.is_some() {
             // Every online member tells the others, on every node, who shared no other
             // room with them.
-            let online = cluster
-                .online_among(&room.members)
-                .await
-                .unwrap_or_default();
+            let online = self.online_among(&room.members).await;
             for member in online {
                 let mut others = self
                     .inner
@@ -436,12 +457,12 @@ impl<P: Protocol> Relay<P> {
     /// start receiving it at once. Whether they were new.
     pub async fn join(&self, user_id: &str, room_id: &str, rule: JoinRule) -> StoreResult<bool> {
         // In a cluster, who knew of whom before the join decides who is told now.
-        let before = match &self.inner.cluster {
-            Some(_) => Some((
+        let before = match self.inner.cluster.is_some() || self.inner.gateway.is_some() {
+            true => Some((
                 self.inner.store.user_rooms(user_id.to_owned()).await?,
                 self.inner.store.peers(user_id.to_owned()).await?,
             )),
-            None => None,
+            false => None,
         };
         let joined = self
             .inner
@@ -449,9 +470,8 @@ impl<P: Protocol> Relay<P> {
             .join(room_id.to_owned(), user_id.to_owned(), rule)
             .await?;
         self.joined(user_id, room_id);
-        if let (Some(cluster), Some((rooms, peers)), true) = (&self.inner.cluster, before, joined) {
-            self.exchange_presence(cluster, user_id, room_id, rooms, peers)
-                .await;
+        if let (Some((rooms, peers)), true) = (before, joined) {
+            self.exchange_presence(user_id, room_id, rooms, peers).await;
         }
         Ok(joined)
     }
@@ -461,7 +481,6 @@ impl<P: Protocol> Relay<P> {
     /// members are.
     async fn exchange_presence(
         &self,
-        cluster: &RedisBus,
         user_id: &str,
         room_id: &str,
         rooms_before: Vec<String>,
@@ -476,9 +495,7 @@ impl<P: Protocol> Relay<P> {
             .filter(|member| member != user_id && !peers_before.contains(member))
             .collect();
         asked.push(user_id.to_owned());
-        let Ok(online) = cluster.online_among(&asked).await else {
-            return;
-        };
+        let online = self.online_among(&asked).await;
         if online.iter().any(|online| online == user_id) {
             self.inner.bus.send(BusMessage::Presence {
                 user: user_id.to_owned(),
@@ -551,23 +568,40 @@ impl<P: Protocol> Relay<P> {
             .await
     }
 
-    /// Whether a user is online here and a member of a room: the check for ephemeral
-    /// traffic, which needs no store round trip.
-    pub fn is_online_member(&self, room_id: &str, user_id: &str) -> bool {
-        self.inner.hub.is_member(room_id, user_id)
+    /// Whether a user is online and a member of a room: the check for ephemeral
+    /// traffic. On a server holding the user's connection it needs no store round trip;
+    /// behind a gateway, the sender is online and the store says whether they are a
+    /// member.
+    pub async fn is_online_member(&self, room_id: &str, user_id: &str) -> bool {
+        if self.inner.gateway.is_none() {
+            return self.inner.hub.is_member(room_id, user_id);
+        }
+        self.room(room_id)
+            .await
+            .is_ok_and(|room| room.members.iter().any(|member| member == user_id))
     }
 
-    /// Turns an ephemeral state of a user in a room on (`Some((start, stop))`: the
-    /// room's other members get `start` the first time, and `stop` when it is turned
-    /// off, when it is not renewed within the state timeout, or when the user leaves or
-    /// goes offline) or off (`None`).
+    /// Turns an ephemeral state of a user in a room on or off. `frames` are what the
+    /// room's other members get: `start` the first time it is turned on, `stop` when it
+    /// is turned off, when it is not renewed within the state timeout, or when the user
+    /// leaves or goes offline.
+    ///
+    /// Behind a gateway nothing outlives an invocation to time a state out or to see
+    /// the user go: every renewal sends `start` again, and turning it off sends `stop`.
     pub fn set_state(
         &self,
         room_id: &str,
         user_id: &str,
         kind: &'static str,
-        on: Option<(P::Server, P::Server)>,
+        (start, stop): (P::Server, P::Server),
+        on: bool,
     ) {
+        if self.inner.gateway.is_some() {
+            let message = if on { &start } else { &stop };
+            self.send_to_room(room_id, message, Some(user_id));
+            return;
+        }
+        let on = on.then_some((start, stop));
         let key = (room_id.to_owned(), user_id.to_owned(), kind);
         let frames =
             on.map(|(start, stop)| (Frame::from(encoded(&start)), Frame::from(encoded(&stop))));
@@ -582,20 +616,40 @@ impl<P: Protocol> Relay<P> {
         });
     }
 
+    /// The statuses of these users' connections (everyone's, when `None`) beyond
+    /// this node: on every node of a cluster, or in a gateway's table. `None` when
+    /// this node holds every connection.
+    async fn statuses_everywhere(
+        &self,
+        users: Option<&[String]>,
+    ) -> Option<Result<Vec<UserStatus>, String>> {
+        if let Some(gateway) = &self.inner.gateway {
+            return Some(gateway.statuses(users).await.map_err(|err| err.to_string()));
+        }
+        let cluster = self.inner.cluster.as_ref()?;
+        let statuses = match users {
+            Some(users) => cluster.statuses(users).await,
+            None => cluster.connected_users().await,
+        };
+        Some(statuses.map_err(|err| err.to_string()))
+    }
+
     /// A user's connection status, on every node.
     pub async fn status(&self, user_id: &str) -> UserStatus {
-        let Some(cluster) = &self.inner.cluster else {
-            return self.inner.hub.status(user_id);
-        };
-        match cluster.statuses(&[user_id.to_owned()]).await {
-            Ok(users) => users.into_iter().next().unwrap_or_else(|| UserStatus {
-                user_id: user_id.to_owned(),
-                online: false,
-                connections: 0,
-                connected_since: None,
-            }),
-            Err(err) => {
-                tracing::warn!(error = %err, "reading presence from the cluster failed; answering for this node");
+        let users = [user_id.to_owned()];
+        match self.statuses_everywhere(Some(&users)).await {
+            None => self.inner.hub.status(user_id),
+            Some(Ok(users)) => users
+                .into_iter()
+                .find(|status| status.online)
+                .unwrap_or_else(|| UserStatus {
+                    user_id: user_id.to_owned(),
+                    online: false,
+                    connections: 0,
+                    connected_since: None,
+                }),
+            Some(Err(err)) => {
+                tracing::warn!(error = %err, "reading presence failed; answering for this node");
                 self.inner.hub.status(user_id)
             }
         }
@@ -603,34 +657,26 @@ impl<P: Protocol> Relay<P> {
 
     /// Every connected user's status, on every node.
     pub async fn connected_users(&self) -> Vec<UserStatus> {
-        let Some(cluster) = &self.inner.cluster else {
-            return self.inner.hub.connected_users();
-        };
-        match cluster.connected_users().await {
-            Ok(users) => users,
-            Err(err) => {
-                tracing::warn!(error = %err, "reading presence from the cluster failed; answering for this node");
+        match self.statuses_everywhere(None).await {
+            None => self.inner.hub.connected_users(),
+            Some(Ok(users)) => users,
+            Some(Err(err)) => {
+                tracing::warn!(error = %err, "reading presence failed; answering for this node");
                 self.inner.hub.connected_users()
             }
         }
     }
 
     /// How far a live message sent to `users` (everyone, when `None`) got on every
-    /// node: on one node, what this node reached; in a cluster, the connections every
-    /// node holds for them (each node queues the message on all of them).
+    /// node: on one node, what this node reached; in a cluster or behind a gateway,
+    /// the connections open for them everywhere (each node, or the gateway, has the
+    /// message for all of them).
     pub async fn reach_everywhere(&self, users: Option<&[String]>, here: Reach) -> Reach {
-        let Some(cluster) = &self.inner.cluster else {
-            return here;
-        };
-        let connected = match users {
-            Some(users) => cluster.statuses(users).await,
-            None => cluster.connected_users().await,
-        };
-        let Ok(connected) = connected else {
+        let Some(Ok(connected)) = self.statuses_everywhere(users).await else {
             return here;
         };
         let mut reach = Reach::default();
-        for status in &connected {
+        for status in connected.iter().filter(|status| status.online) {
             reach.users += 1;
             reach.connections += status.connections;
         }
@@ -646,6 +692,22 @@ impl<P: Protocol> Relay<P> {
                 .cloned()
                 .collect()
         };
+        if let Some(gateway) = &self.inner.gateway {
+            return gateway
+                .statuses(Some(user_ids))
+                .await
+                .map(|statuses| {
+                    statuses
+                        .into_iter()
+                        .filter(|status| status.online)
+                        .map(|status| status.user_id)
+                        .collect()
+                })
+                .unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "reading the gateway's connections failed");
+                    Vec::new()
+                });
+        }
         let Some(cluster) = &self.inner.cluster else {
             return here();
         };
@@ -687,9 +749,9 @@ impl<P: Protocol> Relay<P> {
 
     /// Closes every connection of a user with `code`, on every node; returns how many.
     pub async fn disconnect(&self, user_id: &str, code: CloseCode) -> u32 {
-        let everywhere = match &self.inner.cluster {
-            Some(_) => Some(self.status(user_id).await.connections),
-            None => None,
+        let everywhere = match self.inner.cluster.is_some() || self.inner.gateway.is_some() {
+            true => Some(self.status(user_id).await.connections),
+            false => None,
         };
         let here = self
             .inner

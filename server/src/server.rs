@@ -102,7 +102,7 @@ pub async fn start<A: App>(config: Config, app: A) -> Result<RunningServer, Serv
     app.start(&relay).await?;
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let router = router(&relay, app);
+    let router = router(&relay, Arc::new(app));
     let task = tokio::spawn(serve(relay, listener, router, store_thread));
     Ok(RunningServer {
         addr,
@@ -188,12 +188,13 @@ async fn forget_old_answers<P: relaywire_protocol::Protocol>(relay: Relay<P>) {
     }
 }
 
-fn router<A: App>(relay: &Relay<A::Protocol>, app: A) -> Router {
+/// The library's routes and the app's, over `relay`.
+pub(crate) fn router<A: App>(relay: &Relay<A::Protocol>, app: Arc<A>) -> Router {
     let config = relay.config().clone();
     let app_routes = app.routes().with_state(relay.clone());
     let served = Served {
         relay: relay.clone(),
-        app: Arc::new(app),
+        app,
     };
     let mut router = crate::http::routes::<A>(config.test_hooks)
         .with_state(served)

@@ -239,17 +239,15 @@ impl App for TaskApp {
                 Ok(Answer::ok())
             }
             TaskClient::Viewing(set) => {
-                if !ctx.relay().is_online_member(&set.board_id, &user) {
+                if !ctx.relay().is_online_member(&set.board_id, &user).await {
                     return Err(StoreError::NotMember(set.board_id).into());
                 }
-                let states = set.viewing.then(|| {
-                    (
-                        viewing(&set.board_id, &user, true),
-                        viewing(&set.board_id, &user, false),
-                    )
-                });
+                let states = (
+                    viewing(&set.board_id, &user, true),
+                    viewing(&set.board_id, &user, false),
+                );
                 ctx.relay()
-                    .set_state(&set.board_id, &user, "viewing", states);
+                    .set_state(&set.board_id, &user, "viewing", states, set.viewing);
                 Ok(Answer::ok())
             }
             TaskClient::Auth(_) | TaskClient::Ping(_) => Err(Failure::unsupported()),

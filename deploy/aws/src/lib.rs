@@ -4,8 +4,13 @@
 //! [`DynamoStore`] implements the server library's `Store` on one DynamoDB table; its
 //! item design, and why, is in `DYNAMODB.md`.
 
+mod connections;
+pub mod lambda;
+mod management;
 mod store;
 
+pub use connections::{DynamoConnections, USER_INDEX};
+pub use management::ManagementApi;
 pub use store::DynamoStore;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};

@@ -21,7 +21,7 @@ use relaywire_server::store::{
 };
 
 /// An item: attribute names and values.
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// The most actions DynamoDB takes in one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -135,11 +135,11 @@ enum Outcome {
     Conflict,
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: u64) -> AttributeValue {
+pub(crate) fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -147,18 +147,18 @@ fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-fn values<const N: usize>(pairs: [(&str, AttributeValue); N]) -> Item {
+pub(crate) fn values<const N: usize>(pairs: [(&str, AttributeValue); N]) -> Item {
     pairs
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))
         .collect()
 }
 
-fn text(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn text(item: &Item, name: &str) -> Option<String> {
     item.get(name)?.as_s().ok().cloned()
 }
 
-fn number(item: &Item, name: &str) -> u64 {
+pub(crate) fn number(item: &Item, name: &str) -> u64 {
     item.get(name)
         .and_then(|value| value.as_n().ok())
         .and_then(|value| value.parse().ok())
@@ -184,7 +184,7 @@ fn seq(value: u64) -> StoreResult<Seq> {
 
 /// A failed request: unavailable when trying again may work (the service was out of
 /// reach, throttled, or failed inside), a backend failure otherwise.
-fn failed<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+pub(crate) fn failed<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     err: SdkError<E, R>,
 ) -> StoreError {
     const TRANSIENT: &[&str] = &[

@@ -154,16 +154,14 @@ impl App for ChatApp {
                 Ok(Answer::ok())
             }
             ClientMessage::ChatTyping(set) => {
-                if !relay.is_online_member(&set.chat_id, &user.user_id) {
+                if !relay.is_online_member(&set.chat_id, &user.user_id).await {
                     return Err(StoreError::NotMember(set.chat_id).into());
                 }
-                let states = set.is_typing.then(|| {
-                    (
-                        typing(&set.chat_id, &user, true),
-                        typing(&set.chat_id, &user, false),
-                    )
-                });
-                relay.set_state(&set.chat_id, &user.user_id, "typing", states);
+                let states = (
+                    typing(&set.chat_id, &user, true),
+                    typing(&set.chat_id, &user, false),
+                );
+                relay.set_state(&set.chat_id, &user.user_id, "typing", states, set.is_typing);
                 Ok(Answer::ok())
             }
             ClientMessage::ChatJoin(join) => {
