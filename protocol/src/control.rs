@@ -139,6 +139,11 @@ pub struct ErrorPayload {
     /// The `id` of the client message this error answers, if it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The close code the server closes the connection with right after this error.
+    /// Sent where the socket's own close cannot carry it (a gateway's close is always
+    /// 1000): the client acts on this code's policy instead of the close's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_code: Option<u16>,
 }
 
 impl ErrorPayload {
@@ -149,7 +154,14 @@ impl ErrorPayload {
             message: message.into(),
             details: None,
             id: None,
+            close_code: None,
         }
+    }
+
+    /// Announces that the connection closes with `code` next.
+    pub fn closing(mut self, code: crate::CloseCode) -> Self {
+        self.close_code = Some(code.code());
+        self
     }
 
     /// Names the client message this error answers.

@@ -20,8 +20,8 @@ use futures_util::future::BoxFuture;
 use relaywire_protocol::control::ClientControl;
 use relaywire_protocol::http::UserStatus;
 use relaywire_protocol::{
-    Ack, ClientEnvelope, ClientMessages, ErrorCode, ErrorPayload, PresenceChange, Protocol,
-    SUPPORTED_SUBPROTOCOLS, Seq, Wire, decode_client_message,
+    Ack, ClientEnvelope, ClientMessages, CloseCode, ErrorCode, ErrorPayload, PresenceChange,
+    Protocol, SUPPORTED_SUBPROTOCOLS, Seq, Wire, decode_client_message,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -142,6 +142,23 @@ pub trait Gateway: Send + Sync + 'static {
 /// A presence frame of the protocol: user, online.
 type PresenceText = Box<dyn Fn(&str, bool) -> String + Send + Sync>;
 
+/// The `error` frame of the protocol that announces a close.
+type CloseText = Box<dyn Fn(CloseCode) -> String + Send + Sync>;
+
+/// The error that announces a close the server decided, where nothing else said why.
+fn closing_error(code: CloseCode) -> ErrorPayload {
+    let error_code = match code {
+        CloseCode::AuthFailed | CloseCode::TokenExpired | CloseCode::PolicyViolation => {
+            ErrorCode::AuthFailed
+        }
+        CloseCode::RateLimited => ErrorCode::RateLimited,
+        CloseCode::MessageTooBig => ErrorCode::MessageTooLarge,
+        CloseCode::Kicked | CloseCode::SessionReplaced => ErrorCode::Forbidden,
+        _ => ErrorCode::InternalError,
+    };
+    ErrorPayload::new(error_code, code.reason()).closing(code)
+}
+
 /// The bus behind a gateway: every message is looked up in the connection table and
 /// posted to the connections it reaches, by tasks the invocation waits for
 /// ([`GatewayBus::settle`]) before it ends.
@@ -150,6 +167,8 @@ pub(crate) struct GatewayBus {
     table: Arc<dyn ConnectionTable>,
     gateway: Arc<dyn Gateway>,
     presence: PresenceText,
+    /// The `error` that announces a close.
+    announce: CloseText,
     in_flight: Mutex<JoinSet<()>>,
     /// Itself, for the tasks it spawns.
     me: Weak<GatewayBus>,
@@ -412,9 +431,12 @@ impl GatewayBus {
             }
             // Membership is the store's: every delivery reads it there.
             BusMessage::Joined { .. } | BusMessage::Left { .. } | BusMessage::CatchUp => {}
-            BusMessage::CloseUser { user, .. } => {
-                // The gateway's close carries no code of ours.
+            BusMessage::CloseUser { user, code } => {
+                // The gateway's close carries no code of ours: the error before it
+                // names it.
+                let frame = (self.announce)(code);
                 for connection in self.open_connections(&[user]).await {
+                    let _ = self.post(&connection.connection_id, frame.clone()).await;
                     let closed = self.gateway.close(connection.connection_id.clone()).await;
                     if let Err(err) = closed
                         && err != PostError::Gone
@@ -533,6 +555,11 @@ impl<A: App> GatewayServer<A> {
             table: Arc::clone(&table),
             gateway: Arc::clone(&gateway),
             presence,
+            announce: Box::new(|code| {
+                encoded(&<A::Protocol as Protocol>::Server::from(closing_error(
+                    code,
+                )))
+            }),
             in_flight: Mutex::new(JoinSet::new()),
             me: me.clone(),
         });
@@ -689,11 +716,23 @@ impl<A: App> GatewayServer<A> {
         self.settle().await;
     }
 
+    async fn refuse_for_store(&self, connection_id: &str, err: crate::store::StoreError) {
+        let failure = Failure::from(err);
+        let code = if failure.retry_later() {
+            CloseCode::TryAgainLater
+        } else {
+            CloseCode::InternalError
+        };
+        self.refuse(connection_id, failure.0, code).await;
+    }
+
     async fn post(&self, connection_id: &str, frame: String) -> bool {
         self.bus.post(connection_id, frame).await.is_ok()
     }
 
-    async fn refuse(&self, connection_id: &str, error: ErrorPayload) {
+    async fn refuse(&self, connection_id: &str, error: ErrorPayload, code: CloseCode) {
+        // The gateway's close cannot carry a code of ours: the error announces it.
+        let error = error.closing(code);
         self.post(
             connection_id,
             encoded(&<A::Protocol as Protocol>::Server::from(error)),
@@ -740,8 +779,9 @@ impl<A: App> GatewayServer<A> {
                     }
                     Err(err) => {
                         self.relay.metrics().auth_failure(err.reason());
+                        let code = err.close_code(config.auth_close_code);
                         let error = ErrorPayload::new(err.code(), err.to_string()).answering(id);
-                        self.refuse(&connection_id, error).await;
+                        self.refuse(&connection_id, error, code).await;
                         return None;
                     }
                 }
@@ -762,7 +802,7 @@ impl<A: App> GatewayServer<A> {
         {
             Ok(start) => start,
             Err(err) => {
-                self.refuse(&connection_id, Failure::from(err).0).await;
+                self.refuse_for_store(&connection_id, err).await;
                 return None;
             }
         };
@@ -800,7 +840,7 @@ impl<A: App> GatewayServer<A> {
                 };
             }
             Err(err) => {
-                self.refuse(&connection_id, Failure::from(err).0).await;
+                self.refuse_for_store(&connection_id, err).await;
                 return None;
             }
         }
@@ -840,7 +880,8 @@ impl<A: App> GatewayServer<A> {
                 ErrorCode::AuthFailed,
                 "token expired: send a fresh token in an auth message",
             );
-            self.refuse(&connection_id, error).await;
+            self.refuse(&connection_id, error, CloseCode::TokenExpired)
+                .await;
             return;
         }
         let config = self.relay.config();
@@ -880,7 +921,7 @@ impl<A: App> GatewayServer<A> {
                 close_code = code.code(),
                 "closing a connection"
             );
-            let _ = self.gateway.close(connection_id.clone()).await;
+            self.refuse(&connection_id, closing_error(code), code).await;
         }
     }
 }

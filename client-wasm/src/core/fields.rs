@@ -35,6 +35,8 @@ pub enum Key<'a> {
     TypingTimeoutMs,
     /// `maxMessageBytes` (of `connected`).
     MaxMessageBytes,
+    /// `closeCode` (of `error`): the close that follows.
+    CloseCode,
     /// A payload field a catalogue names (a state's key, a room field).
     Field(&'a str),
 }
@@ -54,6 +56,7 @@ impl Key<'_> {
             Key::HeartbeatIntervalMs => "heartbeatIntervalMs",
             Key::TypingTimeoutMs => "typingTimeoutMs",
             Key::MaxMessageBytes => "maxMessageBytes",
+            Key::CloseCode => "closeCode",
             Key::Field(name) => name,
         }
     }
@@ -110,6 +113,8 @@ pub enum Inbound {
         id: Option<String>,
         /// The error code.
         code: ErrorCode,
+        /// The close code the server announced it closes with next.
+        close_code: Option<u16>,
     },
     /// `user:online`.
     Presence {
@@ -191,6 +196,10 @@ pub fn read(descriptor: &Descriptor, type_name: Option<&str>, payload: &impl Fie
         "error" => Inbound::Error {
             id: payload.text(Key::Id),
             code: ErrorCode::from_wire(&payload.text(Key::Code).unwrap_or_default()),
+            close_code: payload
+                .number(Key::CloseCode)
+                .and_then(whole_u32)
+                .and_then(|code| u16::try_from(code).ok()),
         },
         "user:online" => match (payload.text(Key::UserId), payload.flag(Key::Online)) {
             (Some(user_id), Some(online)) => Inbound::Presence { user_id, online },

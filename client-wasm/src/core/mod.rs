@@ -473,6 +473,8 @@ pub struct Core<F, M> {
     refreshed_after_failure: bool,
     session: Option<Session>,
     last_seq: Option<u64>,
+    /// The close code the server announced in an `error` on this socket.
+    announced_close: Option<CloseCode>,
     last_error: Option<LastError>,
     outbox: VecDeque<Tracked<F>>,
     next_serial: u64,
@@ -557,6 +559,7 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
             refreshed_after_failure: false,
             session: None,
             last_seq,
+            announced_close: None,
             last_error: None,
             outbox: VecDeque::new(),
             next_serial: 0,
@@ -845,6 +848,7 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
         if current != socket {
             return;
         }
+        self.announced_close = None;
         if self.options.token_transport == TokenTransport::Message
             && let Some(token) = &self.token
         {
@@ -910,7 +914,9 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
         match inbound {
             Inbound::Connected(session) => self.connected(now, session),
             Inbound::Ack { id } => self.acknowledged(id, &message),
-            Inbound::Error { id: Some(id), code } => {
+            Inbound::Error {
+                id: Some(id), code, ..
+            } => {
                 if self.take(&id).is_some() {
                     self.commands.push_back(Command::Reject {
                         id,
@@ -922,10 +928,16 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
                     self.changed();
                 }
             }
-            Inbound::Error { id: None, code } => {
+            Inbound::Error {
+                id: None,
+                code,
+                close_code,
+            } => {
+                let close_code = close_code.map(CloseCode::from);
+                self.announced_close = close_code;
                 self.last_error = Some(LastError {
                     code: FailureCode::Server(code),
-                    close_code: None,
+                    close_code,
                 });
                 self.changed();
             }
@@ -1209,6 +1221,14 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
     }
 
     fn disconnected(&mut self, now: Millis, code: CloseCode) {
+        // A server whose close cannot carry its code (a gateway's is always 1000)
+        // announced it in an `error` just before: that code's policy applies.
+        let code = match (code, self.announced_close.take()) {
+            (CloseCode::Normal | CloseCode::NoStatus | CloseCode::Abnormal, Some(announced)) => {
+                announced
+            }
+            (code, _) => code,
+        };
         let was_open = match self.phase {
             Phase::Open(open) => Some(open.since),
             _ => None,

@@ -623,12 +623,44 @@ fn cookie_or_static_token_auth_failures_stop_at_once() {
             Inbound::Error {
                 id: None,
                 code: ErrorCode::AuthFailed,
+                close_code: None,
             },
         ));
         h.closed(socket, 4001);
         assert_eq!(h.core.status(), Status::Unauthorized);
         assert_eq!(h.core.next_deadline(), None);
     }
+}
+
+/// A gateway closes every connection with 1000; the server names the code it means in
+/// the `error` before, and the client acts on that one: a retry after "try again
+/// later", where 1000 alone would stop it.
+#[test]
+fn a_close_announced_in_an_error_decides_over_the_gateways_1000() {
+    let mut h = Harness::new(no_jitter());
+    let socket = Harness::expect_open(&h.handle(Event::Connect));
+    h.establish(socket);
+    h.handle(message(
+        socket,
+        Inbound::Error {
+            id: None,
+            code: ErrorCode::InternalError,
+            close_code: Some(CloseCode::TryAgainLater.code()),
+        },
+    ));
+    h.closed(socket, 1000);
+    assert_eq!(h.core.status(), Status::Reconnecting);
+    assert!(h.core.next_deadline().is_some());
+    // Announced on one socket, it does not outlive it: a plain 1000 later stops.
+    let socket = loop {
+        let commands = h.advance(100);
+        if commands.iter().any(|c| matches!(c, Command::Open { .. })) {
+            break Harness::expect_open(&commands);
+        }
+    };
+    h.establish(socket);
+    h.closed(socket, 1000);
+    assert_eq!(h.core.status(), Status::Closed);
 }
 
 #[test]
@@ -852,6 +884,7 @@ fn requests_resolve_reject_or_time_out() {
         Inbound::Error {
             id: Some(r2.clone()),
             code: ErrorCode::NotParticipant,
+            close_code: None,
         },
     );
     let Event::Message { message: reply, .. } = &error else {
@@ -1450,7 +1483,8 @@ fn control_fields_are_read_once_for_both_clients() {
         read(&descriptor, Some("error"), &error),
         Inbound::Error {
             id: Some("x".into()),
-            code: ErrorCode::RateLimited
+            code: ErrorCode::RateLimited,
+            close_code: None,
         }
     );
 }

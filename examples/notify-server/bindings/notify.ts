@@ -147,7 +147,13 @@ details?: unknown,
 /**
  * The `id` of the client message this error answers, if it had one.
  */
-id?: string, };
+id?: string, 
+/**
+ * The close code the server closes the connection with right after this error.
+ * Sent where the socket's own close cannot carry it (a gateway's close is always
+ * 1000): the client acts on this code's policy instead of the close's.
+ */
+closeCode?: number, };
 
 /**
  * How serious a system message is.
