@@ -42,6 +42,13 @@ use crate::time::rfc3339;
 /// moved it first.
 const DELIVERY_ATTEMPTS: usize = 8;
 
+/// How long a frame that arrived before its connection opened waits for the opening
+/// (well within API Gateway's 29-second integration timeout).
+const OPENING_WAIT: Duration = Duration::from_secs(5);
+
+/// How often it looks.
+const OPENING_POLL: Duration = Duration::from_millis(25);
+
 /// The protocol version a gateway's connections speak: the first in which the client
 /// sends first, since a gateway cannot send before the client has.
 pub const GATEWAY_PROTOCOL: u32 = 4;
@@ -105,6 +112,10 @@ pub trait ConnectionTable: Send + Sync + 'static {
         connection: GatewayConnection,
         expected: Option<Seq>,
     ) -> BoxFuture<'static, StoreResult<bool>>;
+
+    /// Claims the opening of a connection (marks it, if no invocation did): whether
+    /// this invocation has it.
+    fn claim(&self, connection_id: String) -> BoxFuture<'static, StoreResult<bool>>;
 
     /// Notes that a connection sent something now.
     fn touch(&self, connection_id: String, at_ms: u64) -> BoxFuture<'static, StoreResult<()>>;
@@ -645,6 +656,11 @@ impl<A: App> GatewayServer<A> {
         if let Err(err) = self.table.remove(connection_id.to_owned()).await {
             tracing::warn!(error = %err, connection_id, "forgetting a closed connection failed");
         }
+        tracing::info!(
+            connection_id,
+            user_id = connection.user_id(),
+            "connection closed"
+        );
         if connection.is_open()
             && let Some(user) = connection.user_id()
         {
@@ -684,17 +700,17 @@ impl<A: App> GatewayServer<A> {
         let connection = match self.table.get(connection_id.to_owned()).await {
             Ok(Some(connection)) => connection,
             Ok(None) => {
-                // Not ours (its $connect failed, or it was forgotten as gone).
-                let _ = self.gateway.close(connection_id.to_owned()).await;
+                // Not in the table (forgotten as gone, or past its row's lifetime): a
+                // new connection starts clean.
+                let error = closing_error(CloseCode::GoingAway);
+                self.refuse(connection_id, error, CloseCode::GoingAway)
+                    .await;
                 return;
             }
             Err(err) => {
-                let failure = Failure::from(err);
-                self.post(
-                    connection_id,
-                    encoded(&<A::Protocol as Protocol>::Server::from(failure.0)),
-                )
-                .await;
+                // Nothing was read, nothing handled: the client sends it again after
+                // reconnecting.
+                self.refuse_for_store(connection_id, err).await;
                 return;
             }
         };
@@ -702,18 +718,63 @@ impl<A: App> GatewayServer<A> {
             if let Err(err) = self.table.touch(connection_id.to_owned(), now_ms()).await {
                 tracing::warn!(error = %err, "noting a connection's activity failed");
             }
-            connection
+            Some(connection)
         } else {
-            match self.open(connection, text).await {
-                Some(opened) => opened,
-                None => {
-                    self.settle().await;
-                    return;
+            self.opening(connection, text).await
+        };
+        if let Some(connection) = connection {
+            self.handle(connection, text).await;
+        }
+        self.settle().await;
+    }
+
+    /// A frame of a connection not open yet. The client's next frames may already be
+    /// on their way in other invocations: one frame that can open the connection (any,
+    /// when the handshake authenticated it; else only an `auth`) claims the opening and
+    /// sends `connected`; the others wait until it is open, then are handled as usual.
+    /// The connection when this frame still needs handling.
+    async fn opening(
+        &self,
+        connection: GatewayConnection,
+        text: &str,
+    ) -> Option<GatewayConnection> {
+        let connection_id = connection.connection_id.clone();
+        let can_open = connection.identity.is_some() || is_auth(text);
+        if can_open {
+            match self.table.claim(connection_id.clone()).await {
+                Ok(true) => return self.open(connection, text).await,
+                Ok(false) => {}
+                Err(err) => {
+                    self.refuse_for_store(&connection_id, err).await;
+                    return None;
                 }
             }
+        }
+        let deadline = tokio::time::Instant::now() + OPENING_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(OPENING_POLL).await;
+            match self.table.get(connection_id.clone()).await {
+                Ok(Some(connection)) if connection.is_open() => return Some(connection),
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(err) => {
+                    self.refuse_for_store(&connection_id, err).await;
+                    return None;
+                }
+            }
+        }
+        let (code, error) = if connection.identity.is_some() {
+            (
+                CloseCode::TryAgainLater,
+                closing_error(CloseCode::TryAgainLater),
+            )
+        } else {
+            let err = crate::auth::AuthError::Missing;
+            let code = err.close_code(self.relay.config().auth_close_code);
+            (code, ErrorPayload::new(err.code(), err.to_string()))
         };
-        self.handle(connection, text).await;
-        self.settle().await;
+        self.refuse(&connection_id, error, code).await;
+        None
     }
 
     async fn refuse_for_store(&self, connection_id: &str, err: crate::store::StoreError) {
@@ -732,6 +793,7 @@ impl<A: App> GatewayServer<A> {
 
     async fn refuse(&self, connection_id: &str, error: ErrorPayload, code: CloseCode) {
         // The gateway's close cannot carry a code of ours: the error announces it.
+        tracing::info!(connection_id, close_code = code.code(), reason = %error.message, "closing a connection");
         let error = error.closing(code);
         self.post(
             connection_id,
@@ -844,6 +906,13 @@ impl<A: App> GatewayServer<A> {
                 return None;
             }
         }
+        tracing::info!(
+            connection_id = %connection_id,
+            user_id = %identity.user_id,
+            head = start.head.get(),
+            replayed = start.missed.len(),
+            "connection opened"
+        );
         // What was stored while it opened: events its mark did not cover yet.
         self.bus.deliver(connection.clone(), None, None).await;
         self.tell_presence(&identity.user_id, true).await;

@@ -290,6 +290,35 @@ impl ConnectionTable for DynamoConnections {
         .boxed()
     }
 
+    fn claim(&self, connection_id: String) -> BoxFuture<'static, StoreResult<bool>> {
+        let this = self.clone();
+        async move {
+            let claimed = this
+                .client
+                .update_item()
+                .table_name(&this.table)
+                .set_key(Some(id_key(connection_id)))
+                .update_expression("SET opening = :yes")
+                .condition_expression(
+                    "attribute_exists(connectionId) AND attribute_not_exists(opening) AND attribute_not_exists(sent)",
+                )
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .send()
+                .await;
+            match claimed {
+                Ok(_) => Ok(true),
+                Err(err)
+                    if err.as_service_error().and_then(|err| err.code())
+                        == Some("ConditionalCheckFailedException") =>
+                {
+                    Ok(false)
+                }
+                Err(err) => Err(failed(err)),
+            }
+        }
+        .boxed()
+    }
+
     fn touch(&self, connection_id: String, at_ms: u64) -> BoxFuture<'static, StoreResult<()>> {
         let this = self.clone();
         async move {

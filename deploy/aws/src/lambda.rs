@@ -104,7 +104,7 @@ impl Settings {
 
     /// The app's server over DynamoDB and the Management API, with the SDK's usual
     /// credentials and region (and `AWS_ENDPOINT_URL_DYNAMODB`, for an emulator).
-    pub async fn server<A: App>(&self, app: A) -> Result<GatewayServer<A>, Error> {
+    pub async fn server<A: App + Clone>(&self, app: A) -> Result<GatewayServer<A>, Error> {
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&shared);
         let management = aws_sdk_apigatewaymanagement::config::Builder::from(&shared)
@@ -115,7 +115,27 @@ impl Settings {
         let gateway = Arc::new(ManagementApi::new(
             aws_sdk_apigatewaymanagement::Client::from_conf(management),
         ));
-        Ok(GatewayServer::start(self.config.clone(), app, store, table, gateway).await?)
+        // Instances starting together race to seed the app's data; the loser's
+        // transaction is cancelled (nothing written) and it tries again.
+        let mut attempt = 0;
+        loop {
+            let store = Arc::clone(&store) as Arc<dyn relaywire_server::store::Store>;
+            let table = Arc::clone(&table) as Arc<dyn relaywire_server::gateway::ConnectionTable>;
+            let gateway = Arc::clone(&gateway) as Arc<dyn relaywire_server::gateway::Gateway>;
+            match GatewayServer::start(self.config.clone(), app.clone(), store, table, gateway)
+                .await
+            {
+                Ok(server) => return Ok(server),
+                Err(relaywire_server::ServerError::Store(err))
+                    if err.is_transient() && attempt < 5 =>
+                {
+                    attempt += 1;
+                    tracing::warn!(error = %err, attempt, "starting the app failed; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
 }
 
@@ -277,7 +297,7 @@ pub async fn authorize(
 }
 
 /// Runs the WebSocket routes' function for `app`.
-pub async fn run_websocket<A: App>(settings: &Settings, app: A) -> Result<(), Error> {
+pub async fn run_websocket<A: App + Clone>(settings: &Settings, app: A) -> Result<(), Error> {
     let server = Arc::new(settings.server(app).await?);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
@@ -302,7 +322,7 @@ pub async fn run_authorizer(settings: &Settings) -> Result<(), Error> {
 
 /// Runs the HTTP API's function for `app`: the same routes as the socket server's
 /// (`/api/...`), everything they send reaching the gateway before each response.
-pub async fn run_http<A: App>(settings: &Settings, app: A) -> Result<(), Error> {
+pub async fn run_http<A: App + Clone>(settings: &Settings, app: A) -> Result<(), Error> {
     let server = Arc::new(settings.server(app).await?);
     lambda_http::run(server_router(server)).await
 }

@@ -7,6 +7,7 @@
 mod connections;
 pub mod lambda;
 mod management;
+pub mod simulator;
 mod store;
 
 pub use connections::{DynamoConnections, USER_INDEX};
