@@ -1121,17 +1121,10 @@ impl<A: App> Detached<A> {
         relay: Relay<A::Protocol>,
         identity: Identity,
         (conn_id, wire): (ConnId, Wire),
-        user_limiter: SharedLimiter,
+        limits: Limits,
         (replies, outbound): (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>),
         close: Arc<watch::Sender<Option<CloseCode>>>,
     ) -> Self {
-        let limits = Limits::new(
-            RateLimiter::new(
-                relay.config().rate_limit_per_sec,
-                relay.config().rate_limit_burst,
-            ),
-            user_limiter,
-        );
         let token_deadline = deadline_of(identity.expires_at);
         Self {
             connection: Connection {
@@ -1234,12 +1227,19 @@ impl<A: App> FrameHarness<A> {
         )
         .await
         .map_err(|(failure, _)| crate::ServerError::Start(failure.0.message))?;
+        let limits = Limits::new(
+            RateLimiter::new(
+                relay.config().rate_limit_per_sec,
+                relay.config().rate_limit_burst,
+            ),
+            user_limiter,
+        );
         let mut detached = Detached::new(
             Arc::new(app),
             relay,
             identity,
             (conn_id, wire),
-            user_limiter,
+            limits,
             (outbound_tx, outbound),
             close,
         );

@@ -33,7 +33,7 @@ use crate::bus::{Bus, BusMessage};
 use crate::config::Config;
 use crate::connection::{Detached, Opening};
 use crate::hub::Reach;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{Limits, RateLimiter};
 use crate::relay::{Relay, encoded};
 use crate::store::{Store, StoreResult, with_seq};
 use crate::time::rfc3339;
@@ -41,6 +41,13 @@ use crate::time::rfc3339;
 /// How many times a delivery reads a connection's mark again after another invocation
 /// moved it first.
 const DELIVERY_ATTEMPTS: usize = 8;
+
+/// The pauses before a throttled post is tried again.
+const THROTTLED_PAUSES: [Duration; 3] = [
+    Duration::from_millis(50),
+    Duration::from_millis(150),
+    Duration::from_millis(400),
+];
 
 /// How long a frame that arrived before its connection opened waits for the opening
 /// (well within API Gateway's 29-second integration timeout).
@@ -299,12 +306,28 @@ impl GatewayBus {
         connections
     }
 
-    /// Posts one frame; a connection that is gone leaves the table.
+    /// Posts one frame; a connection that is gone leaves the table. A throttled post
+    /// is tried again after a pause, a few times: throttling is backpressure, and what
+    /// still does not go stays stored for the next delivery or the client's resume.
     async fn post(&self, connection_id: &str, frame: String) -> Result<(), PostError> {
-        let posted = self.gateway.post(connection_id.to_owned(), frame).await;
+        let mut posted = self
+            .gateway
+            .post(connection_id.to_owned(), frame.clone())
+            .await;
+        for pause in THROTTLED_PAUSES {
+            if posted != Err(PostError::Throttled) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            posted = self
+                .gateway
+                .post(connection_id.to_owned(), frame.clone())
+                .await;
+        }
         match &posted {
             Ok(()) => {}
             Err(PostError::Gone) => {
+                tracing::info!(connection_id, "the gateway says the connection is gone");
                 if let Err(err) = self.table.remove(connection_id.to_owned()).await {
                     tracing::warn!(error = %err, connection_id, "forgetting a gone connection failed");
                 }
@@ -956,7 +979,8 @@ impl<A: App> GatewayServer<A> {
         let config = self.relay.config();
         // Nothing outlives the invocation to count a rate: API Gateway's route
         // throttling is the limit here.
-        let user_limiter = Arc::new(Mutex::new(RateLimiter::new(u32::MAX, u32::MAX)));
+        let unlimited = || RateLimiter::new(u32::MAX, u32::MAX);
+        let limits = Limits::new(unlimited(), Arc::new(Mutex::new(unlimited())));
         let (replies, queue) = tokio::sync::mpsc::channel(config.outbound_queue);
         let close = Arc::new(watch::channel(None).0);
         let mut detached = Detached::new(
@@ -964,7 +988,7 @@ impl<A: App> GatewayServer<A> {
             self.relay.clone(),
             identity.clone(),
             (0, Wire::new(GATEWAY_PROTOCOL)),
-            user_limiter,
+            limits,
             (replies, queue),
             close,
         );

@@ -260,6 +260,21 @@ impl Drop for Redis {
     }
 }
 
+/// moto's server (what `python3 -m moto.server` runs), with one lock around each
+/// request: moto handles requests on threads and locks nothing, so two transactions can
+/// interleave, where DynamoDB isolates them. Serialized, its transactions are atomic.
+const MOTO_SERIALIZED: &str = r#"
+import sys, threading
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+def serialized(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+run_simple("127.0.0.1", int(sys.argv[1]), serialized, threaded=True)
+"#;
+
 /// A private moto server (PyPI's `moto[server]`): DynamoDB and other AWS APIs,
 /// in memory, on a free port.
 #[derive(Debug)]
@@ -269,25 +284,18 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts `moto_server` on a free port.
+    /// Starts moto's server on a free port.
     pub fn start() -> Result<Self, String> {
         let port = free_port()?;
-        // The module, not the `moto_server` script: no PATH or shim to depend on.
         let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+            .args(["-c", MOTO_SERIALIZED, &port.to_string()])
+            .env("MOTO_PORT", port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|err| {
-                format!("cannot run python3 -m moto.server ({err}): pip install 'moto[server]'")
+                format!("cannot run python3 with moto ({err}): pip install 'moto[server]'")
             })?;
         let moto = Self { port, child };
         wait_port(port, "moto")?;

@@ -55,6 +55,11 @@ const CHECKS: &[Check] = &[
         run: docs,
     },
     Check {
+        name: "aws",
+        title: "the AWS template passes cfn-lint",
+        run: aws_template,
+    },
+    Check {
         name: "ts",
         title: "TypeScript: the generated types compile strictly and type the vectors",
         run: typescript,
@@ -250,6 +255,15 @@ fn docs() -> Result {
         ])
         .env("RUSTDOCFLAGS", "-D warnings")
         .run()
+}
+
+/// The SAM template, checked offline (the SAM transform included) by cfn-lint; the
+/// functions it names are the binaries the AWS tests run behind the simulator.
+fn aws_template() -> Result {
+    Cmd::new("cfn-lint", &project_root())
+        .args(["deploy/aws/template.yaml"])
+        .run()
+        .map_err(|err| format!("{err} (cfn-lint comes from PyPI: pip install cfn-lint)"))
 }
 
 fn typescript() -> Result {

@@ -80,6 +80,11 @@ fn id_token(user: &str, ttl: Duration) -> String {
 }
 
 async fn deploy(limits: Limits) -> Deployment {
+    deploy_with(limits, &[]).await
+}
+
+/// A deployment whose functions also get `settings` (over the defaults).
+async fn deploy_with(limits: Limits, settings: &[(&str, &str)]) -> Deployment {
     let moto = services::Moto::start().expect("moto starts");
     let dynamodb = relaywire_aws::local_client(&moto.url());
     DynamoStore::new(dynamodb.clone(), "relaywire")
@@ -112,6 +117,11 @@ async fn deploy(limits: Limits) -> Deployment {
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))
+    .chain(
+        settings
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+    )
     .collect();
     let functions = Functions {
         websocket: env!("CARGO_BIN_EXE_websocket").into(),
@@ -431,7 +441,8 @@ async fn the_http_api_pushes_through_the_gateway() {
 }
 
 /// Sends `count` messages from `sender`, then checks `receiver` got each exactly once,
-/// numbered without a gap, in the order they were stored.
+/// numbered without a gap, in the order they were stored. (Concurrent invocations may
+/// store a client's messages in another order than sent, as on API Gateway.)
 async fn all_arrive_once_in_order(
     sender: &Client<ChatProtocol>,
     receiver_status: &Client<ChatProtocol>,
@@ -439,18 +450,13 @@ async fn all_arrive_once_in_order(
     count: usize,
     between: Duration,
 ) {
-    let mut sent = Vec::new();
     for i in 0..count {
-        let text = format!("m{i}");
-        loop {
-            // A request that fails (its invocation failed, its connection was cut past
-            // the outbox's reach) is sent again, as an app would.
-            match sender.request(say("general", &text)).await {
-                Ok(_) => break,
-                Err(err) => tracing_warn(&format!("sending {text} again after {err:?}")),
-            }
-        }
-        sent.push(text);
+        // Durable: it waits in the outbox until acknowledged, and goes again, under
+        // the same id, on every new connection until then.
+        sender
+            .send(say("general", &format!("m{i}")))
+            .await
+            .expect("accepted");
         tokio::time::sleep(between).await;
     }
     let mut received = Vec::new();
@@ -459,9 +465,10 @@ async fn all_arrive_once_in_order(
         let next = tokio::time::timeout(WAIT, next_chat(receiver)).await;
         let Ok((content, seq)) = next else {
             panic!(
-                "only {} of {count} arrived: {received:?}; the receiver is {:?}",
+                "only {} of {count} arrived: {received:?}; the receiver is {:?}; the sender {:?}",
                 received.len(),
-                receiver_status.snapshot()
+                receiver_status.snapshot(),
+                sender.snapshot()
             );
         };
         let seq = seq.expect("numbered");
@@ -479,8 +486,12 @@ async fn all_arrive_once_in_order(
     assert_eq!(sorted.len(), count, "each message once: {received:?}");
 }
 
-fn tracing_warn(text: &str) {
-    eprintln!("{text}");
+/// Cuts every connection `times` times, `every` apart.
+async fn cut_repeatedly(simulator: &Simulator, times: usize, every: Duration) {
+    for _ in 0..times {
+        tokio::time::sleep(every).await;
+        simulator.cut_all();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,15 +511,7 @@ async fn cuts_and_the_two_hour_cap_lose_nothing() {
     bob.wait_for(Status::Open, WAIT)
         .await
         .expect("bob connects");
-    let cutting = {
-        let cuts = async {
-            for _ in 0..3 {
-                tokio::time::sleep(Duration::from_millis(1_300)).await;
-                deployment.simulator.cut_all();
-            }
-        };
-        cuts
-    };
+    let cutting = cut_repeatedly(&deployment.simulator, 3, Duration::from_millis(1_300));
     let sending = all_arrive_once_in_order(
         &alice,
         &bob,
@@ -517,4 +520,163 @@ async fn cuts_and_the_two_hour_cap_lose_nothing() {
         Duration::from_millis(150),
     );
     tokio::join!(cutting, sending);
+}
+
+/// The chaos run: invocations fail (API Gateway tells the client `Internal server
+/// error`) or are slow, the Management API throttles, connections are cut and capped;
+/// every message reaches the receiver once, numbered in order: what an invocation
+/// failed on stays in the sender's outbox and goes again, under its id, on the next
+/// connection.
+/// `RELAYWIRE_CHAOS_MESSAGES` makes it longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_nothing_lost_nothing_doubled_order_kept() {
+    let messages: usize = std::env::var("RELAYWIRE_CHAOS_MESSAGES")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(60);
+    let limits = Limits {
+        max_duration: Duration::from_secs(4),
+        ..Limits::default()
+    };
+    let deployment = deploy(limits).await;
+    let faults = deployment.simulator.faults();
+    faults.fail_invocations(50);
+    faults.delay_invocations(Duration::from_millis(80));
+    faults.throttle_posts(30);
+    let (alice, _alice_messages) = Client::connect(options(&deployment, "alice")).expect("options");
+    let (bob, mut bob_messages) = Client::connect(options(&deployment, "bob")).expect("options");
+    alice
+        .wait_for(Status::Open, WAIT)
+        .await
+        .expect("alice connects");
+    bob.wait_for(Status::Open, WAIT)
+        .await
+        .expect("bob connects");
+    let cuts = messages / 15;
+    let cutting = cut_repeatedly(&deployment.simulator, cuts, Duration::from_millis(1_700));
+    let sending = all_arrive_once_in_order(
+        &alice,
+        &bob,
+        &mut bob_messages,
+        messages,
+        Duration::from_millis(60),
+    );
+    tokio::join!(cutting, sending);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_a_connection_past_the_idle_timeout_and_silence_ends_it() {
+    let limits = Limits {
+        // API Gateway's 10 minutes, shortened; the heartbeat goes below it.
+        idle_timeout: Duration::from_millis(1_500),
+        ..Limits::default()
+    };
+    let deployment = deploy_with(limits, &[("HEARTBEAT_INTERVAL", "400")]).await;
+    let (alice, _messages) = Client::connect(options(&deployment, "alice")).expect("options");
+    alice
+        .wait_for(Status::Open, WAIT)
+        .await
+        .expect("alice connects");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(alice.snapshot().status, Status::Open);
+    assert_eq!(deployment.simulator.accepted(), 1, "never reconnected");
+
+    // A client that says nothing is closed with 1001 once idle.
+    let token = id_token("carol", Duration::from_secs(3600));
+    let mut silent = raw_connect(&deployment, &format!("?token={token}"), &[], "relaywire.v4")
+        .await
+        .expect("allowed");
+    let closed = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(frame)) = silent.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = frame {
+                return frame.map(|frame| u16::from(frame.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, Some(1001));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_over_api_gateways_limit_close_the_connection_and_clients_are_told_the_limit() {
+    let deployment = deploy(Limits::default()).await;
+    let token = id_token("carol", Duration::from_secs(3600));
+    let mut socket = raw_connect(&deployment, &format!("?token={token}"), &[], "relaywire.v4")
+        .await
+        .expect("allowed");
+    socket
+        .send(r#"{"type":"ping","payload":{}}"#.into())
+        .await
+        .expect("sent");
+    let connected = next_json(&mut socket).await;
+    let limit = connected["payload"]["maxMessageBytes"]
+        .as_u64()
+        .expect("a limit");
+    assert!(limit <= 32 * 1024, "{connected}");
+    let big = format!(
+        r#"{{"type":"chat:message","payload":{{"chatId":"general","content":"{}"}}}}"#,
+        "x".repeat(40 * 1024)
+    );
+    let _ = socket.send(big.into()).await;
+    let closed = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(frame)) = socket.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = frame {
+                return frame.map(|frame| u16::from(frame.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, Some(1009));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notification_service_runs_on_the_same_functions() {
+    use relaywire_notify_server::{NotifyProtocol, NotifyServer, SendMessage as Send};
+    let deployment = deploy_with(Limits::default(), &[("RELAYWIRE_APP", "notify")]).await;
+    let connect = |user: &str| {
+        let mut options = Options::<NotifyProtocol>::new(
+            deployment.simulator.websocket_url(),
+            Auth::Token(id_token(user, Duration::from_secs(3600))),
+        );
+        options.core.request_timeout_ms = 5_000;
+        Client::connect(options).expect("options")
+    };
+    let (alice, _) = connect("alice");
+    let (bob, mut bob_messages) = connect("bob");
+    alice
+        .wait_for(Status::Open, WAIT)
+        .await
+        .expect("alice connects");
+    bob.wait_for(Status::Open, WAIT)
+        .await
+        .expect("bob connects");
+    alice
+        .request(
+            Send {
+                to: vec!["bob".into()],
+                kind: "greeting".into(),
+                data: Some(json!({ "text": "hi" })),
+            }
+            .into(),
+        )
+        .await
+        .expect("stored");
+    let message = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(NotifyServer::Message(message)) = bob_messages.recv().await {
+                return message;
+            }
+        }
+    })
+    .await
+    .expect("bob gets it");
+    assert_eq!(
+        (message.from.as_deref(), message.kind.as_str()),
+        (Some("alice"), "greeting")
+    );
+    assert_eq!(message.seq.map(|seq| seq.get()), Some(1));
 }

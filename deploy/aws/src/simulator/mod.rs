@@ -147,6 +147,7 @@ struct Shared {
     connections: std::sync::Mutex<HashMap<String, Held>>,
     faults: Arc<Faults>,
     serial: AtomicU64,
+    accepted: AtomicU64,
 }
 
 /// A running simulator; dropping it stops the functions.
@@ -268,43 +269,12 @@ impl Shared {
 
 /// The query string as pairs, decoded.
 fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|raw| url_pairs(raw)).unwrap_or_default()
-}
-
-fn url_pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(key), decode(value))
-        })
-        .collect()
-}
-
-fn decode(text: &str) -> String {
-    let text = text.replace('+', " ");
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) => match u8::from_str_radix(&String::from_utf8_lossy(hex), 16) {
-                Ok(byte) => {
-                    out.push(byte);
-                    i += 3;
-                }
-                Err(_) => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    raw.map(|raw| {
+        form_urlencoded::parse(raw.as_bytes())
+            .into_owned()
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn status_of(value: &Value) -> u16 {
@@ -446,6 +416,7 @@ async fn serve(
 ) {
     let (out, mut outbound) = mpsc::unbounded_channel();
     held.out = out;
+    shared.accepted.fetch_add(1, Ordering::Relaxed);
     let connected_at_ms = held.connected_at_ms;
     let last_active = Arc::clone(&held.last_active_ms);
     let source = (held.source_ip.clone(), held.user_agent.clone());
@@ -639,7 +610,6 @@ async fn management(
     if stage != shared.stage {
         return aws_error(StatusCode::NOT_FOUND, "NotFoundException");
     }
-    let connection_id = decode(&connection_id);
     match method {
         Method::POST => {
             if body.len() > shared.limits.max_message_bytes {
@@ -816,6 +786,7 @@ impl Simulator {
             connections: std::sync::Mutex::new(HashMap::new()),
             faults: Arc::new(Faults::default()),
             serial: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
         });
         let router = Router::new()
             .route(&format!("/{stage}"), get(handshake))
@@ -875,6 +846,11 @@ impl Simulator {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len()
+    }
+
+    /// How many connections it accepted since it started.
+    pub fn accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
     }
 
     /// Cuts every connection, as a network failure would (no close frame: 1006).
