@@ -1027,12 +1027,15 @@ fn is_auth(text: &str) -> bool {
 }
 
 /// Verifies the token of a gateway's handshake, for its authorizer: the query's
-/// `token`, then `Authorization: Bearer`, then the configured cookies; none (or the
-/// client saying `?auth=message`) means the client authenticates by message.
+/// `token`, then `Authorization: Bearer`, then the configured cookies (only from the
+/// site's own origin or one `CORS_ORIGIN` names); none (or the client saying
+/// `?auth=message`) means the client authenticates by message. A page of an origin
+/// not allowed is refused, as by the socket server.
 #[derive(Debug)]
 pub struct HandshakeVerifier {
     verifier: Verifier,
     cookies: Vec<String>,
+    origins: crate::origin::Origins,
 }
 
 impl HandshakeVerifier {
@@ -1041,6 +1044,7 @@ impl HandshakeVerifier {
         Self {
             verifier: Verifier::new(&config.auth),
             cookies: config.auth_cookies.clone(),
+            origins: crate::origin::Origins::new(&config.allowed_origins),
         }
     }
 
@@ -1050,6 +1054,12 @@ impl HandshakeVerifier {
         headers: &axum::http::HeaderMap,
         query: &[(String, String)],
     ) -> Result<Option<Identity>, ErrorPayload> {
+        if !self.origins.allows(headers) {
+            return Err(ErrorPayload::new(
+                ErrorCode::Forbidden,
+                "origin not allowed",
+            ));
+        }
         let (param, by_message) = relaywire_protocol::AUTH_BY_MESSAGE;
         if query
             .iter()
@@ -1062,7 +1072,10 @@ impl HandshakeVerifier {
             .find(|(key, value)| key == "token" && !value.is_empty())
             .map(|(_, value)| value.clone())
             .or_else(|| crate::auth::bearer_token(headers))
-            .or_else(|| token_from_cookies(headers, &self.cookies));
+            // A page of another origin must not connect as the user its cookie names.
+            .or_else(|| {
+                token_from_cookies(headers, self.origins.usable_cookies(headers, &self.cookies))
+            });
         let Some(token) = token else {
             return Ok(None);
         };

@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: builds the client, the npm package and the React app, and serves
 //! the app from the reference chat server at one URL. `--cluster` serves it from three
 //! nodes on a private PostgreSQL and Redis instead, one URL each; `--rust` serves the
-//! chat page written in Rust (`examples/web-chat`) instead of the React app.
+//! chat page written in Rust (`examples/web-chat`) instead of the React app;
+//! `--aws-local` serves the React app from the serverless deployment, run locally.
 
 use std::process::{Command, Stdio};
 
@@ -15,9 +16,10 @@ pub(crate) fn run(args: &[String]) -> Result {
         [] => false,
         [flag] if flag == "--cluster" => return run_cluster(),
         [flag] if flag == "--rust" => true,
+        [flag] if flag == "--aws-local" => return run_aws_local(),
         [arg, ..] => {
             return Err(format!(
-                "`cargo xtask demo` takes `--cluster` or `--rust`, got `{arg}`"
+                "`cargo xtask demo` takes `--cluster`, `--rust` or `--aws-local`, got `{arg}`"
             ));
         }
     };
@@ -62,6 +64,21 @@ pub(crate) fn run(args: &[String]) -> Result {
     } else {
         Err(format!("the server stopped: {status}"))
     }
+}
+
+/// The React app, unchanged, on the serverless deployment: the local API Gateway (the
+/// WebSocket API at `/ws`, the HTTP API and the app's files on one origin) with the
+/// Lambda functions behind it and moto's DynamoDB.
+fn run_aws_local() -> Result {
+    let dist = app::build(app::REACT_CHAT)?;
+    let port = free_port(8080)?;
+    let local = crate::aws_local::AwsLocal::start(port, &dist, &[])?;
+    println!(
+        "demo: open {} in two windows (one private) and sign in as two users; \
+         Ctrl-C stops the simulator, its functions and moto",
+        local.url()
+    );
+    local.wait()
 }
 
 /// Nodes of the demo cluster.

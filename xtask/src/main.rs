@@ -1,13 +1,14 @@
 //! Relaywire's project automation. Run `cargo xtask help`.
 
 mod app;
+mod aws_local;
 mod bench;
 mod cmd;
 mod codegen;
 mod demo;
 mod fuzz;
 mod package;
-// The tests' private PostgreSQL and Redis, shared as one file (std only) rather than
+// The tests' private PostgreSQL, Redis and moto, shared as one file (std only) rather than
 // through the test crate, which would make the xtask build the whole server.
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../tests/src/services.rs"]
@@ -31,7 +32,9 @@ tasks:
             `wasm-pack test --headless --chrome client-wasm` run beside it
   demo      build and start the reference chat server with the example app
             (`--cluster`: three nodes on a private PostgreSQL and Redis;
-            `--rust`: the chat page written in Rust instead of the React app)
+            `--rust`: the chat page written in Rust instead of the React app;
+            `--aws-local`: the serverless deployment, its Lambda functions behind
+            the local API Gateway, on moto's DynamoDB)
   codegen   regenerate the generated TypeScript (bindings/) and the README tables
   package   build the npm package into target/npm/ (relaywire-<version>.tgz)
   bench     size, browser speed and server load beside socket.io and the native

@@ -115,6 +115,11 @@ const CHECKS: &[Check] = &[
         run: rust_web,
     },
     Check {
+        name: "aws-e2e",
+        title: "the React example app, unchanged, on the Lambda functions behind the local API Gateway",
+        run: aws_e2e,
+    },
+    Check {
         name: "e2e",
         title: "the React example app, two users in headless Chromium, with a server restart",
         run: e2e,
@@ -443,13 +448,23 @@ pub(crate) fn serve_tests() -> Result {
 /// it finds in `RELAYWIRE_APP` (its supervisor in `RELAYWIRE_SUPERVISOR`), with `extra`
 /// variables.
 fn page_script(script: &str, supervisor: &Supervisor, extra: &[(&str, String)]) -> Result {
+    node_script(
+        script,
+        (supervisor.server_url(), supervisor.control_url()),
+        extra,
+    )
+}
+
+/// Runs `node tests/e2e/<script>` against the app at `app`, which `control` takes down
+/// (`/kill`) and brings back (`/start`).
+fn node_script(script: &str, (app, control): (String, String), extra: &[(&str, String)]) -> Result {
     let chromium = ensure_chromium()?;
     let e2e = project_root().join("tests/e2e");
     ensure_npm_packages(&e2e)?;
     let mut command = Cmd::new("node", &e2e)
         .args([script])
-        .env("RELAYWIRE_APP", supervisor.server_url())
-        .env("RELAYWIRE_SUPERVISOR", supervisor.control_url())
+        .env("RELAYWIRE_APP", app)
+        .env("RELAYWIRE_SUPERVISOR", control)
         .env(
             "CHROMIUM",
             chromium.with_file_name("chromium").display().to_string(),
@@ -588,6 +603,26 @@ fn e2e() -> Result {
         &supervisor,
         &[
             ("RELAYWIRE_SERVICE_KEY", "e2e-tests-service-key".to_owned()),
+            ("RELAYWIRE_SCREENSHOTS", screenshots.display().to_string()),
+        ],
+    )
+}
+
+/// The React app's end-to-end script (`chat.mjs`), unchanged, against the serverless
+/// deployment run locally: "killing the server" takes the gateway down (connections
+/// cut, handshakes refused), "starting" it brings it back.
+fn aws_e2e() -> Result {
+    let dist = app::build(app::REACT_CHAT)?;
+    let key = "aws-e2e-service-key";
+    let port = free_port(0)?;
+    let local =
+        crate::aws_local::AwsLocal::start(port, &dist, &[("SERVICE_KEYS", key.to_owned())])?;
+    let screenshots = target_dir().join("aws-e2e");
+    node_script(
+        "chat.mjs",
+        (local.url(), local.control_url()),
+        &[
+            ("RELAYWIRE_SERVICE_KEY", key.to_owned()),
             ("RELAYWIRE_SCREENSHOTS", screenshots.display().to_string()),
         ],
     )

@@ -148,6 +148,8 @@ struct Shared {
     faults: Arc<Faults>,
     serial: AtomicU64,
     accepted: AtomicU64,
+    /// Down on purpose: handshakes are refused (503).
+    down: std::sync::atomic::AtomicBool,
 }
 
 /// A running simulator; dropping it stops the functions.
@@ -287,6 +289,13 @@ fn status_of(value: &Value) -> u16 {
 
 /// `GET /{stage}`: the authorizer, `$connect`, and the upgrade it allows.
 async fn handshake(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if shared.down.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"message":"Service Unavailable"}"#,
+        )
+            .into_response();
+    }
     let (mut parts, _) = request.into_parts();
     let headers = parts.headers.clone();
     let query = query_pairs(parts.uri.query());
@@ -747,9 +756,53 @@ async fn http_api(State(function): State<Arc<Function>>, request: Request) -> Re
     response
 }
 
+/// What the simulator serves beyond the APIs: a site on the HTTP API's port, as a
+/// custom domain puts an app, its HTTP API and its WebSocket API (at `/ws`) on one
+/// origin, so the browser sends its cookie with the handshake.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// The app's files, served before the HTTP API is asked.
+    pub static_dir: Option<PathBuf>,
+    /// Its port on 127.0.0.1 (0: a free one).
+    pub port: u16,
+}
+
+/// `POST /_simulator/{action}` on the site: `cut` every connection, take the gateway
+/// down (`kill`: connections cut, handshakes refused) or bring it back (`start`).
+async fn control(State(shared): State<Arc<Shared>>, Path(action): Path<String>) -> StatusCode {
+    match action.as_str() {
+        "cut" => {}
+        "kill" => shared.down.store(true, Ordering::Relaxed),
+        "start" => {
+            shared.down.store(false, Ordering::Relaxed);
+            return StatusCode::NO_CONTENT;
+        }
+        _ => return StatusCode::NOT_FOUND,
+    }
+    let connections = shared
+        .connections
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for held in connections.values() {
+        let _ = held.out.send(Out::Cut);
+    }
+    StatusCode::NO_CONTENT
+}
+
 impl Simulator {
     /// Starts the APIs on free ports of 127.0.0.1, and the functions against them.
     pub async fn start(stage: &str, limits: Limits, functions: Functions) -> std::io::Result<Self> {
+        Self::start_with_site(stage, limits, functions, None).await
+    }
+
+    /// Like [`Simulator::start`], with a site on the HTTP API's port (which needs the
+    /// HTTP API's function).
+    pub async fn start_with_site(
+        stage: &str,
+        limits: Limits,
+        functions: Functions,
+        site: Option<Site>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let websocket_addr = listener.local_addr()?;
         let domain = websocket_addr.to_string();
@@ -787,6 +840,7 @@ impl Simulator {
             faults: Arc::new(Faults::default()),
             serial: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            down: std::sync::atomic::AtomicBool::new(false),
         });
         let router = Router::new()
             .route(&format!("/{stage}"), get(handshake))
@@ -798,11 +852,27 @@ impl Simulator {
         });
         let http_addr = match &http {
             Some(function) => {
-                let listener = TcpListener::bind("127.0.0.1:0").await?;
+                let port = site.as_ref().map_or(0, |site| site.port);
+                let listener = TcpListener::bind(("127.0.0.1", port)).await?;
                 let addr = listener.local_addr()?;
-                let router = Router::new()
-                    .fallback(any(http_api))
-                    .with_state(Arc::clone(function));
+                let api = any(http_api).with_state(Arc::clone(function));
+                let router = match site {
+                    None => Router::new().fallback_service(api),
+                    Some(site) => {
+                        let site_routes = Router::new()
+                            .route("/ws", get(handshake))
+                            .route("/_simulator/{action}", axum::routing::post(control))
+                            .with_state(Arc::clone(&shared));
+                        match site.static_dir {
+                            Some(dir) => site_routes.fallback_service(
+                                tower_http::services::ServeDir::new(dir)
+                                    .call_fallback_on_method_not_allowed(true)
+                                    .fallback(api),
+                            ),
+                            None => site_routes.fallback_service(api),
+                        }
+                    }
+                };
                 tokio::spawn(async move {
                     let _ = axum::serve(listener, router).await;
                 });
@@ -848,6 +918,17 @@ impl Simulator {
             .len()
     }
 
+    /// Stops the functions' processes (dropping the simulator does).
+    fn stop(&self) {
+        self.shared.websocket.stop();
+        if let Some(authorizer) = &self.shared.authorizer {
+            authorizer.stop();
+        }
+        if let Some(http) = &self._http {
+            http.stop();
+        }
+    }
+
     /// How many connections it accepted since it started.
     pub fn accepted(&self) -> u64 {
         self.shared.accepted.load(Ordering::Relaxed)
@@ -863,5 +944,11 @@ impl Simulator {
         for held in connections.values() {
             let _ = held.out.send(Out::Cut);
         }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

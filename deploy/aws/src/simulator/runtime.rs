@@ -48,8 +48,10 @@ struct Queue {
 /// One function: its Runtime API and its processes.
 pub(crate) struct Function {
     queue: Arc<Queue>,
-    /// Its processes: they stop (`kill_on_drop`) with it.
-    _children: Vec<Child>,
+    /// Its processes: they stop with it (`kill_on_drop`), or at [`Function::stop`].
+    children: std::sync::Mutex<Vec<Child>>,
+    /// Stops its Runtime API.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Function {
@@ -152,8 +154,14 @@ impl Function {
             .with_state(Arc::clone(&queue));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let (stopping, mut stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let stop = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await;
         });
         let mut children = Vec::with_capacity(instances);
         for instance in 0..instances {
@@ -171,7 +179,8 @@ impl Function {
         }
         Ok(Self {
             queue,
-            _children: children,
+            children: std::sync::Mutex::new(children),
+            stopping,
         })
     }
 
@@ -203,5 +212,18 @@ impl Function {
                 Err(InvokeError::TimedOut)
             }
         }
+    }
+
+    /// Kills its processes, then stops its Runtime API (in that order, so no process
+    /// sees its API vanish and reports it).
+    pub(crate) fn stop(&self) {
+        let mut children = self
+            .children
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for child in children.iter_mut() {
+            let _ = child.start_kill();
+        }
+        self.stopping.send_replace(true);
     }
 }
