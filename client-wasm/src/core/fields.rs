@@ -198,8 +198,8 @@ pub fn read(descriptor: &Descriptor, type_name: Option<&str>, payload: &impl Fie
             code: ErrorCode::from_wire(&payload.text(Key::Code).unwrap_or_default()),
             close_code: payload
                 .number(Key::CloseCode)
-                .and_then(whole_u32)
-                .and_then(|code| u16::try_from(code).ok()),
+                .filter(|code| (1000.0..=4999.0).contains(code))
+                .map(|code| code as u16),
         },
         "user:online" => match (payload.text(Key::UserId), payload.flag(Key::Online)) {
             (Some(user_id), Some(online)) => Inbound::Presence { user_id, online },

@@ -474,7 +474,7 @@ pub struct Core<F, M> {
     session: Option<Session>,
     last_seq: Option<u64>,
     /// The close code the server announced in an `error` on this socket.
-    announced_close: Option<CloseCode>,
+    announced_close: Option<u16>,
     last_error: Option<LastError>,
     outbox: VecDeque<Tracked<F>>,
     next_serial: u64,
@@ -933,11 +933,10 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
                 code,
                 close_code,
             } => {
-                let close_code = close_code.map(CloseCode::from);
                 self.announced_close = close_code;
                 self.last_error = Some(LastError {
                     code: FailureCode::Server(code),
-                    close_code,
+                    close_code: None,
                 });
                 self.changed();
             }
@@ -1225,7 +1224,7 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
         // announced it in an `error` just before: that code's policy applies.
         let code = match (code, self.announced_close.take()) {
             (CloseCode::Normal | CloseCode::NoStatus | CloseCode::Abnormal, Some(announced)) => {
-                announced
+                CloseCode::from(announced)
             }
             (code, _) => code,
         };
