@@ -41,7 +41,7 @@ impl AwsLocal {
             .env("SIMULATOR_STATIC_DIR", static_dir)
             .env("RELAYWIRE_APP", "chat-demo")
             .env("DEV_LOGIN", "true")
-            .env("JWT_SECRET", random_secret()?)
+            .env("JWT_SECRET", crate::demo::random_secret()?)
             .env("LOG_LEVEL", "warn");
         for (key, value) in env {
             command.env(key, value);
@@ -109,14 +109,4 @@ impl Drop for AwsLocal {
         let _ = self.simulator.kill();
         let _ = self.simulator.wait();
     }
-}
-
-/// A fresh HS256 secret for the demo's dev login, shared by the functions.
-fn random_secret() -> Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut random| random.read_exact(&mut bytes))
-        .map_err(|err| format!("cannot read /dev/urandom: {err}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -148,7 +148,7 @@ fn run_cluster() -> Result {
 }
 
 /// 32 random hex digits from the kernel, for the demo's shared `JWT_SECRET`.
-fn random_secret() -> Result<String> {
+pub(crate) fn random_secret() -> Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")

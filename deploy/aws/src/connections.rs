@@ -91,6 +91,13 @@ fn connection_of(item: &Item) -> GatewayConnection {
     }
 }
 
+/// Whether a write was refused by its condition (the row moved on, or is gone).
+fn condition_failed<E: ProvideErrorMetadata, R>(
+    err: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> bool {
+    err.as_service_error().and_then(|err| err.code()) == Some("ConditionalCheckFailedException")
+}
+
 fn id_key(connection_id: String) -> Item {
     HashMap::from([("connectionId".to_owned(), s(connection_id))])
 }
@@ -278,12 +285,7 @@ impl ConnectionTable for DynamoConnections {
             };
             match request.send().await {
                 Ok(_) => Ok(true),
-                Err(err)
-                    if err.as_service_error().and_then(|err| err.code())
-                        == Some("ConditionalCheckFailedException") =>
-                {
-                    Ok(false)
-                }
+                Err(err) if condition_failed(&err) => Ok(false),
                 Err(err) => Err(failed(err)),
             }
         }
@@ -307,9 +309,7 @@ impl ConnectionTable for DynamoConnections {
                 .await;
             match claimed {
                 Ok(_) => Ok(true),
-                Err(err)
-                    if err.as_service_error().and_then(|err| err.code())
-                        == Some("ConditionalCheckFailedException") =>
+                Err(err) if condition_failed(&err) =>
                 {
                     Ok(false)
                 }
@@ -335,12 +335,7 @@ impl ConnectionTable for DynamoConnections {
             match touched {
                 Ok(_) => Ok(()),
                 // Gone meanwhile: nothing to note.
-                Err(err)
-                    if err.as_service_error().and_then(|err| err.code())
-                        == Some("ConditionalCheckFailedException") =>
-                {
-                    Ok(())
-                }
+                Err(err) if condition_failed(&err) => Ok(()),
                 Err(err) => Err(failed(err)),
             }
         }

@@ -139,8 +139,19 @@ impl Settings {
     }
 }
 
+/// A function's start: its settings from the environment, and its logging. Bad
+/// settings are logged, naming the variable, and end the function.
+pub fn start() -> Result<Settings, Error> {
+    let settings = Settings::from_env().inspect_err(|err| {
+        init_logging(None);
+        tracing::error!(error = %err, "bad configuration");
+    })?;
+    init_logging(Some(&settings));
+    Ok(settings)
+}
+
 /// Logs as JSON lines to stdout, which Lambda sends to CloudWatch.
-pub fn init_logging(settings: Option<&Settings>) {
+fn init_logging(settings: Option<&Settings>) {
     let level = settings.map_or("info", |settings| settings.config.log_level.as_str());
     let _ = tracing_subscriber::fmt()
         .json()

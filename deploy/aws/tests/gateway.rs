@@ -361,6 +361,28 @@ where
     }
 }
 
+/// The code of the close frame the socket gets next.
+async fn close_code<S>(socket: &mut S) -> Option<u16>
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    tokio::time::timeout(WAIT, async {
+        while let Some(Ok(frame)) = socket.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = frame {
+                return frame.map(|frame| u16::from(frame.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorizer_takes_the_token_from_the_cookie_the_query_or_the_header() {
     let deployment = deploy(Limits::default()).await;
@@ -621,16 +643,7 @@ async fn heartbeats_keep_a_connection_past_the_idle_timeout_and_silence_ends_it(
     let mut silent = raw_connect(&deployment, &format!("?token={token}"), &[], "relaywire.v4")
         .await
         .expect("allowed");
-    let closed = tokio::time::timeout(WAIT, async {
-        while let Some(Ok(frame)) = silent.next().await {
-            if let tokio_tungstenite::tungstenite::Message::Close(frame) = frame {
-                return frame.map(|frame| u16::from(frame.code));
-            }
-        }
-        None
-    })
-    .await
-    .expect("closed in time");
+    let closed = close_code(&mut silent).await;
     assert_eq!(closed, Some(1001));
 }
 
@@ -655,16 +668,7 @@ async fn frames_over_api_gateways_limit_close_the_connection_and_clients_are_tol
         "x".repeat(40 * 1024)
     );
     let _ = socket.send(big.into()).await;
-    let closed = tokio::time::timeout(WAIT, async {
-        while let Some(Ok(frame)) = socket.next().await {
-            if let tokio_tungstenite::tungstenite::Message::Close(frame) = frame {
-                return frame.map(|frame| u16::from(frame.code));
-            }
-        }
-        None
-    })
-    .await
-    .expect("closed in time");
+    let closed = close_code(&mut socket).await;
     assert_eq!(closed, Some(1009));
 }
 

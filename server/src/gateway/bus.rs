@@ -181,12 +181,14 @@ impl GatewayBus {
         Ok(statuses)
     }
 
-    /// The open connections of these users.
-    async fn open_connections(&self, users: &[String]) -> Vec<GatewayConnection> {
+    /// The connections of these users that live messages reach (see
+    /// [`GatewayConnection::is_live`]); numbered events reach only the open ones, which
+    /// [`GatewayBus::deliver`] checks.
+    async fn live_connections(&self, users: &[String]) -> Vec<GatewayConnection> {
         let mut connections = Vec::new();
         for user in users {
             match self.table.of_user(user.clone()).await {
-                Ok(found) => connections.extend(found.into_iter().filter(|c| c.is_open())),
+                Ok(found) => connections.extend(found.into_iter().filter(|c| c.is_live())),
                 Err(err) => {
                     tracing::warn!(error = %err, user_id = %user, "reading a user's connections failed")
                 }
@@ -312,7 +314,7 @@ impl GatewayBus {
                     let frame = Arc::clone(&frame);
                     let bus = Arc::clone(&self);
                     async move {
-                        for connection in bus.open_connections(&[user]).await {
+                        for connection in bus.live_connections(&[user]).await {
                             bus.deliver(connection, Some(seq), Some(&frame)).await;
                         }
                     }
@@ -320,7 +322,7 @@ impl GatewayBus {
                 futures_util::future::join_all(deliveries).await;
             }
             BusMessage::ToUsers { users, frame } => {
-                let connections = self.open_connections(&users).await;
+                let connections = self.live_connections(&users).await;
                 self.post_all(connections, &frame).await;
             }
             BusMessage::ToRoom {
@@ -339,12 +341,12 @@ impl GatewayBus {
                     .into_iter()
                     .filter(|member| Some(member.as_str()) != except.as_deref())
                     .collect();
-                let connections = self.open_connections(&members).await;
+                let connections = self.live_connections(&members).await;
                 self.post_all(connections, &frame).await;
             }
             BusMessage::Broadcast { frame } => {
                 let connections = match self.table.all().await {
-                    Ok(all) => all.into_iter().filter(|c| c.is_open()).collect(),
+                    Ok(all) => all.into_iter().filter(|c| c.is_live()).collect(),
                     Err(err) => {
                         tracing::warn!(error = %err, "reading the connections failed");
                         return;
@@ -358,7 +360,7 @@ impl GatewayBus {
                 // The gateway's close carries no code of ours: the error before it
                 // names it.
                 let frame = (self.announce)(code);
-                for connection in self.open_connections(&[user]).await {
+                for connection in self.live_connections(&[user]).await {
                     let _ = self.post(&connection.connection_id, frame.clone()).await;
                     let closed = self.gateway.close(connection.connection_id.clone()).await;
                     if let Err(err) = closed
@@ -376,7 +378,7 @@ impl GatewayBus {
             } => {
                 let told = self.presence_audience(&user, &rooms, &already).await;
                 let frame = (self.presence)(&user, online);
-                let connections = self.open_connections(&told).await;
+                let connections = self.live_connections(&told).await;
                 self.post_all(connections, &frame).await;
             }
         }

@@ -60,6 +60,13 @@ impl GatewayConnection {
         self.sent.is_some() && self.identity.is_some()
     }
 
+    /// Whether live messages (not numbered) reach it: once it is known who it is, a
+    /// little before `connected` is sent, so a message sent to a user whose client has
+    /// just seen `connected` is not missed; it may come just before `connected`.
+    pub fn is_live(&self) -> bool {
+        self.identity.is_some()
+    }
+
     fn user_id(&self) -> Option<&str> {
         self.identity
             .as_ref()

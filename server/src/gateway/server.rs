@@ -359,6 +359,26 @@ impl<A: App> GatewayServer<A> {
                 }
             }
         };
+        if connection.identity.is_none() {
+            // Known from now on: live messages reach it from here.
+            connection.identity = Some(identity.clone());
+            // The row written whole drops the claim: claimed again, or another
+            // frame opens it.
+            let written = match self.table.replace(connection.clone(), None).await {
+                Ok(true) => self.table.claim(connection_id.clone()).await,
+                Ok(false) => Ok(false),
+                Err(err) => Err(err),
+            };
+            match written {
+                Ok(true) => {}
+                // Closed, or claimed by another frame, meanwhile.
+                Ok(false) => return None,
+                Err(err) => {
+                    self.refuse_for_store(&connection_id, err).await;
+                    return None;
+                }
+            }
+        }
         let replay_limit = (config.outbound_queue / 2).max(1);
         let start = match self
             .relay

@@ -258,6 +258,17 @@ impl Shared {
         context
     }
 
+    /// Drops every connection's socket, with no close frame.
+    fn cut_all(&self) {
+        let connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for held in connections.values() {
+            let _ = held.out.send(Out::Cut);
+        }
+    }
+
     fn post_to(&self, connection_id: &str, out: Out) -> bool {
         let connections = self
             .connections
@@ -779,13 +790,7 @@ async fn control(State(shared): State<Arc<Shared>>, Path(action): Path<String>) 
         }
         _ => return StatusCode::NOT_FOUND,
     }
-    let connections = shared
-        .connections
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    for held in connections.values() {
-        let _ = held.out.send(Out::Cut);
-    }
+    shared.cut_all();
     StatusCode::NO_CONTENT
 }
 
@@ -936,14 +941,7 @@ impl Simulator {
 
     /// Cuts every connection, as a network failure would (no close frame: 1006).
     pub fn cut_all(&self) {
-        let connections = self
-            .shared
-            .connections
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for held in connections.values() {
-            let _ = held.out.send(Out::Cut);
-        }
+        self.shared.cut_all();
     }
 }
 
