@@ -150,6 +150,17 @@ pub fn start() -> Result<Settings, Error> {
     Ok(settings)
 }
 
+/// A function's exit status once its runtime ends: 1 after a failure, logged.
+pub fn exit_code(ended: Result<(), Error>) -> std::process::ExitCode {
+    match ended {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "the function stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Logs as JSON lines to stdout, which Lambda sends to CloudWatch.
 fn init_logging(settings: Option<&Settings>) {
     let level = settings.map_or("info", |settings| settings.config.log_level.as_str());

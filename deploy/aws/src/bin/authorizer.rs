@@ -1,8 +1,14 @@
 //! The WebSocket API's REQUEST authorizer for `$connect`, as a Lambda function.
 
-use relaywire_aws::lambda::{run_authorizer, start};
+use std::process::ExitCode;
+
+use relaywire_aws::lambda::{exit_code, run_authorizer, start};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    run_authorizer(&start()?).await
+async fn main() -> ExitCode {
+    // Bad settings were logged, naming the variable.
+    let Ok(settings) = start() else {
+        return ExitCode::from(2);
+    };
+    exit_code(run_authorizer(&settings).await)
 }

@@ -28,19 +28,38 @@ fn created(result: Result<(), StoreError>) -> Result<(), String> {
     }
 }
 
+/// Bad settings exit 2, naming the variable; anything else that fails, 1.
 #[tokio::main]
-async fn main() -> Result<(), String> {
-    let endpoint = variable("AWS_ENDPOINT_URL_DYNAMODB")
-        .ok_or("AWS_ENDPOINT_URL_DYNAMODB is not set: the DynamoDB emulator's URL")?;
-    let port: u16 = match variable("SIMULATOR_PORT") {
-        None => 8080,
-        Some(port) => port
-            .parse()
-            .map_err(|_| format!("SIMULATOR_PORT is not a port number: {port}"))?,
+async fn main() -> std::process::ExitCode {
+    let settings = variable("AWS_ENDPOINT_URL_DYNAMODB")
+        .ok_or("AWS_ENDPOINT_URL_DYNAMODB is not set: the DynamoDB emulator's URL".to_owned())
+        .and_then(|endpoint| match variable("SIMULATOR_PORT") {
+            None => Ok((endpoint, 8080)),
+            Some(port) => port
+                .parse::<u16>()
+                .map(|port| (endpoint, port))
+                .map_err(|_| format!("SIMULATOR_PORT is not a port number: {port}")),
+        });
+    let (endpoint, port) = match settings {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("gateway-simulator: {err}");
+            return std::process::ExitCode::from(2);
+        }
     };
+    match run(&endpoint, port).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("gateway-simulator: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(endpoint: &str, port: u16) -> Result<(), String> {
     let table = variable("RELAYWIRE_TABLE").unwrap_or_else(|| "relaywire".to_owned());
     let connections = variable("CONNECTIONS_TABLE").unwrap_or_else(|| "connections".to_owned());
-    let client = relaywire_aws::local_client(&endpoint);
+    let client = relaywire_aws::local_client(endpoint);
     created(
         DynamoStore::new(client.clone(), &table)
             .create_table()
