@@ -78,13 +78,7 @@ pub(crate) const NUMBER_ROOM: &str = "INSERT INTO heads (user_id, seq)
      ON CONFLICT (user_id) DO UPDATE SET seq = heads.seq + 1
      RETURNING user_id, seq";
 
-/// Files the event at `$1` under every member's new number (SQLite).
-pub(crate) const FILE_ROOM: &str = "INSERT INTO inbox (user_id, seq, event_position)
-     SELECT h.user_id, h.seq, CAST($1 AS BIGINT) FROM members m
-     JOIN heads h ON h.user_id = m.user_id
-     WHERE m.room_id = $2";
-
-/// PostgreSQL only: [`NUMBER_ROOM`] and [`FILE_ROOM`] as one statement (a
+/// PostgreSQL only: [`NUMBER_ROOM`] and filing under its numbers as one statement (a
 /// data-modifying `WITH`, which SQLite lacks), filing straight from the numbers it
 /// returns: one round trip and no join per fan-out, measured by `cargo xtask bench`'s
 /// statement profile.
