@@ -114,3 +114,67 @@ async fn a_job_failing_after_a_write_rolls_back_its_batch_and_the_rest_commit() 
     drop(store);
     thread.shut_down();
 }
+
+/// A file store whose commits take the WAL past its checkpoint threshold (a fan-out
+/// writes a page per member): nothing is lost or numbered twice, and the store reopens
+/// with all of it.
+#[tokio::test]
+async fn a_file_store_past_its_checkpoint_reopens_whole() {
+    let dir = std::env::temp_dir().join(format!(
+        "relaywire-checkpoint-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let location = Location::File(dir.join("store.db"));
+    let members: Vec<String> = (0..200).map(|i| format!("user-{i:03}")).collect();
+    let (store, thread) = SqliteStore::open(&location).expect("a file store");
+    store
+        .create_room(NewRoom {
+            id: "crowd".into(),
+            title: "Crowd".into(),
+            open: false,
+            members: members.clone(),
+        })
+        .await
+        .unwrap();
+    // Hundreds of pages a batch: about twice the 10,000-page checkpoint threshold.
+    for round in 0..20 {
+        let jobs: Vec<_> = (0..100)
+            .map(|i| {
+                store.publish(
+                    post(&format!("m{round}-{i}"), "crowd", "user-000"),
+                    Box::new(|_| {}),
+                )
+            })
+            .collect();
+        for result in futures_util::future::join_all(jobs).await {
+            result.expect("stored");
+        }
+    }
+    // Twice the threshold was written; a WAL that was never copied and started over
+    // would hold all of it.
+    let wal = std::fs::metadata(dir.join("store.db-wal")).unwrap().len();
+    assert!(wal < 12_000 * 4_120, "the WAL grew to {wal} bytes");
+    drop(store);
+    thread.shut_down();
+
+    let (store, thread) = SqliteStore::open(&location).expect("the store again");
+    let session = store
+        .open_session(
+            "user-199".into(),
+            "Last".into(),
+            Some(Seq::new(0).unwrap()),
+            5_000,
+            none(),
+        )
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = session.missed.iter().map(|(seq, _)| seq.get()).collect();
+    assert_eq!(seqs, (1..=2_000).collect::<Vec<_>>());
+    drop(store);
+    thread.shut_down();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
