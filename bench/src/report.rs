@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::browser::{BASELINE, BrowserReport};
-use crate::load::LoadReport;
+use crate::load::{Fanout, LoadReport};
 use crate::size::{SizeReport, Sizes};
 
 /// Where the README's table goes.
@@ -602,6 +602,21 @@ fn server_section(server: &LoadReport, out: &mut String) {
         ]);
     }
     out.push_str(&table.done());
+    if let Some(micros) = server
+        .servers
+        .first()
+        .and_then(|load| load.fanout.last())
+        .and_then(store_micros_per_delivery)
+    {
+        let _ = writeln!(
+            out,
+            "\nThe reference server's store thread spent {micros:.1} µs of CPU per delivery in \
+             its last run: each recipient's copy is numbered in that recipient's own stream \
+             (a row of its head updated, an inbox row written) and committed before anyone \
+             receives it. That thread is the fan-out's ceiling; its time grows with the \
+             recipients, not the messages."
+        );
+    }
     scale_out_section(server, out);
     if let Some(run) = server.servers.first().and_then(|s| s.fanout.last()) {
         let _ = writeln!(
@@ -742,18 +757,8 @@ fn losses(report: &Report) -> Vec<String> {
                 relaywire
                     .fanout
                     .last()
-                    .and_then(|run| {
-                        let store = run
-                            .server_cpu
-                            .iter()
-                            .find(|t| t.thread == "relaywire-store")?;
-                        (run.delivered > 0).then(|| {
-                            format!(
-                                " (the store thread {:.1} µs per delivery)",
-                                store.seconds * 1e6 / run.delivered as f64
-                            )
-                        })
-                    })
+                    .and_then(store_micros_per_delivery)
+                    .map(|micros| format!(" (the store thread {micros:.1} µs per delivery)"))
                     .unwrap_or_default()
             ));
         }
@@ -987,6 +992,15 @@ pub(crate) fn write(report: &Report, out_dir: &Path, readme: &Path) -> Result {
         write(readme, &updated)?;
     }
     Ok(())
+}
+
+/// The store thread's CPU time per delivery in a fan-out run, in microseconds.
+fn store_micros_per_delivery(run: &Fanout) -> Option<f64> {
+    let store = run
+        .server_cpu
+        .iter()
+        .find(|t| t.thread == "relaywire-store")?;
+    (run.delivered > 0).then(|| store.seconds * 1e6 / run.delivered as f64)
 }
 
 #[cfg(test)]
