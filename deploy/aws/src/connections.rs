@@ -292,6 +292,56 @@ impl ConnectionTable for DynamoConnections {
         .boxed()
     }
 
+    fn renew(
+        &self,
+        connection_id: String,
+        identity: Identity,
+    ) -> BoxFuture<'static, StoreResult<bool>> {
+        let this = self.clone();
+        async move {
+            // `name` and `roles` are DynamoDB reserved words.
+            let mut set = vec!["userId = :user", "#name = :name"];
+            let mut remove = Vec::new();
+            let mut request = this
+                .client
+                .update_item()
+                .table_name(&this.table)
+                .set_key(Some(id_key(connection_id)))
+                .condition_expression("attribute_exists(connectionId)")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_names("#roles", "roles")
+                .expression_attribute_values(":user", s(&identity.user_id))
+                .expression_attribute_values(":name", s(&identity.name));
+            if identity.roles.is_empty() {
+                remove.push("#roles");
+            } else {
+                set.push("#roles = :roles");
+                request = request.expression_attribute_values(
+                    ":roles",
+                    AttributeValue::Ss(identity.roles.clone()),
+                );
+            }
+            match expiry_secs(&identity) {
+                Some(expires) => {
+                    set.push("expiresAt = :expires");
+                    request = request.expression_attribute_values(":expires", n(expires));
+                }
+                None => remove.push("expiresAt"),
+            }
+            let mut update = format!("SET {}", set.join(", "));
+            if !remove.is_empty() {
+                update.push_str(" REMOVE ");
+                update.push_str(&remove.join(", "));
+            }
+            match request.update_expression(update).send().await {
+                Ok(_) => Ok(true),
+                Err(err) if condition_failed(&err) => Ok(false),
+                Err(err) => Err(failed(err)),
+            }
+        }
+        .boxed()
+    }
+
     fn claim(&self, connection_id: String) -> BoxFuture<'static, StoreResult<bool>> {
         let this = self.clone();
         async move {

@@ -102,6 +102,15 @@ pub trait ConnectionTable: Send + Sync + 'static {
         expected: Option<Seq>,
     ) -> BoxFuture<'static, StoreResult<bool>>;
 
+    /// Records who a connection is after its token was renewed, leaving the rest of its
+    /// row (`sent` above all, which deliveries move meanwhile) as it is; whether it is
+    /// still recorded.
+    fn renew(
+        &self,
+        connection_id: String,
+        identity: Identity,
+    ) -> BoxFuture<'static, StoreResult<bool>>;
+
     /// Claims the opening of a connection (marks it, if no invocation did): whether
     /// this invocation has it.
     fn claim(&self, connection_id: String) -> BoxFuture<'static, StoreResult<bool>>;

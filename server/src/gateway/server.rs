@@ -509,10 +509,15 @@ impl<A: App> GatewayServer<A> {
             }
         }
         if detached.identity() != &identity {
-            let mut renewed = connection.clone();
-            renewed.identity = Some(detached.identity().clone());
-            if let Err(err) = self.table.replace(renewed, connection.sent).await {
-                tracing::warn!(error = %err, "recording a renewed token failed");
+            // Only the identity: a delivery may have moved the row's mark meanwhile.
+            match self
+                .table
+                .renew(connection_id.clone(), detached.identity().clone())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => tracing::debug!(connection_id, "renewed a connection that is gone"),
+                Err(err) => tracing::warn!(error = %err, "recording a renewed token failed"),
             }
         }
         if let Some(code) = closing {

@@ -82,6 +82,21 @@ impl ConnectionTable for MemoryTable {
         async move { Ok(replaced) }.boxed()
     }
 
+    fn renew(
+        &self,
+        connection_id: String,
+        identity: Identity,
+    ) -> BoxFuture<'static, StoreResult<bool>> {
+        let renewed = match self.rows().get_mut(&connection_id) {
+            Some(row) => {
+                row.identity = Some(identity);
+                true
+            }
+            None => false,
+        };
+        async move { Ok(renewed) }.boxed()
+    }
+
     fn claim(&self, connection_id: String) -> BoxFuture<'static, StoreResult<bool>> {
         let claimed = self.rows().contains_key(&connection_id);
         async move { Ok(claimed) }.boxed()
