@@ -93,7 +93,7 @@ impl SqliteStore {
         // this many pages. A fan-out dirties an inbox page per member, so at SQLite's
         // 1,000 that copy ran every few batches and was a third of the store thread's
         // commit time; less often, a page changed many times is copied once. Fan-out
-        // to 200 went up by about a fifth in `cargo xtask bench`, its p99 still below
+        // to 200 went up by about a fifth in `cargo xtask bench`, its p99 about
         // Socket.IO's; the WAL may reach 40 MB. (A checkpoint on a thread of its own
         // was measured too: on two cores its copying competed with the clients, and
         // the WAL restarts only after a checkpoint the writer sees complete.)
