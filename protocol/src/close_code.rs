@@ -13,7 +13,8 @@ use std::fmt;
 ///
 /// assert_eq!(CloseCode::from(4002), CloseCode::TokenExpired);
 /// assert_eq!(CloseCode::TokenExpired.action(), CloseAction::RefreshToken);
-/// assert_eq!(CloseCode::GoingAway.action(), CloseAction::Reconnect);
+/// assert_eq!(CloseCode::GoingAway.action(), CloseAction::ReconnectSoon);
+/// assert_eq!(CloseCode::InternalError.action(), CloseAction::Reconnect);
 /// assert_eq!(CloseCode::SessionReplaced.action(), CloseAction::Stop);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,6 +74,11 @@ pub enum CloseCode {
 pub enum CloseAction {
     /// Reconnect with backoff.
     Reconnect,
+    /// The server is going away or restarting (1001, 1012) while others can take the
+    /// connection: the first retry after a healthy connection goes at once, spread over
+    /// a short jittered window (the jitter share of the first backoff step) so its
+    /// clients do not all come back together; retries after it back off as usual.
+    ReconnectSoon,
     /// Fetch a fresh token first, then reconnect; stop if that token fails too.
     RefreshToken,
     /// Do not reconnect; the application decides what happens next.
@@ -151,6 +157,7 @@ impl CloseCode {
             | CloseCode::UnsupportedVersion
             | CloseCode::Kicked => CloseAction::Stop,
             CloseCode::Other(4500..=4999) => CloseAction::Stop,
+            CloseCode::GoingAway | CloseCode::ServiceRestart => CloseAction::ReconnectSoon,
             _ => CloseAction::Reconnect,
         }
     }
@@ -247,11 +254,13 @@ mod tests {
         use CloseAction::*;
         let expected = [
             (1000, Stop),
-            (1001, Reconnect),
+            (1001, ReconnectSoon),
             (1006, Reconnect),
             (1008, RefreshToken),
             (1009, Reconnect),
             (1011, Reconnect),
+            (1012, ReconnectSoon),
+            (1013, Reconnect),
             (4001, RefreshToken),
             (4002, RefreshToken),
             (4003, Stop),

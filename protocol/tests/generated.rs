@@ -26,6 +26,9 @@ fn close_code_table() -> String {
     for code in CloseCode::ALL {
         let action = match code.action() {
             CloseAction::Reconnect => "reconnects with backoff",
+            CloseAction::ReconnectSoon => {
+                "reconnects at once (jittered) after a healthy connection, then with backoff"
+            }
             CloseAction::RefreshToken => {
                 "gets a fresh token once and reconnects; stops if that fails too"
             }

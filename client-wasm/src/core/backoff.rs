@@ -5,7 +5,9 @@
 ///
 /// The n-th retry waits `min(max_delay_ms, initial_delay_ms * factor^(n-1))`, less a
 /// random share of up to `jitter` of it, so clients that lost the same server do not
-/// come back at the same instant. The Next-Auth guide's settings are
+/// come back at the same instant. A server that closes a healthy connection going away
+/// or restarting (1001, 1012) gets one uncounted retry first, within `jitter ×
+/// initial_delay_ms`. The Next-Auth guide's settings are
 /// `ReconnectPolicy { max_attempts: Some(5), initial_delay_ms: 1000, max_delay_ms: 5000, .. }`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReconnectPolicy {

@@ -1243,15 +1243,27 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
         {
             self.attempt = 0;
         }
-        match code.action() {
-            CloseAction::Reconnect => {
+        let action = code.action();
+        match action {
+            CloseAction::Reconnect | CloseAction::ReconnectSoon => {
                 if !matches!(code, CloseCode::Abnormal | CloseCode::NoStatus) {
                     self.last_error = Some(LastError {
                         code: FailureCode::Client(ClientErrorCode::ConnectionClosed),
                         close_code: Some(code),
                     });
                 }
-                self.retry_later(now);
+                // Only after a healthy connection (a server that closes this way again
+                // and again gets the backoff), and never when retries are off.
+                let retries = self.options.reconnect.max_attempts != Some(0);
+                if action == CloseAction::ReconnectSoon
+                    && was_open.is_some()
+                    && self.attempt == 0
+                    && retries
+                {
+                    self.retry_soon(now);
+                } else {
+                    self.retry_later(now);
+                }
             }
             CloseAction::RefreshToken => {
                 let can_refresh = self.options.auth == Auth::Provider;
@@ -1296,6 +1308,22 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
         }
         let unit = self.rng.unit();
         let delay = self.options.reconnect.delay(self.attempt, unit);
+        self.set_phase(Phase::Waiting { until: now + delay });
+    }
+
+    /// The one early retry [`CloseAction::ReconnectSoon`] allows: within the jitter
+    /// share of the first backoff step, and not counted, so if it fails the backoff
+    /// starts from its first step.
+    fn retry_soon(&mut self, now: Millis) {
+        if !self.online {
+            self.set_phase(Phase::Offline);
+            return;
+        }
+        // The share jitter takes off the first step: 0 to `jitter × initial_delay_ms`.
+        let reconnect = self.options.reconnect;
+        // Never below zero: `delay` takes its share off a step of at most
+        // `initial_delay_ms`.
+        let delay = u64::from(reconnect.initial_delay_ms) - reconnect.delay(1, self.rng.unit());
         self.set_phase(Phase::Waiting { until: now + delay });
     }
 

@@ -510,15 +510,70 @@ fn a_healthy_connection_resets_the_retry_count() {
     h.establish(socket);
     // Open only briefly: the count goes on.
     h.advance(1_000);
-    h.closed(socket, 1001);
+    h.closed(socket, 1011);
     assert_eq!(h.core.attempt(), 3);
     let socket = Harness::expect_open(&h.advance(4_000));
     h.establish(socket);
     // Open for longer than reset_after: the count starts over.
     h.advance(6_000);
-    h.closed(socket, 1001);
+    h.closed(socket, 1011);
     assert_eq!(h.core.attempt(), 1);
     assert_eq!(h.core.next_retry_at().unwrap() - h.now, 1_000);
+}
+
+#[test]
+fn a_server_going_away_gets_one_early_jittered_retry_after_a_healthy_connection() {
+    for (code, seed) in [(1001, 7), (1012, 8), (1001, 9), (1012, 10)] {
+        let mut h = Harness::new(Options { seed, ..defaults() });
+        let socket = h.connect();
+        h.advance(6_000);
+        h.closed(socket, code);
+        assert_eq!(h.core.status(), Status::Reconnecting);
+        // Within the jitter share (0.5) of the first step (1,000 ms), not counted.
+        let wait = h.core.next_retry_at().unwrap() - h.now;
+        assert!(wait < 500, "close {code}: waits {wait} ms");
+        assert_eq!(h.core.attempt(), 0);
+        // The early retry fails: the backoff starts from its first step.
+        let socket = Harness::expect_open(&h.advance(wait));
+        h.closed(socket, 1006);
+        assert_eq!(h.core.attempt(), 1);
+        let wait = h.core.next_retry_at().unwrap() - h.now;
+        assert!((500..=1_000).contains(&wait), "then waits {wait} ms");
+        // Going away again right after connecting: the count goes on, no early retry.
+        let socket = Harness::expect_open(&h.advance(wait));
+        h.establish(socket);
+        h.advance(100);
+        h.closed(socket, code);
+        assert_eq!(h.core.attempt(), 2);
+        let wait = h.core.next_retry_at().unwrap() - h.now;
+        assert!((1_000..=2_000).contains(&wait), "and then {wait} ms");
+    }
+}
+
+#[test]
+fn with_retries_off_a_server_going_away_ends_the_client() {
+    let mut h = Harness::new(Options {
+        reconnect: ReconnectPolicy {
+            max_attempts: Some(0),
+            ..ReconnectPolicy::default()
+        },
+        ..no_jitter()
+    });
+    let socket = h.connect();
+    h.advance(6_000);
+    h.closed(socket, 1001);
+    assert_eq!(h.core.status(), Status::Failed);
+    assert_eq!(h.core.next_retry_at(), None);
+}
+
+#[test]
+fn without_jitter_a_server_going_away_is_retried_at_once() {
+    let mut h = Harness::new(no_jitter());
+    let socket = h.connect();
+    h.advance(6_000);
+    h.closed(socket, 1012);
+    assert_eq!(h.core.next_retry_at(), Some(h.now));
+    Harness::expect_open(&h.advance(0));
 }
 
 #[test]
