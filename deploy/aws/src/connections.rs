@@ -359,10 +359,7 @@ impl ConnectionTable for DynamoConnections {
                 .await;
             match claimed {
                 Ok(_) => Ok(true),
-                Err(err) if condition_failed(&err) =>
-                {
-                    Ok(false)
-                }
+                Err(err) if condition_failed(&err) => Ok(false),
                 Err(err) => Err(failed(err)),
             }
         }

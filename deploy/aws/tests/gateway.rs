@@ -308,16 +308,17 @@ async fn two_users_chat_read_type_and_see_each_other_through_the_gateway() {
     .await;
 }
 
+/// A socket opened without the client library.
+type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 /// A raw WebSocket handshake with these headers and query, offering `protocols`.
 async fn raw_connect(
     deployment: &Deployment,
     query: &str,
     headers: &[(&str, String)],
     protocols: &str,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    u16,
-> {
+) -> Result<RawSocket, u16> {
     let url = format!("{}{query}", deployment.simulator.websocket_url());
     let mut request = url.into_client_request().expect("a request");
     request.headers_mut().insert(
@@ -340,15 +341,7 @@ async fn raw_connect(
     }
 }
 
-async fn next_json<S>(socket: &mut S) -> Value
-where
-    S: futures_util::Stream<
-            Item = Result<
-                tokio_tungstenite::tungstenite::Message,
-                tokio_tungstenite::tungstenite::Error,
-            >,
-        > + Unpin,
-{
+async fn next_json(socket: &mut RawSocket) -> Value {
     loop {
         let frame = tokio::time::timeout(WAIT, socket.next())
             .await
@@ -362,15 +355,7 @@ where
 }
 
 /// The code of the close frame the socket gets next.
-async fn close_code<S>(socket: &mut S) -> Option<u16>
-where
-    S: futures_util::Stream<
-            Item = Result<
-                tokio_tungstenite::tungstenite::Message,
-                tokio_tungstenite::tungstenite::Error,
-            >,
-        > + Unpin,
-{
+async fn close_code(socket: &mut RawSocket) -> Option<u16> {
     tokio::time::timeout(WAIT, async {
         while let Some(Ok(frame)) = socket.next().await {
             if let tokio_tungstenite::tungstenite::Message::Close(frame) = frame {

@@ -261,12 +261,9 @@ async fn a_token_renewed_while_messages_flow_is_recorded() {
     .await
     .expect("the server starts");
     let now = SystemTime::now();
+    let secs = |at: SystemTime| at.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
     let token = |expires: SystemTime| {
-        let exp = expires
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_secs();
-        let claims = serde_json::json!({ "sub": "alice", "name": "Alice", "exp": exp });
+        let claims = serde_json::json!({ "sub": "alice", "name": "Alice", "exp": secs(expires) });
         jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),
             &claims,
@@ -287,9 +284,8 @@ async fn a_token_renewed_while_messages_flow_is_recorded() {
     let expiry = |row: Option<GatewayConnection>| {
         row.and_then(|row| row.identity)
             .and_then(|identity| identity.expires_at)
-            .map(|at| at.duration_since(UNIX_EPOCH).expect("after 1970").as_secs())
+            .map(secs)
     };
-    let secs = |at: SystemTime| at.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
     assert_eq!(
         expiry(connections.get("c1".into()).await.expect("read")),
         Some(secs(soon))
