@@ -1319,10 +1319,9 @@ impl<F: Clone + FrameSize, M: Clone> Core<F, M> {
             self.set_phase(Phase::Offline);
             return;
         }
-        // The share jitter takes off the first step: 0 to `jitter × initial_delay_ms`.
+        // The share jitter takes off the first step, 0 to `jitter × initial_delay_ms`;
+        // never below zero, since that step is at most `initial_delay_ms`.
         let reconnect = self.options.reconnect;
-        // Never below zero: `delay` takes its share off a step of at most
-        // `initial_delay_ms`.
         let delay = u64::from(reconnect.initial_delay_ms) - reconnect.delay(1, self.rng.unit());
         self.set_phase(Phase::Waiting { until: now + delay });
     }
