@@ -17,6 +17,7 @@ macro_rules! store_conformance {
             cursors_only_move_forward,
             history_pages_both_ways,
             membership_rules,
+            a_stream_holds_what_its_user_received_and_nothing_else,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -382,4 +383,99 @@ pub async fn membership_rules(store: &dyn Store) {
             .await,
         Err(StoreError::RoomExists(_))
     ));
+}
+
+/// A user's stream holds exactly what they received, in order, whatever came between:
+/// fan-outs they were away for are not in it, nor are other rooms', and an event sent
+/// to them alone sits between fan-outs; replay may start and stop anywhere in it.
+pub async fn a_stream_holds_what_its_user_received_and_nothing_else(store: &dyn Store) {
+    with_general(store).await;
+    with_staff(store).await;
+    let publish = |publish: Publish| async move {
+        recipients(&store.publish(publish, none()).await.unwrap())
+    };
+    assert_eq!(
+        publish(post("m1", "general", "alice")).await,
+        [("alice".into(), 1), ("bob".into(), 1)]
+    );
+    assert_eq!(
+        publish(post("m2", "general", "bob")).await,
+        [("alice".into(), 2), ("bob".into(), 2)]
+    );
+    store.leave("general".into(), "bob".into()).await.unwrap();
+    assert_eq!(
+        publish(post("m3", "general", "alice")).await,
+        [("alice".into(), 3)]
+    );
+    assert!(
+        store
+            .join("general".into(), "bob".into(), JoinRule::OpenOnly)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        publish(post("m4", "general", "alice")).await,
+        [("alice".into(), 4), ("bob".into(), 3)]
+    );
+    let to_bob = Publish {
+        audience: Audience::Users(vec!["bob".into()]),
+        require_member: None,
+        ..post("d1", "general", "alice")
+    };
+    assert_eq!(publish(to_bob).await, [("bob".into(), 4)]);
+    assert_eq!(
+        publish(post("s1", "staff", "alice")).await,
+        [("alice".into(), 5)]
+    );
+    assert_eq!(
+        publish(post("m5", "general", "bob")).await,
+        [("alice".into(), 6), ("bob".into(), 5)]
+    );
+    assert_eq!(
+        publish(post("m6", "general", "alice")).await,
+        [("alice".into(), 7), ("bob".into(), 6)]
+    );
+
+    // Each frame carries its own number, and replay gives the ids in order.
+    let ids = |missed: &[(Seq, String)]| -> Vec<String> {
+        missed
+            .iter()
+            .map(|(seq, frame)| {
+                assert!(frame.contains(&format!(r#""seq":{seq}"#)), "{frame}");
+                let id = frame.split(r#""id":""#).nth(1).expect("an id");
+                id[..id.find('"').expect("a closing quote")].to_owned()
+            })
+            .collect()
+    };
+    let replay = |user: &str, after: u64, limit: usize| {
+        store.open_session(
+            user.into(),
+            user.into(),
+            Some(Seq::new(after).unwrap()),
+            limit,
+            none(),
+        )
+    };
+    let bob = replay("bob", 0, 10).await.unwrap();
+    assert_eq!(bob.head.get(), 6);
+    assert_eq!(ids(&bob.missed), ["m1", "m2", "m4", "d1", "m5", "m6"]);
+    assert_eq!(
+        bob.missed
+            .iter()
+            .map(|(seq, _)| seq.get())
+            .collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert!(!bob.truncated);
+    let alice = replay("alice", 1, 10).await.unwrap();
+    assert_eq!(ids(&alice.missed), ["m2", "m3", "m4", "s1", "m5", "m6"]);
+    let limited = replay("bob", 1, 2).await.unwrap();
+    assert_eq!(ids(&limited.missed), ["m2", "m4"]);
+    assert!(limited.truncated);
+    let between = store
+        .events_between("bob".into(), Seq::new(2).unwrap(), Seq::new(4).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ids(&between), ["m4", "d1"]);
+    assert!(replay("bob", 6, 10).await.unwrap().missed.is_empty());
 }

@@ -26,6 +26,36 @@ const FINGERPRINTS: &str = "
     CREATE INDEX answers_by_age ON answers(created_at);
     ";
 
+/// 3, SQLite: every user's stream as runs of a room's fan-outs instead of a row per
+/// delivery (`store/sqlite/streams.rs`); what the inbox held becomes runs of one
+/// event each. PostgreSQL keeps its inbox.
+const SQLITE_RUNS: &str = "
+    ALTER TABLE events ADD COLUMN audience_room TEXT;
+    CREATE INDEX events_by_audience ON events(audience_room, position)
+        WHERE audience_room IS NOT NULL;
+
+    -- The user's open run: numbers run_seq..=seq are the fan-outs of run_room from
+    -- position run_from to run_to, or the event at run_from when run_room is NULL.
+    ALTER TABLE heads ADD COLUMN run_seq INTEGER;
+    ALTER TABLE heads ADD COLUMN run_room TEXT;
+    ALTER TABLE heads ADD COLUMN run_from INTEGER;
+    ALTER TABLE heads ADD COLUMN run_to INTEGER;
+
+    -- Every run before the open one, by the last number it holds.
+    CREATE TABLE runs (
+        user_id TEXT NOT NULL,
+        last_seq INTEGER NOT NULL,
+        first_seq INTEGER NOT NULL,
+        room_id TEXT,
+        first_position INTEGER NOT NULL REFERENCES events(position) ON DELETE CASCADE,
+        last_position INTEGER NOT NULL,
+        PRIMARY KEY (user_id, last_seq)
+    );
+    INSERT INTO runs (user_id, last_seq, first_seq, room_id, first_position, last_position)
+        SELECT user_id, seq, seq, NULL, event_position, event_position FROM inbox;
+    DROP TABLE inbox;
+    ";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     // 1: users, rooms and members; events, every user's numbered stream, answers to
@@ -170,6 +200,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         sqlite: FINGERPRINTS,
         postgres: FINGERPRINTS,
+    },
+    Migration {
+        sqlite: SQLITE_RUNS,
+        postgres: "",
     },
 ];
 

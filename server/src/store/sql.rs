@@ -1,4 +1,6 @@
-//! Every statement the SQL stores run, written once for SQLite and PostgreSQL alike.
+//! Every statement the SQL stores run, written once for SQLite and PostgreSQL alike,
+//! except SQLite's streams, which are runs rather than rows and keep their statements
+//! beside their code (`store/sqlite/streams.rs`).
 //!
 //! Parameters are `$1`, `$2`, ... in order of first appearance: PostgreSQL binds them by
 //! number and SQLite by first appearance, so one text serves both. Types are the
@@ -36,7 +38,8 @@ pub(crate) const LEAVE: &str = "DELETE FROM members WHERE room_id = $1 AND user_
 
 pub(crate) const HEAD: &str = "SELECT seq FROM heads WHERE user_id = $1";
 
-/// A user's events numbered in (`$2`, `$3`], at most `$4`, with their numbers.
+/// A user's events numbered in (`$2`, `$3`], at most `$4`, with their numbers
+/// (PostgreSQL's inbox).
 pub(crate) const NUMBERED: &str = "SELECT i.seq, e.frame FROM inbox i
      JOIN events e ON e.position = i.event_position
      WHERE i.user_id = $1 AND i.seq > $2 AND i.seq <= $3
@@ -70,18 +73,12 @@ pub(crate) const EVENT_POSITION: &str =
 pub(crate) const CURSOR: &str = "SELECT event_position, event_id, moved_at FROM cursors
      WHERE room_id = $1 AND kind = $2 AND user_id = $3";
 
-/// Gives every member of a room the next number in their stream (SQLite; PostgreSQL
-/// runs [`NUMBER_AND_FILE_ROOM`], which locks the rows in the same user order, so
-/// that concurrent fan-outs take the locks in one order and never deadlock).
-pub(crate) const NUMBER_ROOM: &str = "INSERT INTO heads (user_id, seq)
-     SELECT user_id, 1 FROM members WHERE room_id = $1 ORDER BY user_id
-     ON CONFLICT (user_id) DO UPDATE SET seq = heads.seq + 1
-     RETURNING user_id, seq";
-
-/// PostgreSQL only: [`NUMBER_ROOM`] and filing under its numbers as one statement (a
-/// data-modifying `WITH`, which SQLite lacks), filing straight from the numbers it
+/// PostgreSQL only (SQLite keeps streams as runs, `store/sqlite/streams.rs`): gives
+/// every member of a room the next number in their stream and files the event under
+/// it, as one statement (a data-modifying `WITH`), filing straight from the numbers it
 /// returns: one round trip and no join per fan-out, measured by `cargo xtask bench`'s
-/// statement profile.
+/// statement profile. It locks the heads in user order, so that concurrent fan-outs
+/// take the locks in one order and never deadlock.
 pub(crate) const NUMBER_AND_FILE_ROOM: &str = "WITH numbered AS (
          INSERT INTO heads (user_id, seq)
          SELECT user_id, 1 FROM members WHERE room_id = $1 ORDER BY user_id
@@ -92,6 +89,7 @@ pub(crate) const NUMBER_AND_FILE_ROOM: &str = "WITH numbered AS (
      SELECT user_id, seq, CAST($2 AS BIGINT) FROM numbered
      RETURNING user_id, seq";
 
+/// PostgreSQL only, as are [`FILE_USER`] and [`NUMBERED`].
 pub(crate) const NUMBER_USER: &str = "INSERT INTO heads (user_id, seq) VALUES ($1, 1)
      ON CONFLICT (user_id) DO UPDATE SET seq = heads.seq + 1
      RETURNING seq";

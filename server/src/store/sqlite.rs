@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use super::{
     AnswerKey, Audience, Cursor, EventCursor, EventPage, FollowUp, JoinRule, NewRoom, Publish,
     Published, Room, RoomFilter, SessionStart, Store, StoreError, StoreResult, StoredEvent, schema,
-    sql, with_seq,
+    sql,
 };
 use crate::time::now_rfc3339;
 
@@ -40,6 +40,8 @@ type SqlFollowUp = Box<dyn FnOnce(bool) + Send>;
 /// A job returns whether it succeeded (a failed job's writes are rolled back) and its
 /// follow-up, told whether the batch committed.
 type Job = Box<dyn FnOnce(&mut Connection) -> (bool, SqlFollowUp) + Send>;
+
+mod streams;
 
 /// Jobs committed together at most, so the first of a long queue is not kept waiting.
 const MAX_BATCH: usize = 512;
@@ -90,11 +92,12 @@ impl SqliteStore {
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
         // SQLite copies the WAL into the database inside the commit that takes it past
-        // this many pages. A fan-out dirties an inbox page per member, so at SQLite's
-        // 1,000 that copy ran every few batches and was a third of the store thread's
-        // commit time; less often, a page changed many times is copied once. Fan-out
-        // to 200 went up by about a fifth in `cargo xtask bench`, its p99 about
-        // Socket.IO's; the WAL may reach 40 MB. (A checkpoint on a thread of its own
+        // this many pages. A fan-out that ends its members' runs (`streams`) dirties a
+        // page per member, as every fan-out did when each delivery had a row: at
+        // SQLite's 1,000 that copy then ran every few batches and was a third of the
+        // store thread's commit time; less often, a page changed many times is copied
+        // once. Fan-out to 200 went up by about a fifth in `cargo xtask bench`; the
+        // WAL may reach 40 MB. (A checkpoint on a thread of its own
         // was measured too: on two cores its copying competed with the clients, and
         // the WAL restarts only after a checkpoint the writer sees complete.)
         connection
@@ -428,32 +431,6 @@ mod queries {
         seq_of(head.unwrap_or(0))
     }
 
-    /// The user's events numbered after `after` and at most `up_to`, at most `limit`.
-    pub(super) fn numbered(
-        db: &Connection,
-        user_id: &str,
-        after: Seq,
-        up_to: Option<Seq>,
-        limit: usize,
-    ) -> StoreResult<Vec<(Seq, String)>> {
-        let up_to = up_to.map_or(i64::MAX, |seq| count(seq.get() as usize));
-        let mut statement = db.prepare_cached(sql::NUMBERED).map_err(backend)?;
-        let rows: Vec<(i64, String)> = statement
-            .query_map(
-                params![user_id, count(after.get() as usize), up_to, count(limit)],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .map_err(backend)?
-            .collect::<Result<_, _>>()
-            .map_err(backend)?;
-        rows.into_iter()
-            .map(|(seq, frame)| {
-                let seq = seq_of(seq)?;
-                Ok((seq, with_seq(&frame, seq)))
-            })
-            .collect()
-    }
-
     pub(super) fn open_session(
         db: &Connection,
         user_id: &str,
@@ -473,7 +450,9 @@ mod queries {
             .map_err(backend)?;
         let head = head(db, user_id)?;
         let mut missed = match resume_after {
-            Some(after) => numbered(db, user_id, after, None, replay_limit.saturating_add(1))?,
+            Some(after) => {
+                streams::numbered(db, user_id, after, None, replay_limit.saturating_add(1))?
+            }
             None => Vec::new(),
         };
         let truncated = missed.len() > replay_limit;
@@ -572,48 +551,6 @@ mod queries {
             .map_err(backend)
     }
 
-    /// Numbers the event at `position` in the stream of every member of `room_id` and
-    /// files it under each new number. The numbers come back from one statement for the
-    /// whole room; each is filed with a cached insert of the values it returned, which
-    /// costs half of joining members and heads again to find them (measured with the
-    /// bench's 200-member room).
-    fn number_room(
-        db: &Connection,
-        room_id: &str,
-        position: i64,
-    ) -> StoreResult<Vec<(String, Seq)>> {
-        let numbered: Vec<(String, i64)> = db
-            .prepare_cached(sql::NUMBER_ROOM)
-            .map_err(backend)?
-            .query_map([room_id], |row| Ok((row.get(0)?, row.get(1)?)))
-            .map_err(backend)?
-            .collect::<Result<_, _>>()
-            .map_err(backend)?;
-        let mut file = db.prepare_cached(sql::FILE_USER).map_err(backend)?;
-        numbered
-            .into_iter()
-            .map(|(user_id, seq)| {
-                file.execute(params![user_id, seq, position])
-                    .map_err(backend)?;
-                Ok((user_id, seq_of(seq)?))
-            })
-            .collect()
-    }
-
-    /// Gives the next number in `user_id`'s stream to the event at `position`.
-    fn number(db: &Connection, user_id: &str, position: i64) -> StoreResult<Seq> {
-        let seq: i64 = db
-            .prepare_cached(sql::NUMBER_USER)
-            .map_err(backend)?
-            .query_row([user_id], |row| row.get(0))
-            .map_err(backend)?;
-        db.prepare_cached(sql::FILE_USER)
-            .map_err(backend)?
-            .execute(params![user_id, seq, position])
-            .map_err(backend)?;
-        seq_of(seq)
-    }
-
     /// Stores an event; all or nothing, as every job is ([`run_batch`]).
     pub(super) fn publish(db: &Connection, publish: &Publish) -> StoreResult<Published> {
         if let (Some(user_id), Some(room_id)) = (&publish.require_member, &publish.room_id) {
@@ -638,8 +575,12 @@ mod queries {
             }
             moved_to = Some(position);
         }
+        let fans_out_to = match &publish.audience {
+            Audience::Room(room_id) => Some(room_id),
+            Audience::Users(_) => None,
+        };
         let position: i64 = db
-            .prepare_cached(sql::INSERT_EVENT)
+            .prepare_cached(streams::INSERT_EVENT)
             .map_err(backend)?
             .query_row(
                 params![
@@ -649,6 +590,7 @@ mod queries {
                     publish.sender_id,
                     publish.frame,
                     publish.at,
+                    fans_out_to,
                 ],
                 |row| row.get(0),
             )
@@ -656,11 +598,12 @@ mod queries {
             .map_err(backend)?
             .ok_or_else(|| StoreError::EventExists(publish.event_id.clone()))?;
         let recipients = match &publish.audience {
-            Audience::Room(room_id) => number_room(db, room_id, position)?,
+            Audience::Room(room_id) => streams::number_room(db, room_id, position)?,
             Audience::Users(users) => {
                 let mut recipients = Vec::with_capacity(users.len());
                 for user_id in users {
-                    recipients.push((user_id.clone(), number(db, user_id, position)?));
+                    let seq = streams::number_user(db, user_id, position)?;
+                    recipients.push((user_id.clone(), seq));
                 }
                 recipients
             }
@@ -766,7 +709,7 @@ impl Store for SqliteStore {
         after: Seq,
         up_to: Seq,
     ) -> BoxFuture<'static, StoreResult<Vec<(Seq, String)>>> {
-        self.read(move |db| queries::numbered(db, &user_id, after, Some(up_to), usize::MAX))
+        self.read(move |db| streams::numbered(db, &user_id, after, Some(up_to), usize::MAX))
     }
 
     fn publish(

@@ -115,9 +115,10 @@ async fn a_job_failing_after_a_write_rolls_back_its_batch_and_the_rest_commit() 
     thread.shut_down();
 }
 
-/// A file store whose commits take the WAL past its checkpoint threshold (a fan-out
-/// writes a page per member): nothing is lost or numbered twice, and the store reopens
-/// with all of it.
+/// A file store whose commits take the WAL past its checkpoint threshold: nothing is
+/// lost or numbered twice, and the store reopens with all of it. The members share two
+/// rooms that take turns, so every fan-out ends each member's run and files it (the
+/// streams' costliest case, a page per member).
 #[tokio::test]
 async fn a_file_store_past_its_checkpoint_reopens_whole() {
     let dir = std::env::temp_dir().join(format!(
@@ -131,21 +132,24 @@ async fn a_file_store_past_its_checkpoint_reopens_whole() {
     let location = Location::File(dir.join("store.db"));
     let members: Vec<String> = (0..200).map(|i| format!("user-{i:03}")).collect();
     let (store, thread) = SqliteStore::open(&location).expect("a file store");
-    store
-        .create_room(NewRoom {
-            id: "crowd".into(),
-            title: "Crowd".into(),
-            open: false,
-            members: members.clone(),
-        })
-        .await
-        .unwrap();
+    for room in ["crowd", "crowd-2"] {
+        store
+            .create_room(NewRoom {
+                id: room.into(),
+                title: "Crowd".into(),
+                open: false,
+                members: members.clone(),
+            })
+            .await
+            .unwrap();
+    }
     // Hundreds of pages a batch: about twice the 10,000-page checkpoint threshold.
     for round in 0..20 {
         let jobs: Vec<_> = (0..100)
             .map(|i| {
+                let room = if i % 2 == 0 { "crowd" } else { "crowd-2" };
                 store.publish(
-                    post(&format!("m{round}-{i}"), "crowd", "user-000"),
+                    post(&format!("m{round}-{i}"), room, "user-000"),
                     Box::new(|_| {}),
                 )
             })
@@ -174,6 +178,137 @@ async fn a_file_store_past_its_checkpoint_reopens_whole() {
         .unwrap();
     let seqs: Vec<u64> = session.missed.iter().map(|(seq, _)| seq.get()).collect();
     assert_eq!(seqs, (1..=2_000).collect::<Vec<_>>());
+    let in_order = session
+        .missed
+        .iter()
+        .enumerate()
+        .all(|(n, (_, frame))| frame.contains(&format!(r#""id":"m{}-{}""#, n / 100, n % 100)));
+    assert!(
+        in_order,
+        "every number is the event published in that place"
+    );
+    drop(store);
+    thread.shut_down();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs end at their longest, and replay from anywhere in a long stream finds each
+/// event under the number the fan-out gave it.
+#[tokio::test]
+async fn a_long_stream_replays_from_anywhere() {
+    let (store, thread) = store();
+    with_general(&store).await;
+    let total = streams::MAX_RUN as u64 * 2 + 5;
+    let jobs: Vec<_> = (1..=total)
+        .map(|n| store.publish(post(&format!("m{n}"), "general", "alice"), none()))
+        .collect();
+    for (n, result) in (1..).zip(futures_util::future::join_all(jobs).await) {
+        let Published::Stored { recipients, .. } = result.expect("stored") else {
+            panic!("not stored");
+        };
+        let seqs: Vec<u64> = recipients.iter().map(|(_, seq)| seq.get()).collect();
+        assert_eq!(seqs, [n, n], "alice's and bob's numbers for m{n}");
+    }
+    for after in [
+        0,
+        1,
+        streams::MAX_RUN as u64 - 1,
+        streams::MAX_RUN as u64,
+        total - 3,
+    ] {
+        let missed = store
+            .events_between(
+                "bob".into(),
+                Seq::new(after).unwrap(),
+                Seq::new(total).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(missed.len() as u64, total - after);
+        for (seq, frame) in &missed {
+            let n = seq.get();
+            assert_eq!(
+                frame,
+                &format!(r#"{{"type":"chat:message","payload":{{"id":"m{n}","seq":{n}}}}}"#)
+            );
+        }
+    }
+    drop(store);
+    thread.shut_down();
+}
+
+/// A store written before streams were runs (schema 2, a row per delivery) migrates:
+/// every user replays what they had under the same numbers, and their streams go on
+/// from there.
+#[tokio::test]
+async fn a_store_of_rows_per_delivery_migrates_to_runs() {
+    let dir = std::env::temp_dir().join(format!(
+        "relaywire-runs-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    {
+        let mut db = Connection::open(&path).unwrap();
+        for (version, migration) in (1..).zip(&schema::MIGRATIONS[..2]) {
+            let transaction = db.transaction().unwrap();
+            transaction.execute_batch(migration.sqlite).unwrap();
+            transaction
+                .pragma_update(None, "application_id", schema::APPLICATION_ID)
+                .unwrap();
+            transaction
+                .pragma_update(None, "user_version", version)
+                .unwrap();
+            transaction.commit().unwrap();
+        }
+        // What schema 2's store wrote for m1 and m2 in general (alice 1, 2; bob 1, 2)
+        // and d1 to bob alone (bob 3).
+        db.execute_batch(
+            r#"
+            INSERT INTO rooms (id, title, open, created_at) VALUES ('general', 'General', 1, 't');
+            INSERT INTO members (room_id, user_id, joined_at) VALUES ('general', 'alice', 't'), ('general', 'bob', 't');
+            INSERT INTO events (id, room_id, kind, sender_id, frame, created_at) VALUES
+                ('m1', 'general', 'chat:message', 'alice', '{"type":"chat:message","payload":{"id":"m1"}}', 't'),
+                ('m2', 'general', 'chat:message', 'bob', '{"type":"chat:message","payload":{"id":"m2"}}', 't'),
+                ('d1', 'general', 'chat:message', 'alice', '{"type":"chat:message","payload":{"id":"d1"}}', 't');
+            INSERT INTO heads (user_id, seq) VALUES ('alice', 2), ('bob', 3);
+            INSERT INTO inbox (user_id, seq, event_position) VALUES
+                ('alice', 1, 1), ('bob', 1, 1), ('alice', 2, 2), ('bob', 2, 2), ('bob', 3, 3);
+            "#,
+        )
+        .unwrap();
+    }
+    let (store, thread) = SqliteStore::open(&Location::File(path)).expect("migrated");
+    let published = store
+        .publish(post("m3", "general", "alice"), none())
+        .await
+        .unwrap();
+    let Published::Stored { recipients, .. } = published else {
+        panic!("not stored");
+    };
+    let numbers: Vec<(&str, u64)> = recipients
+        .iter()
+        .map(|(user, seq)| (user.as_str(), seq.get()))
+        .collect();
+    assert_eq!(numbers, [("alice", 3), ("bob", 4)]);
+    let bob = store
+        .events_between("bob".into(), Seq::new(0).unwrap(), Seq::new(4).unwrap())
+        .await
+        .unwrap();
+    let frames: Vec<&str> = bob.iter().map(|(_, frame)| frame.as_str()).collect();
+    assert_eq!(
+        frames,
+        [
+            r#"{"type":"chat:message","payload":{"id":"m1","seq":1}}"#,
+            r#"{"type":"chat:message","payload":{"id":"m2","seq":2}}"#,
+            r#"{"type":"chat:message","payload":{"id":"d1","seq":3}}"#,
+            r#"{"type":"chat:message","payload":{"id":"m3","seq":4}}"#,
+        ]
+    );
     drop(store);
     thread.shut_down();
     std::fs::remove_dir_all(&dir).unwrap();
