@@ -612,9 +612,9 @@ fn server_section(server: &LoadReport, out: &mut String) {
             out,
             "\nThe reference server's store thread spent {micros:.1} µs of CPU per delivery in \
              its last run: each recipient's copy is numbered in that recipient's own stream \
-             (a row of its head updated, an inbox row written) and committed before anyone \
-             receives it. That thread is the fan-out's ceiling; its time grows with the \
-             recipients, not the messages."
+             and committed before anyone receives it. A member who receives each of a \
+             room's fan-outs has them as one run, so a fan-out costs the store one update \
+             of the members' heads and no row per member."
         );
     }
     scale_out_section(server, out);
@@ -735,10 +735,9 @@ fn losses(report: &Report) -> Vec<String> {
                 "**Fan-out against Socket.IO**: {} against {} deliveries/s ({}). Per thread \
                  CPU in the table above shows where the reference server spends it: {}{}. It \
                  stores every message (SQLite, WAL) and numbers it in each recipient's own \
-                 stream before delivering: a row of the recipient's head updated and an \
-                 inbox row written per delivery, where the Socket.IO server keeps nothing. \
-                 The store's time grows with the recipients, not the messages; only a \
-                 numbering that is not per recipient (a room's stream) would lift it.",
+                 stream before delivering (one update of the members' heads per fan-out, \
+                 their streams kept as runs of the room's fan-outs), where the Socket.IO \
+                 server keeps nothing.",
                 rate(relaywire.per_second),
                 rate(socketio.per_second),
                 ratio(relaywire.per_second / socketio.per_second),
