@@ -5,11 +5,11 @@
 //! event sent to named users). While a member receives every fan-out of one room and
 //! nothing else, their open run (kept in their `heads` row) grows by one with each:
 //! a fan-out to a room numbers all of its members with one `UPDATE` of their heads and
-//! writes nothing per member besides. Filing a row per member and event was nine
-//! tenths of the store thread's time in a fan-out to 200 (an insert at 200 places of
-//! a B-tree keyed by user, each splitting pages and writing them to the WAL); the
-//! runs bring it to about a tenth of that (measured at SQL level with the bench's
-//! room, and by `cargo xtask bench`).
+//! writes nothing per member besides. A row per member and event (an insert at 200
+//! places of a B-tree keyed by user, splitting pages and writing each to the WAL) cost
+//! 6–7 µs per delivery at SQL level with the bench's 200-member room, the runs 1.2–1.6;
+//! in `cargo xtask bench`'s fan-out the store thread's CPU per delivery went from 8.8 µs
+//! to under 3.
 //!
 //! A member's run can only grow with the event that follows, in its room, the last
 //! one the run holds: a member who missed a fan-out (away between a leave and a
@@ -18,8 +18,9 @@
 //! Replay reads a run's events by the room's fan-out index, so the numbers are the
 //! same ones the fan-out gave.
 //!
-//! PostgreSQL keeps a row per delivery (`inbox`): its fan-out is one statement that
-//! locks every member's head, and its cost is elsewhere (see the bench's report).
+//! PostgreSQL keeps a row per delivery (`inbox`): there, runs measured about a fifth
+//! faster with `pgbench` on the bench's room, since most of its cost is updating each
+//! member's head (a new row version each), which runs keep.
 
 use relaywire_protocol::Seq;
 use rusqlite::{Connection, OptionalExtension, params};
