@@ -18,6 +18,7 @@ macro_rules! store_conformance {
             history_pages_both_ways,
             membership_rules,
             a_stream_holds_what_its_user_received_and_nothing_else,
+            streams_match_a_model_under_mixed_traffic,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -478,4 +479,149 @@ pub async fn a_stream_holds_what_its_user_received_and_nothing_else(store: &dyn 
         .unwrap();
     assert_eq!(ids(&between), ["m4", "d1"]);
     assert!(replay("bob", 6, 10).await.unwrap().missed.is_empty());
+}
+
+/// Streams match a plain model (each user's list of what they received) through a
+/// long, seeded mix of fan-outs to three rooms, events to named users, leaving and
+/// joining; every publish's numbers and every replay, from anywhere, agree with it.
+pub async fn streams_match_a_model_under_mixed_traffic(store: &dyn Store) {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    with_general(store).await;
+    with_staff(store).await;
+    store
+        .create_room(NewRoom {
+            id: "lounge".into(),
+            title: "Lounge".into(),
+            open: true,
+            members: vec!["bob".into(), "carol".into()],
+        })
+        .await
+        .unwrap();
+    let users = ["alice", "bob", "carol", "dave"];
+    let mut members: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::from([
+        ("general", BTreeSet::from(["alice", "bob"])),
+        ("staff", BTreeSet::from(["alice"])),
+        ("lounge", BTreeSet::from(["bob", "carol"])),
+    ]);
+    let mut received: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    // xorshift64: the same traffic on every run and every backend.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |below: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % below as u64) as usize
+    };
+    let replayed = |missed: &[(Seq, String)]| -> Vec<String> {
+        missed
+            .iter()
+            .enumerate()
+            .map(|(n, (seq, frame))| {
+                assert!(frame.ends_with(&format!(r#","seq":{seq}}}}}"#)), "{frame}");
+                let id = frame.split(r#""id":""#).nth(1).expect("an id");
+                let id = id[..id.find('"').expect("a closing quote")].to_owned();
+                assert!(n == 0 || missed[n - 1].0.get() + 1 == seq.get(), "gapless");
+                id
+            })
+            .collect()
+    };
+    for step in 0..600 {
+        let id = format!("e{step}");
+        let room = ["general", "staff", "lounge"][next(3)];
+        match next(20) {
+            0..=10 => {
+                let present: Vec<&str> = members[room].iter().copied().collect();
+                if present.is_empty() {
+                    continue;
+                }
+                let sender = present[next(present.len())];
+                let published = store
+                    .publish(post(&id, room, sender), none())
+                    .await
+                    .unwrap();
+                let mut expected = Vec::new();
+                for user in &present {
+                    let stream = received.entry(user).or_default();
+                    stream.push(id.clone());
+                    expected.push(((*user).to_owned(), stream.len() as u64));
+                }
+                assert_eq!(recipients(&published), expected, "{id} to {room}");
+            }
+            11..=12 => {
+                let mut to: Vec<&str> = vec![users[next(4)], users[next(4)]];
+                to.sort_unstable();
+                to.dedup();
+                let direct = Publish {
+                    room_id: None,
+                    audience: Audience::Users(to.iter().map(|user| (*user).to_owned()).collect()),
+                    require_member: None,
+                    ..post(&id, room, "alice")
+                };
+                let published = store.publish(direct, none()).await.unwrap();
+                let mut expected = Vec::new();
+                for user in to {
+                    let stream = received.entry(user).or_default();
+                    stream.push(id.clone());
+                    expected.push((user.to_owned(), stream.len() as u64));
+                }
+                assert_eq!(recipients(&published), expected, "{id} to named users");
+            }
+            13..=15 => {
+                let user = users[next(4)];
+                if members.get_mut(room).expect("a room").remove(user) {
+                    store.leave(room.into(), user.into()).await.unwrap();
+                }
+            }
+            16..=18 => {
+                let user = users[next(4)];
+                let joined = store
+                    .join(room.into(), user.into(), JoinRule::Any)
+                    .await
+                    .unwrap();
+                assert_eq!(joined, members.get_mut(room).expect("a room").insert(user));
+            }
+            _ => {
+                let user = users[next(4)];
+                let stream = received.get(user).cloned().unwrap_or_default();
+                let after = next(stream.len() + 1);
+                let session = store
+                    .open_session(
+                        user.into(),
+                        user.into(),
+                        Some(Seq::new(after as u64).unwrap()),
+                        1_000,
+                        none(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(session.head.get(), stream.len() as u64, "{user}'s head");
+                assert_eq!(
+                    replayed(&session.missed),
+                    stream[after..],
+                    "{user} after {after}"
+                );
+            }
+        }
+    }
+    for user in users {
+        let stream = received.get(user).cloned().unwrap_or_default();
+        for _ in 0..5 {
+            let after = next(stream.len() + 1);
+            let up_to = after + next(stream.len() - after + 1);
+            let between = store
+                .events_between(
+                    user.into(),
+                    Seq::new(after as u64).unwrap(),
+                    Seq::new(up_to as u64).unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                replayed(&between),
+                stream[after..up_to],
+                "{user} in ({after}, {up_to}]"
+            );
+        }
+    }
 }
