@@ -152,7 +152,7 @@ pub enum JoinRule {
 pub enum Audience {
     /// Every member of the room, as the store has them when the event is stored.
     Room(String),
-    /// These users.
+    /// These users, each numbered once however often they are listed.
     Users(Vec<String>),
 }
 

@@ -600,6 +600,7 @@ mod queries {
         let recipients = match &publish.audience {
             Audience::Room(room_id) => streams::number_room(db, room_id, position)?,
             Audience::Users(users) => {
+                let users: std::collections::BTreeSet<&String> = users.iter().collect();
                 let mut recipients = Vec::with_capacity(users.len());
                 for user_id in users {
                     let seq = streams::number_user(db, user_id, position)?;
