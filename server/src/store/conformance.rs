@@ -91,6 +91,21 @@ fn recipients(published: &Published) -> Vec<(String, u64)> {
     recipients
 }
 
+/// The ids of replayed events, in order, after checking that each frame carries its
+/// own number as the payload's last field and that the numbers have no gap.
+fn ids(missed: &[(Seq, String)]) -> Vec<String> {
+    missed
+        .iter()
+        .enumerate()
+        .map(|(n, (seq, frame))| {
+            assert!(frame.ends_with(&format!(r#","seq":{seq}}}}}"#)), "{frame}");
+            assert!(n == 0 || missed[n - 1].0.get() + 1 == seq.get(), "gapless");
+            let id = frame.split(r#""id":""#).nth(1).expect("an id");
+            id[..id.find('"').expect("a closing quote")].to_owned()
+        })
+        .collect()
+}
+
 /// Each recipient numbers events in their own stream, and replays from it.
 pub async fn each_recipient_numbers_events_in_their_own_stream(store: &dyn Store) {
     with_general(store).await;
@@ -438,17 +453,6 @@ pub async fn a_stream_holds_what_its_user_received_and_nothing_else(store: &dyn 
         [("alice".into(), 7), ("bob".into(), 6)]
     );
 
-    // Each frame carries its own number, and replay gives the ids in order.
-    let ids = |missed: &[(Seq, String)]| -> Vec<String> {
-        missed
-            .iter()
-            .map(|(seq, frame)| {
-                assert!(frame.contains(&format!(r#""seq":{seq}"#)), "{frame}");
-                let id = frame.split(r#""id":""#).nth(1).expect("an id");
-                id[..id.find('"').expect("a closing quote")].to_owned()
-            })
-            .collect()
-    };
     let replay = |user: &str, after: u64, limit: usize| {
         store.open_session(
             user.into(),
@@ -506,6 +510,21 @@ pub async fn streams_match_a_model_under_mixed_traffic(store: &dyn Store) {
         ("lounge", BTreeSet::from(["bob", "carol"])),
     ]);
     let mut received: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    // The model's side of a publish: each user receives `id`; their numbers for it.
+    fn deliver<'a>(
+        received: &mut BTreeMap<&'a str, Vec<String>>,
+        users: &[&'a str],
+        id: &str,
+    ) -> Vec<(String, u64)> {
+        users
+            .iter()
+            .map(|user| {
+                let stream = received.entry(user).or_default();
+                stream.push(id.to_owned());
+                ((*user).to_owned(), stream.len() as u64)
+            })
+            .collect()
+    }
     // xorshift64: the same traffic on every run and every backend.
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move |below: usize| {
@@ -513,19 +532,6 @@ pub async fn streams_match_a_model_under_mixed_traffic(store: &dyn Store) {
         state ^= state >> 7;
         state ^= state << 17;
         (state % below as u64) as usize
-    };
-    let replayed = |missed: &[(Seq, String)]| -> Vec<String> {
-        missed
-            .iter()
-            .enumerate()
-            .map(|(n, (seq, frame))| {
-                assert!(frame.ends_with(&format!(r#","seq":{seq}}}}}"#)), "{frame}");
-                let id = frame.split(r#""id":""#).nth(1).expect("an id");
-                let id = id[..id.find('"').expect("a closing quote")].to_owned();
-                assert!(n == 0 || missed[n - 1].0.get() + 1 == seq.get(), "gapless");
-                id
-            })
-            .collect()
     };
     for step in 0..400 {
         let id = format!("e{step}");
@@ -541,12 +547,7 @@ pub async fn streams_match_a_model_under_mixed_traffic(store: &dyn Store) {
                     .publish(post(&id, room, sender), none())
                     .await
                     .unwrap();
-                let mut expected = Vec::new();
-                for user in &present {
-                    let stream = received.entry(user).or_default();
-                    stream.push(id.clone());
-                    expected.push(((*user).to_owned(), stream.len() as u64));
-                }
+                let expected = deliver(&mut received, &present, &id);
                 assert_eq!(recipients(&published), expected, "{id} to {room}");
             }
             11..=12 => {
@@ -560,12 +561,7 @@ pub async fn streams_match_a_model_under_mixed_traffic(store: &dyn Store) {
                     ..post(&id, room, "alice")
                 };
                 let published = store.publish(direct, none()).await.unwrap();
-                let mut expected = Vec::new();
-                for user in to {
-                    let stream = received.entry(user).or_default();
-                    stream.push(id.clone());
-                    expected.push((user.to_owned(), stream.len() as u64));
-                }
+                let expected = deliver(&mut received, &to, &id);
                 assert_eq!(recipients(&published), expected, "{id} to named users");
             }
             13..=15 => {
@@ -598,7 +594,7 @@ pub async fn streams_match_a_model_under_mixed_traffic(store: &dyn Store) {
                     .unwrap();
                 assert_eq!(session.head.get(), stream.len() as u64, "{user}'s head");
                 assert_eq!(
-                    replayed(&session.missed),
+                    ids(&session.missed),
                     stream[after..],
                     "{user} after {after}"
                 );
@@ -619,7 +615,7 @@ pub async fn streams_match_a_model_under_mixed_traffic(store: &dyn Store) {
                 .await
                 .unwrap();
             assert_eq!(
-                replayed(&between),
+                ids(&between),
                 stream[after..up_to],
                 "{user} in ({after}, {up_to}]"
             );

@@ -10,6 +10,18 @@ fn store() -> (SqliteStore, StoreThread) {
     SqliteStore::open(&Location::Memory).expect("an in-memory store")
 }
 
+/// A folder of its own under the temporary directory, not created yet.
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "relaywire-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ))
+}
+
 #[tokio::test]
 async fn a_batch_commits_together_and_a_failing_job_leaves_nothing() {
     let (store, thread) = store();
@@ -121,14 +133,7 @@ async fn a_job_failing_after_a_write_rolls_back_its_batch_and_the_rest_commit() 
 /// streams' costliest case, a page per member).
 #[tokio::test]
 async fn a_file_store_past_its_checkpoint_reopens_whole() {
-    let dir = std::env::temp_dir().join(format!(
-        "relaywire-checkpoint-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
+    let dir = fresh_dir("checkpoint");
     let location = Location::File(dir.join("store.db"));
     let members: Vec<String> = (0..200).map(|i| format!("user-{i:03}")).collect();
     let (store, thread) = SqliteStore::open(&location).expect("a file store");
@@ -242,14 +247,7 @@ async fn a_long_stream_replays_from_anywhere() {
 /// from there.
 #[tokio::test]
 async fn a_store_of_rows_per_delivery_migrates_to_runs() {
-    let dir = std::env::temp_dir().join(format!(
-        "relaywire-runs-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
+    let dir = fresh_dir("runs");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("store.db");
     {
