@@ -50,7 +50,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -102,6 +102,12 @@ fn endpoint(url: &str) -> Result<url::Url, InvalidOptions> {
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The socket's read buffer to start with. tungstenite zero-fills the whole buffer
+/// before every read (128 KiB by default), which costs more than reading a frame of a
+/// few KiB: the benchmark's load generator, reading the same way, spent a third of its
+/// CPU on that fill. A larger frame grows the buffer.
+const READ_BUFFER: usize = 8 * 1024;
 /// An open socket, and the protocol version its server chose.
 type Opened = (Socket, Wire);
 type Opening = Pin<Box<dyn Future<Output = Result<Opened, tungstenite::Error>> + Send>>;
@@ -265,7 +271,13 @@ impl<P: Protocol> Driver<P> {
                                 .headers_mut()
                                 .insert("sec-websocket-protocol", offered);
                         }
-                        let (socket, response) = tokio_tungstenite::connect_async(request).await?;
+                        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+                        let (socket, response) = tokio_tungstenite::connect_async_with_config(
+                            request,
+                            Some(config),
+                            false,
+                        )
+                        .await?;
                         let chosen = response.headers().get("sec-websocket-protocol");
                         let chosen = chosen.and_then(|chosen| chosen.to_str().ok());
                         Ok((socket, Wire::negotiated(chosen)))
