@@ -41,6 +41,9 @@ pub(crate) struct Fanout {
     pub(crate) seconds: f64,
     /// Deliveries per second.
     pub(crate) per_second: f64,
+    /// WebSocket frames the participants read: fewer than `delivered` when the server
+    /// sends several messages in one frame.
+    pub(crate) frames: u64,
     /// Delivery latency, milliseconds.
     pub(crate) p50_ms: f64,
     /// Delivery latency, milliseconds.
@@ -85,17 +88,20 @@ async fn create_chat(server: &Server, chat: &str, users: &[String]) -> Result {
         .map_err(|err| format!("cannot create {chat}: {err}"))
 }
 
-/// A receiver: counts deliveries of `chat` until `expected`, returning the latencies.
-async fn receive(mut socket: Socket, expected: usize) -> Result<Vec<f64>> {
+/// A receiver: counts deliveries of `chat` until `expected`, returning the latencies
+/// and how many frames carried them.
+async fn receive(mut socket: Socket, expected: usize) -> Result<(Vec<f64>, u64)> {
     let mut latencies = Vec::with_capacity(expected);
+    let mut frames = 0;
     while latencies.len() < expected {
         let frame = next_text(&mut socket).await?;
+        frames += 1;
         let now = micros_now();
         for sent in stamps(&frame) {
             latencies.push(now.saturating_sub(sent) as f64 / 1000.0);
         }
     }
-    Ok(latencies)
+    Ok((latencies, frames))
 }
 
 fn frame(kind: Kind, chat: &str, id: usize) -> Result<String> {
@@ -227,15 +233,18 @@ pub(crate) async fn run(
     let everything = async {
         let sink = send_all(server.kind, sink, &chat, messages, slots).await?;
         let mut latencies = Vec::with_capacity(receivers * messages);
+        let mut frames = 0;
         while let Some(result) = tasks.join_next().await {
-            latencies.extend(result.map_err(|err| err.to_string())??);
+            let (received, read) = result.map_err(|err| err.to_string())??;
+            latencies.extend(received);
+            frames += read;
         }
         let seconds = started.elapsed().as_secs_f64();
         acks.await.map_err(|err| err.to_string())??;
         drop(sink);
-        Ok::<_, String>((latencies, seconds))
+        Ok::<_, String>((latencies, frames, seconds))
     };
-    let (latencies, seconds) = tokio::time::timeout(RUN_TIMEOUT, everything)
+    let (latencies, frames, seconds) = tokio::time::timeout(RUN_TIMEOUT, everything)
         .await
         .map_err(|_| format!("the fan-out did not finish within {RUN_TIMEOUT:?}"))??;
     let server_cpu = pids
@@ -254,6 +263,7 @@ pub(crate) async fn run(
         delivered,
         seconds,
         per_second: delivered as f64 / seconds,
+        frames,
         p50_ms: percentile(&latencies, 50.0).unwrap_or(f64::NAN),
         p99_ms: percentile(&latencies, 99.0).unwrap_or(f64::NAN),
         server_cpu,
