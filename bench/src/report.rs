@@ -615,9 +615,10 @@ fn server_section(server: &LoadReport, out: &mut String) {
             out,
             "\nThe reference server's store thread spent {micros:.1} µs of CPU per delivery in \
              its last run: each recipient's copy is numbered in that recipient's own stream \
-             and committed before anyone receives it. A member who receives each of a \
-             room's fan-outs has them as one run, so a fan-out costs the store one update \
-             of the members' heads and no row per member."
+             and committed before anyone receives it. A member's stream holds the room's \
+             fan-outs as one live run, counted by the room, so a fan-out writes the event \
+             and the room's count, reads the members' numbers, and writes nothing per \
+             member."
         );
     }
     scale_out_section(server, out);
@@ -750,8 +751,8 @@ fn losses(report: &Report) -> Vec<String> {
                 "**Fan-out against Socket.IO**: {} against {} deliveries/s ({}). Per thread \
                  CPU in the table above shows where the reference server spends it: {}{}. It \
                  stores every message (SQLite, WAL) and numbers it in each recipient's own \
-                 stream before delivering (one update of the members' heads per fan-out, \
-                 their streams kept as runs of the room's fan-outs), where the Socket.IO \
+                 stream before delivering (numbers read from the members' live runs of the \
+                 room's fan-outs), where the Socket.IO \
                  server keeps nothing.",
                 rate(relaywire.per_second),
                 rate(socketio.per_second),

@@ -56,6 +56,42 @@ const SQLITE_RUNS: &str = "
     DROP TABLE inbox;
     ";
 
+/// 4, SQLite: a member's open run of a room's fan-outs is live: it holds every fan-out
+/// of the room since it started, counted by the room, so a fan-out writes nothing per
+/// member (`store/sqlite/streams.rs`). Open runs that could not grow any more (the
+/// member left the room, or the room fanned out past them) are filed.
+const SQLITE_LIVE_RUNS: &str = "
+    -- How many fan-outs the room has stored, and the position of the newest.
+    ALTER TABLE rooms ADD COLUMN fanouts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE rooms ADD COLUMN last_fanout INTEGER;
+    UPDATE rooms SET
+        fanouts = (SELECT count(*) FROM events WHERE audience_room = rooms.id),
+        last_fanout = (SELECT max(position) FROM events WHERE audience_room = rooms.id);
+
+    -- A live run holds the room's fan-outs numbered run_base + 1 onwards; seq is then
+    -- the number before the run. An open run is one with run_seq set.
+    ALTER TABLE heads ADD COLUMN run_base INTEGER;
+    UPDATE heads SET run_seq = NULL, run_room = NULL, run_from = NULL
+        WHERE run_to IS NULL;
+    INSERT INTO runs (user_id, last_seq, first_seq, room_id, first_position, last_position)
+        SELECT h.user_id, h.seq, h.run_seq, h.run_room, h.run_from, h.run_to FROM heads h
+        WHERE h.run_room IS NOT NULL AND (
+            h.run_to IS NOT (SELECT last_fanout FROM rooms WHERE id = h.run_room)
+            OR NOT EXISTS (SELECT 1 FROM members
+                           WHERE room_id = h.run_room AND user_id = h.user_id));
+    UPDATE heads SET run_seq = NULL, run_room = NULL, run_from = NULL, run_to = NULL
+        WHERE run_room IS NOT NULL AND (
+            run_to IS NOT (SELECT last_fanout FROM rooms WHERE id = heads.run_room)
+            OR NOT EXISTS (SELECT 1 FROM members
+                           WHERE room_id = heads.run_room AND user_id = heads.user_id));
+    UPDATE heads SET
+        run_base = (SELECT fanouts FROM rooms WHERE id = heads.run_room)
+                   - (seq - run_seq + 1),
+        seq = run_seq - 1,
+        run_to = NULL
+        WHERE run_room IS NOT NULL;
+    ";
+
 /// Every migration, in order.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     // 1: users, rooms and members; events, every user's numbered stream, answers to
@@ -203,6 +239,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         sqlite: SQLITE_RUNS,
+        postgres: "",
+    },
+    Migration {
+        sqlite: SQLITE_LIVE_RUNS,
         postgres: "",
     },
 ];

@@ -36,6 +36,7 @@ pub(crate) const CREATE_ROOM: &str = "INSERT INTO rooms (id, title, open, create
 
 pub(crate) const LEAVE: &str = "DELETE FROM members WHERE room_id = $1 AND user_id = $2";
 
+/// PostgreSQL only: SQLite's heads may hold a live run ([`super::sqlite`]'s streams).
 pub(crate) const HEAD: &str = "SELECT seq FROM heads WHERE user_id = $1";
 
 /// A user's events numbered in (`$2`, `$3`], at most `$4`, with their numbers

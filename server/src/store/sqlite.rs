@@ -414,6 +414,7 @@ mod queries {
 
     pub(super) fn leave(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<()> {
         require_member(db, room_id, user_id)?;
+        streams::leave_room(db, room_id, user_id)?;
         db.prepare_cached(sql::LEAVE)
             .map_err(backend)?
             .execute(params![room_id, user_id])
@@ -423,7 +424,7 @@ mod queries {
 
     pub(super) fn head(db: &Connection, user_id: &str) -> StoreResult<Seq> {
         let head: Option<i64> = db
-            .prepare_cached(sql::HEAD)
+            .prepare_cached(streams::HEAD)
             .map_err(backend)?
             .query_row([user_id], |row| row.get(0))
             .optional()

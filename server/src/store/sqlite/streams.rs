@@ -2,25 +2,25 @@
 //!
 //! A run says: the user's numbers `first_seq..=last_seq` are, in order, the events a
 //! room's fan-outs stored from one position to another (or one event alone, for an
-//! event sent to named users). While a member receives every fan-out of one room and
-//! nothing else, their open run (kept in their `heads` row) grows by one with each:
-//! a fan-out to a room numbers all of its members with one `UPDATE` of their heads and
-//! writes nothing per member besides. A row per member and event (an insert at 200
-//! places of a B-tree keyed by user, splitting pages and writing each to the WAL) cost
-//! 6–7 µs per delivery at SQL level with the bench's 200-member room, the runs 1.2–1.6;
-//! in `cargo xtask bench`'s fan-out the store thread's CPU per delivery went from 8.8 µs
-//! to under 3.
+//! event sent to named users). A row per member and event (an insert at 200 places of
+//! a B-tree keyed by user, splitting pages and writing each to the WAL) cost 6–7 µs per
+//! delivery at SQL level with the bench's 200-member room.
 //!
-//! A member's run can only grow with the event that follows, in its room, the last
-//! one the run holds: a member who missed a fan-out (away between a leave and a
-//! rejoin), got an event of another room or one sent to them alone, or whose run is
-//! [`MAX_RUN`] long, gets a new run instead and the old one is filed in `runs`.
-//! Replay reads a run's events by the room's fan-out index, so the numbers are the
-//! same ones the fan-out gave.
+//! A member's open run (kept in their `heads` row) is live: it holds every fan-out of
+//! its room from the one it started with, which the room counts (`rooms.fanouts`), so
+//! the member's number for the room's fan-out number `n` is `seq + n - run_base`. A
+//! fan-out therefore writes the room's count and reads its members' numbers, and writes
+//! nothing per member. In `cargo xtask bench`'s fan-out the store thread's CPU per
+//! delivery went from 8.8 µs (a row each) to 1.9 (an `UPDATE` of every member's head
+//! per fan-out) to 1.5 (live runs).
 //!
-//! PostgreSQL keeps a row per delivery (`inbox`): there, runs measured about a fifth
-//! faster with `pgbench` on the bench's room, since most of its cost is updating each
-//! member's head (a new row version each), which runs keep.
+//! Whatever would break that holds a run must file it in `runs` first: leaving the room
+//! ([`leave_room`]), an event of another room or one sent to the member alone, or the
+//! run reaching [`MAX_RUN`] events. Replay reads a run's events by the room's fan-out
+//! index, so the numbers are the same ones the fan-out gave.
+//!
+//! PostgreSQL keeps a row per delivery (`inbox`) and a head updated per delivery: the
+//! writes per member that live runs spare SQLite.
 
 use relaywire_protocol::Seq;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -33,69 +33,142 @@ use crate::store::with_seq;
 pub(super) const MAX_RUN: i64 = 1024;
 
 /// [`sql::INSERT_EVENT`](crate::store::sql::INSERT_EVENT), with the room whose members
-/// the event fans out to (`$7`; `NULL` for an event sent to named users).
+/// the event fans out to (`?7`; `NULL` for an event sent to named users).
 pub(super) const INSERT_EVENT: &str =
     "INSERT INTO events (id, room_id, kind, sender_id, frame, created_at, audience_room)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING
      RETURNING position";
 
-/// The position of the room's newest fan-out before `$2`.
-const PREVIOUS_FANOUT: &str =
-    "SELECT max(position) FROM events WHERE audience_room = $1 AND position < $2";
+/// The room's fan-outs so far and the position of the newest.
+const ROOM_FANOUTS: &str = "SELECT fanouts, last_fanout FROM rooms WHERE id = ?1";
 
-/// Members whose open run ends at the room's previous fan-out take the next number and
-/// the new event into it.
-const EXTEND_RUNS: &str = "UPDATE heads SET seq = seq + 1, run_to = $1
-     WHERE user_id IN (SELECT user_id FROM members WHERE room_id = $2)
-       AND run_room = $2 AND run_to = $3 AND seq - run_seq + 1 < $4
-     RETURNING user_id, seq";
+/// Counts the fan-out at `?2` as the room's newest.
+const COUNT_FANOUT: &str = "UPDATE rooms SET fanouts = fanouts + 1, last_fanout = ?2 WHERE id = ?1";
 
-const MEMBER_COUNT: &str = "SELECT count(*) FROM members WHERE room_id = $1";
+/// Every member with the number the room's fan-out number `?2` takes in their stream,
+/// and whether their open run takes it (a live run of this room, not yet
+/// [`MAX_RUN`] long).
+const MEMBER_NUMBERS: &str = "SELECT m.user_id, h.seq + ?2 - h.run_base,
+         coalesce(h.run_room = ?1 AND ?2 - h.run_base <= ?3, 0)
+     FROM members m LEFT JOIN heads h ON h.user_id = m.user_id
+     WHERE m.room_id = ?1";
 
-/// Files the open run of every member the fan-out at `$2` did not extend.
-const CLOSE_RUNS: &str =
+/// The newest number of a head `h` whose live run's room is `r` (joined).
+macro_rules! newest {
+    () => {
+        "CASE WHEN h.run_room IS NULL THEN h.seq ELSE h.seq + r.fanouts - h.run_base END"
+    };
+}
+
+/// The position of the last event of the open run of a head `h` (room `r` joined).
+macro_rules! last_position {
+    () => {
+        "CASE WHEN h.run_room IS NULL THEN h.run_to ELSE r.last_fanout END"
+    };
+}
+
+/// Files the open run of every member of `?1` whose run does not take its fan-out
+/// number `?2`.
+const CLOSE_RUNS: &str = concat!(
     "INSERT INTO runs (user_id, last_seq, first_seq, room_id, first_position, last_position)
-     SELECT h.user_id, h.seq, h.run_seq, h.run_room, h.run_from, h.run_to
+     SELECT h.user_id, ",
+    newest!(),
+    ", h.run_seq, h.run_room, h.run_from, ",
+    last_position!(),
+    "
      FROM members m JOIN heads h ON h.user_id = m.user_id
-     WHERE m.room_id = $1 AND h.run_to <> $2";
+         LEFT JOIN rooms r ON r.id = h.run_room
+     WHERE m.room_id = ?1 AND h.run_seq IS NOT NULL
+       AND NOT coalesce(h.run_room = ?1 AND ?2 - h.run_base <= ?3, 0)"
+);
 
-/// Starts a run at the fan-out at `$2` for every member it did not extend.
-const START_RUNS: &str = "INSERT INTO heads (user_id, seq, run_seq, run_room, run_from, run_to)
-     SELECT user_id, 1, 1, $1, $2, $2 FROM members WHERE room_id = $1 ORDER BY user_id
+/// The newest number of the row an upsert into `heads` conflicts with.
+macro_rules! newest_of_conflicting {
+    () => {
+        "CASE WHEN heads.run_room IS NULL THEN heads.seq
+              ELSE heads.seq + (SELECT fanouts FROM rooms WHERE id = heads.run_room)
+                   - heads.run_base END"
+    };
+}
+
+/// Starts a live run of `?1` at its fan-out number `?3` (position `?2`) for every
+/// member whose run does not take it.
+const START_RUNS: &str = concat!(
+    "INSERT INTO heads (user_id, seq, run_seq, run_room, run_from, run_to, run_base)
+     SELECT user_id, 0, 1, ?1, ?2, NULL, ?3 - 1 FROM members WHERE room_id = ?1
+         ORDER BY user_id
      ON CONFLICT (user_id) DO UPDATE SET
-         seq = heads.seq + 1, run_seq = heads.seq + 1, run_room = excluded.run_room,
-         run_from = excluded.run_from, run_to = excluded.run_to
-     WHERE heads.run_to IS NOT excluded.run_to
-     RETURNING user_id, seq";
+         seq = ",
+    newest_of_conflicting!(),
+    ",
+         run_seq = ",
+    newest_of_conflicting!(),
+    " + 1,
+         run_room = ?1, run_from = ?2, run_to = NULL, run_base = ?3 - 1
+     WHERE NOT coalesce(heads.run_room = ?1 AND ?3 - heads.run_base <= ?4, 0)"
+);
 
-const CLOSE_RUN: &str =
+/// Files `?1`'s open run, if any.
+const CLOSE_RUN: &str = concat!(
     "INSERT INTO runs (user_id, last_seq, first_seq, room_id, first_position, last_position)
-     SELECT user_id, seq, run_seq, run_room, run_from, run_to FROM heads
-     WHERE user_id = $1 AND run_to IS NOT NULL";
+     SELECT h.user_id, ",
+    newest!(),
+    ", h.run_seq, h.run_room, h.run_from, ",
+    last_position!(),
+    "
+     FROM heads h LEFT JOIN rooms r ON r.id = h.run_room
+     WHERE h.user_id = ?1 AND h.run_seq IS NOT NULL"
+);
 
-/// A run of the one event at `$2`.
-const START_SINGLE_RUN: &str =
-    "INSERT INTO heads (user_id, seq, run_seq, run_room, run_from, run_to)
-     VALUES ($1, 1, 1, NULL, $2, $2)
+/// A run of the one event at `?2`, after `?1`'s newest number.
+const START_SINGLE_RUN: &str = concat!(
+    "INSERT INTO heads (user_id, seq, run_seq, run_room, run_from, run_to, run_base)
+     VALUES (?1, 1, 1, NULL, ?2, ?2, NULL)
      ON CONFLICT (user_id) DO UPDATE SET
-         seq = heads.seq + 1, run_seq = heads.seq + 1, run_room = NULL,
-         run_from = excluded.run_from, run_to = excluded.run_to
-     RETURNING seq";
+         seq = ",
+    newest_of_conflicting!(),
+    " + 1,
+         run_seq = ",
+    newest_of_conflicting!(),
+    " + 1,
+         run_room = NULL, run_from = excluded.run_from, run_to = excluded.run_to,
+         run_base = NULL
+     RETURNING seq"
+);
 
-/// The user's filed runs holding a number in (`$2`, `$3`], oldest first.
+/// Ends `?1`'s live run of `?2` (they left it): they have no open run after.
+const END_LIVE_RUN: &str = "UPDATE heads
+     SET seq = seq + (SELECT fanouts FROM rooms WHERE id = ?2) - run_base,
+         run_seq = NULL, run_room = NULL, run_from = NULL, run_to = NULL, run_base = NULL
+     WHERE user_id = ?1 AND run_room = ?2";
+
+/// The user's newest number.
+pub(super) const HEAD: &str = concat!(
+    "SELECT ",
+    newest!(),
+    " FROM heads h LEFT JOIN rooms r ON r.id = h.run_room WHERE h.user_id = ?1"
+);
+
+/// The user's filed runs holding a number in (`?2`, `?3`], oldest first.
 const RUNS: &str = "SELECT first_seq, last_seq, room_id, first_position, last_position
-     FROM runs WHERE user_id = $1 AND last_seq > $2 AND first_seq <= $3
-     ORDER BY last_seq LIMIT $4";
+     FROM runs WHERE user_id = ?1 AND last_seq > ?2 AND first_seq <= ?3
+     ORDER BY last_seq LIMIT ?4";
 
-const OPEN_RUN: &str = "SELECT run_seq, seq, run_room, run_from, run_to
-     FROM heads WHERE user_id = $1 AND run_to IS NOT NULL";
+const OPEN_RUN: &str = concat!(
+    "SELECT h.run_seq, ",
+    newest!(),
+    ", h.run_room, h.run_from, ",
+    last_position!(),
+    " FROM heads h LEFT JOIN rooms r ON r.id = h.run_room
+     WHERE h.user_id = ?1 AND h.run_seq IS NOT NULL"
+);
 
 /// Part of a room run's events, by the room's fan-out index.
 const RUN_EVENTS: &str = "SELECT frame FROM events
-     WHERE audience_room = $1 AND position >= $2 AND position <= $3
-     ORDER BY position LIMIT $4 OFFSET $5";
+     WHERE audience_room = ?1 AND position >= ?2 AND position <= ?3
+     ORDER BY position LIMIT ?4 OFFSET ?5";
 
-const EVENT_FRAME: &str = "SELECT frame FROM events WHERE position = $1";
+const EVENT_FRAME: &str = "SELECT frame FROM events WHERE position = ?1";
 
 /// Numbers the fan-out stored at `position` in the stream of every member of
 /// `room_id`; the event's `audience_room` is `room_id` already.
@@ -104,50 +177,66 @@ pub(super) fn number_room(
     room_id: &str,
     position: i64,
 ) -> StoreResult<Vec<(String, Seq)>> {
-    let previous: Option<i64> = db
-        .prepare_cached(PREVIOUS_FANOUT)
+    let Some(fanouts) = db
+        .prepare_cached(ROOM_FANOUTS)
         .map_err(backend)?
-        .query_row(params![room_id, position], |row| row.get(0))
-        .map_err(backend)?;
-    let mut numbered = match previous {
-        Some(previous) => numbered_rows(
-            db,
-            EXTEND_RUNS,
-            params![position, room_id, previous, MAX_RUN],
-        )?,
-        None => Vec::new(),
+        .query_row([room_id], |row| row.get::<_, i64>(0))
+        .optional()
+        .map_err(backend)?
+    else {
+        // No such room, so no members: the event is stored for no one.
+        return Ok(Vec::new());
     };
-    let members: i64 = db
-        .prepare_cached(MEMBER_COUNT)
-        .map_err(backend)?
-        .query_row([room_id], |row| row.get(0))
-        .map_err(backend)?;
-    if count(numbered.len()) < members {
+    let this = fanouts + 1;
+    let mut numbered = member_numbers(db, room_id, this)?;
+    if numbered.iter().any(|(_, _, taken)| !taken) {
         db.prepare_cached(CLOSE_RUNS)
             .map_err(backend)?
-            .execute(params![room_id, position])
+            .execute(params![room_id, this, MAX_RUN])
             .map_err(backend)?;
-        numbered.extend(numbered_rows(db, START_RUNS, params![room_id, position])?);
+        db.prepare_cached(START_RUNS)
+            .map_err(backend)?
+            .execute(params![room_id, position, this, MAX_RUN])
+            .map_err(backend)?;
+        numbered = member_numbers(db, room_id, this)?;
     }
+    db.prepare_cached(COUNT_FANOUT)
+        .map_err(backend)?
+        .execute(params![room_id, position])
+        .map_err(backend)?;
+    let mut numbered = numbered
+        .into_iter()
+        .map(|(user_id, seq, taken)| {
+            if !taken {
+                return Err(StoreError::Backend(format!(
+                    "{user_id} has no run for the fan-out of {room_id} at {position}"
+                )));
+            }
+            Ok((user_id, seq_of(seq)?))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
     numbered.sort_unstable();
     Ok(numbered)
 }
 
-fn numbered_rows(
+/// [`MEMBER_NUMBERS`] for the room's fan-out number `this`.
+fn member_numbers(
     db: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> StoreResult<Vec<(String, Seq)>> {
-    let rows: Vec<(String, i64)> = db
-        .prepare_cached(sql)
+    room_id: &str,
+    this: i64,
+) -> StoreResult<Vec<(String, i64, bool)>> {
+    db.prepare_cached(MEMBER_NUMBERS)
         .map_err(backend)?
-        .query_map(params, |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_map(params![room_id, this, MAX_RUN], |row| {
+            Ok((
+                row.get(0)?,
+                row.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                row.get(2)?,
+            ))
+        })
         .map_err(backend)?
         .collect::<Result<_, _>>()
-        .map_err(backend)?;
-    rows.into_iter()
-        .map(|(user_id, seq)| Ok((user_id, seq_of(seq)?)))
-        .collect()
+        .map_err(backend)
 }
 
 /// Gives the next number in `user_id`'s stream to the event at `position` alone.
@@ -162,6 +251,29 @@ pub(super) fn number_user(db: &Connection, user_id: &str, position: i64) -> Stor
         .query_row(params![user_id, position], |row| row.get(0))
         .map_err(backend)?;
     seq_of(seq)
+}
+
+/// Ends `user_id`'s live run of `room_id`, filing it, before they leave the room: a
+/// live run holds every fan-out of its room.
+pub(super) fn leave_room(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<()> {
+    let live: bool = db
+        .prepare_cached("SELECT 1 FROM heads WHERE user_id = ?1 AND run_room = ?2")
+        .map_err(backend)?
+        .query_row(params![user_id, room_id], |_| Ok(true))
+        .optional()
+        .map_err(backend)?
+        .unwrap_or(false);
+    if live {
+        db.prepare_cached(CLOSE_RUN)
+            .map_err(backend)?
+            .execute([user_id])
+            .map_err(backend)?;
+        db.prepare_cached(END_LIVE_RUN)
+            .map_err(backend)?
+            .execute(params![user_id, room_id])
+            .map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// A run as stored: numbers `first_seq..=last_seq`, the events of `room`'s fan-outs

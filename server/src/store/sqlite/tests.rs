@@ -311,3 +311,92 @@ async fn a_store_of_rows_per_delivery_migrates_to_runs() {
     thread.shut_down();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A store of schema 3 (a run's end written into its member's head at each fan-out)
+/// migrates to live runs: an open run its member can still extend goes live, one they
+/// could not (they left the room) is filed, and every stream goes on from its number.
+#[tokio::test]
+async fn a_store_of_written_runs_migrates_to_live_runs() {
+    let dir = fresh_dir("live-runs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    {
+        let mut db = Connection::open(&path).unwrap();
+        for (version, migration) in (1..).zip(&schema::MIGRATIONS[..3]) {
+            let transaction = db.transaction().unwrap();
+            transaction.execute_batch(migration.sqlite).unwrap();
+            transaction
+                .pragma_update(None, "application_id", schema::APPLICATION_ID)
+                .unwrap();
+            transaction
+                .pragma_update(None, "user_version", version)
+                .unwrap();
+            transaction.commit().unwrap();
+        }
+        // What schema 3 wrote: m1 and m2 to general (alice, bob, carol), carol left,
+        // d1 to bob alone, then m3 to general (alice, bob).
+        db.execute_batch(
+            r#"
+            INSERT INTO rooms (id, title, open, created_at) VALUES ('general', 'General', 1, 't');
+            INSERT INTO members (room_id, user_id, joined_at) VALUES ('general', 'alice', 't'), ('general', 'bob', 't');
+            INSERT INTO events (id, room_id, kind, sender_id, frame, created_at, audience_room) VALUES
+                ('m1', 'general', 'chat:message', 'alice', '{"type":"chat:message","payload":{"id":"m1"}}', 't', 'general'),
+                ('m2', 'general', 'chat:message', 'bob', '{"type":"chat:message","payload":{"id":"m2"}}', 't', 'general'),
+                ('d1', 'general', 'chat:message', 'alice', '{"type":"chat:message","payload":{"id":"d1"}}', 't', NULL),
+                ('m3', 'general', 'chat:message', 'alice', '{"type":"chat:message","payload":{"id":"m3"}}', 't', 'general');
+            INSERT INTO heads (user_id, seq, run_seq, run_room, run_from, run_to) VALUES
+                ('alice', 3, 1, 'general', 1, 4),
+                ('bob', 4, 4, 'general', 4, 4),
+                ('carol', 2, 1, 'general', 1, 2);
+            INSERT INTO runs (user_id, last_seq, first_seq, room_id, first_position, last_position) VALUES
+                ('bob', 2, 1, 'general', 1, 2),
+                ('bob', 3, 3, NULL, 3, 3);
+            "#,
+        )
+        .unwrap();
+    }
+    let (store, thread) = SqliteStore::open(&Location::File(path)).expect("migrated");
+    let published = store
+        .publish(post("m4", "general", "alice"), none())
+        .await
+        .unwrap();
+    let Published::Stored { recipients, .. } = published else {
+        panic!("not stored");
+    };
+    let numbers: Vec<(&str, u64)> = recipients
+        .iter()
+        .map(|(user, seq)| (user.as_str(), seq.get()))
+        .collect();
+    assert_eq!(numbers, [("alice", 4), ("bob", 5)]);
+    let to_carol = Publish {
+        audience: Audience::Users(vec!["carol".into()]),
+        require_member: None,
+        ..post("d2", "general", "alice")
+    };
+    let published = store.publish(to_carol, none()).await.unwrap();
+    let Published::Stored { recipients, .. } = published else {
+        panic!("not stored");
+    };
+    assert_eq!(recipients, [("carol".to_owned(), Seq::new(3).unwrap())]);
+    for (user, expected) in [
+        ("alice", &["m1", "m2", "m3", "m4"][..]),
+        ("bob", &["m1", "m2", "d1", "m3", "m4"]),
+        ("carol", &["m1", "m2", "d2"]),
+    ] {
+        let missed = store
+            .events_between(user.into(), Seq::new(0).unwrap(), Seq::new(9).unwrap())
+            .await
+            .unwrap();
+        let frames: Vec<String> = missed.iter().map(|(_, frame)| frame.clone()).collect();
+        let wanted: Vec<String> = (1..)
+            .zip(expected)
+            .map(|(n, id)| {
+                format!(r#"{{"type":"chat:message","payload":{{"id":"{id}","seq":{n}}}}}"#)
+            })
+            .collect();
+        assert_eq!(frames, wanted, "{user}'s stream");
+    }
+    drop(store);
+    thread.shut_down();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
