@@ -252,6 +252,10 @@ fn run_batch(connection: &mut Connection, batch: Vec<Job>) {
                 }
             }
         };
+        if !committed {
+            // What the batch's fan-outs cached is not what the database holds now.
+            streams::forget_live_rooms();
+        }
         for follow_up in follow_ups {
             let run = std::panic::AssertUnwindSafe(|| follow_up(committed));
             if std::panic::catch_unwind(run).is_err() {
@@ -314,6 +318,7 @@ mod queries {
     }
 
     pub(super) fn add_member(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<bool> {
+        streams::forget_live_rooms();
         let inserted = db
             .prepare_cached(sql::ADD_MEMBER)
             .map_err(backend)?

@@ -22,6 +22,9 @@
 //! PostgreSQL keeps a row per delivery (`inbox`) and a head updated per delivery: the
 //! writes per member that live runs spare SQLite.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use relaywire_protocol::Seq;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -49,7 +52,7 @@ const COUNT_FANOUT: &str = "UPDATE rooms SET fanouts = fanouts + 1, last_fanout 
 /// and whether their open run takes it (a live run of this room, not yet
 /// [`MAX_RUN`] long).
 const MEMBER_NUMBERS: &str = "SELECT m.user_id, h.seq + ?2 - h.run_base,
-         coalesce(h.run_room = ?1 AND ?2 - h.run_base <= ?3, 0)
+         coalesce(h.run_room = ?1 AND ?2 - h.run_base <= ?3, 0), h.run_base
      FROM members m LEFT JOIN heads h ON h.user_id = m.user_id
      WHERE m.room_id = ?1";
 
@@ -170,6 +173,33 @@ const RUN_EVENTS: &str = "SELECT frame FROM events
 
 const EVENT_FRAME: &str = "SELECT frame FROM events WHERE position = ?1";
 
+/// A room whose members all hold a live run of it, as its newest fan-out left them.
+struct LiveRoom {
+    /// The room's fan-outs when it was read.
+    fanouts: i64,
+    /// Each member (in order), the offset of their numbers from the room's fan-out
+    /// numbers (`seq - run_base`) and where their run starts (`run_base`).
+    members: Vec<(String, i64, i64)>,
+}
+
+/// Rooms cached in [`LIVE_ROOMS`] at most: past that, the cache starts over.
+const MAX_LIVE_ROOMS: usize = 1024;
+
+thread_local! {
+    /// The store thread's copy of what [`MEMBER_NUMBERS`] read for recent rooms: while
+    /// nothing changes a member's run or the room's members, the next fan-out numbers
+    /// them from here instead of reading every member's head, which was half of the
+    /// store thread's CPU in `cargo xtask bench`'s fan-out. It lives with the one thread
+    /// that writes the database; whatever else changes a run or a membership
+    /// ([`forget_live_rooms`]) clears it, as does a batch that does not commit.
+    static LIVE_ROOMS: RefCell<HashMap<String, LiveRoom>> = RefCell::new(HashMap::new());
+}
+
+/// Clears [`LIVE_ROOMS`]: a run or a membership changed, or a batch did not commit.
+pub(super) fn forget_live_rooms() {
+    LIVE_ROOMS.with_borrow_mut(HashMap::clear);
+}
+
 /// Numbers the fan-out stored at `position` in the stream of every member of
 /// `room_id`; the event's `audience_room` is `room_id` already.
 pub(super) fn number_room(
@@ -188,8 +218,63 @@ pub(super) fn number_room(
         return Ok(Vec::new());
     };
     let this = fanouts + 1;
+    let cached = LIVE_ROOMS.with_borrow(|rooms| {
+        let room = rooms.get(room_id).filter(|room| {
+            room.fanouts == fanouts
+                && room
+                    .members
+                    .iter()
+                    .all(|(_, _, base)| this - base <= MAX_RUN)
+        })?;
+        Some(
+            room.members
+                .iter()
+                .map(|(user_id, offset, base)| (user_id.clone(), offset + this, *base))
+                .collect::<Vec<_>>(),
+        )
+    });
+    let numbered = match cached {
+        Some(numbered) => numbered,
+        None => read_numbers(db, room_id, position, this)?,
+    };
+    db.prepare_cached(COUNT_FANOUT)
+        .map_err(backend)?
+        .execute(params![room_id, position])
+        .map_err(backend)?;
+    let recipients = numbered
+        .iter()
+        .map(|(user_id, seq, _)| Ok((user_id.clone(), seq_of(*seq)?)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    LIVE_ROOMS.with_borrow_mut(|rooms| {
+        if rooms.len() >= MAX_LIVE_ROOMS && !rooms.contains_key(room_id) {
+            rooms.clear();
+        }
+        let members = numbered
+            .into_iter()
+            .map(|(user_id, seq, base)| (user_id, seq - this, base))
+            .collect();
+        rooms.insert(
+            room_id.to_owned(),
+            LiveRoom {
+                fanouts: this,
+                members,
+            },
+        );
+    });
+    Ok(recipients)
+}
+
+/// Every member's number for the room's fan-out number `this` and where their run
+/// starts, by user: runs that cannot take it are filed and new ones started first.
+fn read_numbers(
+    db: &Connection,
+    room_id: &str,
+    position: i64,
+    this: i64,
+) -> StoreResult<Vec<(String, i64, i64)>> {
     let mut numbered = member_numbers(db, room_id, this)?;
-    if numbered.iter().any(|(_, _, taken)| !taken) {
+    if numbered.iter().any(|member| !member.taken) {
+        forget_live_rooms();
         db.prepare_cached(CLOSE_RUNS)
             .map_err(backend)?
             .execute(params![room_id, this, MAX_RUN])
@@ -200,39 +285,40 @@ pub(super) fn number_room(
             .map_err(backend)?;
         numbered = member_numbers(db, room_id, this)?;
     }
-    db.prepare_cached(COUNT_FANOUT)
-        .map_err(backend)?
-        .execute(params![room_id, position])
-        .map_err(backend)?;
     let mut numbered = numbered
         .into_iter()
-        .map(|(user_id, seq, taken)| {
-            if !taken {
-                return Err(StoreError::Backend(format!(
-                    "{user_id} has no run for the fan-out of {room_id} at {position}"
-                )));
-            }
-            Ok((user_id, seq_of(seq)?))
+        .map(|member| match (member.taken, member.run_base) {
+            (true, Some(base)) => Ok((member.user_id, member.seq, base)),
+            _ => Err(StoreError::Backend(format!(
+                "{} has no run for the fan-out of {room_id} at {position}",
+                member.user_id
+            ))),
         })
         .collect::<StoreResult<Vec<_>>>()?;
     numbered.sort_unstable();
     Ok(numbered)
 }
 
+/// A row of [`MEMBER_NUMBERS`].
+struct MemberNumber {
+    user_id: String,
+    seq: i64,
+    /// Their open run takes the fan-out.
+    taken: bool,
+    run_base: Option<i64>,
+}
+
 /// [`MEMBER_NUMBERS`] for the room's fan-out number `this`.
-fn member_numbers(
-    db: &Connection,
-    room_id: &str,
-    this: i64,
-) -> StoreResult<Vec<(String, i64, bool)>> {
+fn member_numbers(db: &Connection, room_id: &str, this: i64) -> StoreResult<Vec<MemberNumber>> {
     db.prepare_cached(MEMBER_NUMBERS)
         .map_err(backend)?
         .query_map(params![room_id, this, MAX_RUN], |row| {
-            Ok((
-                row.get(0)?,
-                row.get::<_, Option<i64>>(1)?.unwrap_or(0),
-                row.get(2)?,
-            ))
+            Ok(MemberNumber {
+                user_id: row.get(0)?,
+                seq: row.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                taken: row.get(2)?,
+                run_base: row.get(3)?,
+            })
         })
         .map_err(backend)?
         .collect::<Result<_, _>>()
@@ -241,6 +327,7 @@ fn member_numbers(
 
 /// Gives the next number in `user_id`'s stream to the event at `position` alone.
 pub(super) fn number_user(db: &Connection, user_id: &str, position: i64) -> StoreResult<Seq> {
+    forget_live_rooms();
     db.prepare_cached(CLOSE_RUN)
         .map_err(backend)?
         .execute([user_id])
@@ -256,6 +343,7 @@ pub(super) fn number_user(db: &Connection, user_id: &str, position: i64) -> Stor
 /// Ends `user_id`'s live run of `room_id`, filing it, before they leave the room: a
 /// live run holds every fan-out of its room.
 pub(super) fn leave_room(db: &Connection, room_id: &str, user_id: &str) -> StoreResult<()> {
+    forget_live_rooms();
     let live: bool = db
         .prepare_cached("SELECT 1 FROM heads WHERE user_id = ?1 AND run_room = ?2")
         .map_err(backend)?
