@@ -617,8 +617,8 @@ fn server_section(server: &LoadReport, out: &mut String) {
              its last run: each recipient's copy is numbered in that recipient's own stream \
              and committed before anyone receives it. A member's stream holds the room's \
              fan-outs as one live run, counted by the room, so a fan-out writes the event \
-             and the room's count, reads the members' numbers, and writes nothing per \
-             member."
+             and the room's count and nothing per member, and numbers the members from \
+             the store thread's copy of their runs while none of them changed."
         );
     }
     scale_out_section(server, out);
