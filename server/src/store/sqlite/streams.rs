@@ -184,8 +184,16 @@ struct LiveRoom {
     members: Vec<(String, i64, i64)>,
 }
 
-/// Rooms cached in [`LIVE_ROOMS`] at most: past that, the cache starts over.
-const MAX_LIVE_ROOMS: usize = 1024;
+/// Members [`LIVE_ROOMS`] holds at most, over all its rooms: a room that would take it
+/// past this starts the cache over (a few MiB at most).
+const MAX_LIVE_MEMBERS: usize = 65_536;
+
+/// Rooms whose members' numbers the store thread holds, and how many members that is.
+#[derive(Default)]
+struct LiveRooms {
+    rooms: HashMap<String, LiveRoom>,
+    members: usize,
+}
 
 thread_local! {
     /// The store thread's copy of what [`MEMBER_NUMBERS`] read for recent rooms: while
@@ -194,12 +202,12 @@ thread_local! {
     /// store thread's CPU in `cargo xtask bench`'s fan-out. It lives with the one thread
     /// that writes the database; whatever else changes a run or a membership
     /// ([`forget_live_rooms`]) clears it, as does a batch that does not commit.
-    static LIVE_ROOMS: RefCell<HashMap<String, LiveRoom>> = RefCell::new(HashMap::new());
+    static LIVE_ROOMS: RefCell<LiveRooms> = RefCell::default();
 }
 
 /// Clears [`LIVE_ROOMS`]: a run or a membership changed, or a batch did not commit.
 pub(super) fn forget_live_rooms() {
-    LIVE_ROOMS.with_borrow_mut(HashMap::clear);
+    LIVE_ROOMS.take();
 }
 
 /// Numbers the fan-out stored at `position` in the stream of every member of
@@ -220,8 +228,8 @@ pub(super) fn number_room(
         return Ok(Vec::new());
     };
     let this = fanouts + 1;
-    let cached = LIVE_ROOMS.with_borrow(|rooms| {
-        let room = rooms.get(room_id).filter(|room| {
+    let cached = LIVE_ROOMS.with_borrow(|live| {
+        let room = live.rooms.get(room_id).filter(|room| {
             room.fanouts == fanouts
                 && room
                     .members
@@ -247,15 +255,19 @@ pub(super) fn number_room(
         .iter()
         .map(|(user_id, seq, _)| Ok((user_id.clone(), seq_of(*seq)?)))
         .collect::<StoreResult<Vec<_>>>()?;
-    LIVE_ROOMS.with_borrow_mut(|rooms| {
-        if rooms.len() >= MAX_LIVE_ROOMS && !rooms.contains_key(room_id) {
-            rooms.clear();
+    let members: Vec<_> = numbered
+        .into_iter()
+        .map(|(user_id, seq, base)| (user_id, seq - this, base))
+        .collect();
+    LIVE_ROOMS.with_borrow_mut(|live| {
+        if let Some(old) = live.rooms.remove(room_id) {
+            live.members -= old.members.len();
         }
-        let members = numbered
-            .into_iter()
-            .map(|(user_id, seq, base)| (user_id, seq - this, base))
-            .collect();
-        rooms.insert(
+        if live.members + members.len() > MAX_LIVE_MEMBERS {
+            *live = LiveRooms::default();
+        }
+        live.members += members.len();
+        live.rooms.insert(
             room_id.to_owned(),
             LiveRoom {
                 fanouts: this,
