@@ -85,9 +85,24 @@ impl SqliteStore {
                 Connection::open(path).map_err(backend)?
             }
         };
+        // The file belongs to this process: its store thread is the one writer, and
+        // numbers fan-outs from its own copy of the members' runs (`streams`), which a
+        // second writer would leave stale. Held from the first access, before WAL, so
+        // a second server on the file fails here instead.
+        connection
+            .pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(backend)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
+            .map_err(|err| match err.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                    StoreError::Backend(
+                        "the SQLite file is held by another process: a SQLite store belongs to one server (point DATABASE_URL elsewhere, or at PostgreSQL to share a store)"
+                            .to_owned(),
+                    )
+                }
+                _ => backend(err),
+            })?;
         connection
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;

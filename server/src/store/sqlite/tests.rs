@@ -400,3 +400,33 @@ async fn a_store_of_written_runs_migrates_to_live_runs() {
     thread.shut_down();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A SQLite file belongs to one server: a second store opening it is refused at once,
+/// saying so, and the first goes on as before; once the first is shut down, the file
+/// opens again.
+#[tokio::test]
+async fn a_second_store_on_the_same_file_is_refused() {
+    let dir = fresh_dir("one-process");
+    let location = Location::File(dir.join("store.db"));
+    let (store, thread) = SqliteStore::open(&location).expect("a file store");
+    with_general(&store).await;
+    let Err(StoreError::Backend(reason)) = SqliteStore::open(&location) else {
+        panic!("a second store opened the same file");
+    };
+    assert!(reason.contains("held by another process"), "{reason}");
+    store
+        .publish(post("m1", "general", "alice"), none())
+        .await
+        .expect("the first store still writes");
+    drop(store);
+    thread.shut_down();
+    let (store, thread) = SqliteStore::open(&location).expect("the file opens again");
+    let missed = store
+        .events_between("bob".into(), Seq::new(0).unwrap(), Seq::new(1).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(missed.len(), 1, "m1 is in bob's stream");
+    drop(store);
+    thread.shut_down();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
