@@ -88,7 +88,9 @@ impl SqliteStore {
         // The file belongs to this process: its store thread is the one writer, and
         // numbers fan-outs from its own copy of the members' runs (`streams`), which a
         // second writer would leave stale. Held from the first access, before WAL, so
-        // a second server on the file fails here instead.
+        // a second server on the file fails here instead. It also spares every
+        // transaction the WAL's shared-memory index: in `cargo xtask bench`'s fan-out
+        // the store thread's CPU per delivery went from 0.9–1.2 µs to 0.7–0.9.
         connection
             .pragma_update(None, "locking_mode", "EXCLUSIVE")
             .map_err(backend)?;
