@@ -108,6 +108,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// few KiB: the benchmark's load generator, reading the same way, spent a third of its
 /// CPU on that fill. A larger frame grows the buffer.
 const READ_BUFFER: usize = 8 * 1024;
+
 /// An open socket, and the protocol version its server chose.
 type Opened = (Socket, Wire);
 type Opening = Pin<Box<dyn Future<Output = Result<Opened, tungstenite::Error>> + Send>>;

@@ -177,7 +177,7 @@ const EVENT_FRAME: &str = "SELECT frame FROM events WHERE position = ?1";
 
 /// A room whose members all hold a live run of it, as its newest fan-out left them.
 struct LiveRoom {
-    /// The room's fan-outs when it was read.
+    /// The room's fan-out count after the fan-out that left it so.
     fanouts: i64,
     /// Each member (in order), the offset of their numbers from the room's fan-out
     /// numbers (`seq - run_base`) and where their run starts (`run_base`).
@@ -228,6 +228,8 @@ pub(super) fn number_room(
         return Ok(Vec::new());
     };
     let this = fanouts + 1;
+    // From the store thread's copy while it still holds (nothing changed since the
+    // room's last fan-out, no run at its longest); else read, and kept for the next.
     let cached = LIVE_ROOMS.with_borrow(|live| {
         let room = live.rooms.get(room_id).filter(|room| {
             room.fanouts == fanouts
@@ -236,29 +238,24 @@ pub(super) fn number_room(
                     .iter()
                     .all(|(_, _, base)| this - base <= MAX_RUN)
         })?;
-        Some(
-            room.members
-                .iter()
-                .map(|(user_id, offset, base)| (user_id.clone(), offset + this, *base))
-                .collect::<Vec<_>>(),
-        )
+        Some(recipients(&room.members, this))
     });
-    let numbered = match cached {
-        Some(numbered) => numbered,
-        None => read_numbers(db, room_id, position, this)?,
-    };
-    db.prepare_cached(COUNT_FANOUT)
-        .map_err(backend)?
-        .execute(params![room_id, position])
-        .map_err(backend)?;
-    let recipients = numbered
-        .iter()
-        .map(|(user_id, seq, _)| Ok((user_id.clone(), seq_of(*seq)?)))
-        .collect::<StoreResult<Vec<_>>>()?;
-    let members: Vec<_> = numbered
+    if let Some(recipients) = cached {
+        let recipients = recipients?;
+        count_fanout(db, room_id, position)?;
+        LIVE_ROOMS.with_borrow_mut(|live| {
+            if let Some(room) = live.rooms.get_mut(room_id) {
+                room.fanouts = this;
+            }
+        });
+        return Ok(recipients);
+    }
+    let members: Vec<_> = read_numbers(db, room_id, position, this)?
         .into_iter()
         .map(|(user_id, seq, base)| (user_id, seq - this, base))
         .collect();
+    count_fanout(db, room_id, position)?;
+    let recipients = recipients(&members, this)?;
     LIVE_ROOMS.with_borrow_mut(|live| {
         if let Some(old) = live.rooms.remove(room_id) {
             live.members -= old.members.len();
@@ -276,6 +273,23 @@ pub(super) fn number_room(
         );
     });
     Ok(recipients)
+}
+
+/// Each member's number for the room's fan-out number `this`, from their offsets.
+fn recipients(members: &[(String, i64, i64)], this: i64) -> StoreResult<Vec<(String, Seq)>> {
+    members
+        .iter()
+        .map(|(user_id, offset, _)| Ok((user_id.clone(), seq_of(offset + this)?)))
+        .collect()
+}
+
+/// Counts the room's fan-out at `position` ([`COUNT_FANOUT`]).
+fn count_fanout(db: &Connection, room_id: &str, position: i64) -> StoreResult<()> {
+    db.prepare_cached(COUNT_FANOUT)
+        .map_err(backend)?
+        .execute(params![room_id, position])
+        .map_err(backend)?;
+    Ok(())
 }
 
 /// Every member's number for the room's fan-out number `this` and where their run

@@ -22,6 +22,27 @@ fn fresh_dir(name: &str) -> std::path::PathBuf {
     ))
 }
 
+/// A store file (in a fresh folder, also returned) that the first `version`
+/// migrations made, as a server of that schema left it.
+fn file_at_schema(name: &str, version: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = fresh_dir(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let mut db = Connection::open(&path).unwrap();
+    for (version, migration) in (1..).zip(&schema::MIGRATIONS[..version]) {
+        let transaction = db.transaction().unwrap();
+        transaction.execute_batch(migration.sqlite).unwrap();
+        transaction
+            .pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .unwrap();
+        transaction
+            .pragma_update(None, "user_version", version)
+            .unwrap();
+        transaction.commit().unwrap();
+    }
+    (dir, path)
+}
+
 #[tokio::test]
 async fn a_batch_commits_together_and_a_failing_job_leaves_nothing() {
     let (store, thread) = store();
@@ -247,22 +268,9 @@ async fn a_long_stream_replays_from_anywhere() {
 /// from there.
 #[tokio::test]
 async fn a_store_of_rows_per_delivery_migrates_to_runs() {
-    let dir = fresh_dir("runs");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("store.db");
+    let (dir, path) = file_at_schema("runs", 2);
     {
-        let mut db = Connection::open(&path).unwrap();
-        for (version, migration) in (1..).zip(&schema::MIGRATIONS[..2]) {
-            let transaction = db.transaction().unwrap();
-            transaction.execute_batch(migration.sqlite).unwrap();
-            transaction
-                .pragma_update(None, "application_id", schema::APPLICATION_ID)
-                .unwrap();
-            transaction
-                .pragma_update(None, "user_version", version)
-                .unwrap();
-            transaction.commit().unwrap();
-        }
+        let db = Connection::open(&path).unwrap();
         // What schema 2's store wrote for m1 and m2 in general (alice 1, 2; bob 1, 2)
         // and d1 to bob alone (bob 3).
         db.execute_batch(
@@ -317,22 +325,9 @@ async fn a_store_of_rows_per_delivery_migrates_to_runs() {
 /// could not (they left the room) is filed, and every stream goes on from its number.
 #[tokio::test]
 async fn a_store_of_written_runs_migrates_to_live_runs() {
-    let dir = fresh_dir("live-runs");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("store.db");
+    let (dir, path) = file_at_schema("live-runs", 3);
     {
-        let mut db = Connection::open(&path).unwrap();
-        for (version, migration) in (1..).zip(&schema::MIGRATIONS[..3]) {
-            let transaction = db.transaction().unwrap();
-            transaction.execute_batch(migration.sqlite).unwrap();
-            transaction
-                .pragma_update(None, "application_id", schema::APPLICATION_ID)
-                .unwrap();
-            transaction
-                .pragma_update(None, "user_version", version)
-                .unwrap();
-            transaction.commit().unwrap();
-        }
+        let db = Connection::open(&path).unwrap();
         // What schema 3 wrote: m1 and m2 to general (alice, bob, carol), carol left,
         // d1 to bob alone, then m3 to general (alice, bob).
         db.execute_batch(
